@@ -1,0 +1,117 @@
+//! Outbound HTTP to the identity provider, behind one small trait so that tests can
+//! put a fake in its place. The real one is reqwest with rustls.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// Largest body the gateway reads from the identity provider. Discovery documents,
+/// JWKS and token responses are a few KiB; anything bigger is refused, not buffered.
+pub const MAX_BODY: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+/// One request. `headers` may carry credentials (`Authorization`): never log it.
+#[derive(Debug)]
+pub struct OutboundRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    /// Sent as `application/x-www-form-urlencoded` when not empty.
+    pub form: Vec<(&'static str, String)>,
+}
+
+impl OutboundRequest {
+    pub fn get(url: impl Into<String>) -> OutboundRequest {
+        OutboundRequest {
+            method: Method::Get,
+            url: url.into(),
+            headers: vec![("accept", "application/json".into())],
+            form: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct OutboundResponse {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+#[async_trait]
+pub trait HttpClient: Send + Sync {
+    /// Sends the request; `Err` only when no HTTP answer came (refused, timed out,
+    /// too large). Any status is an `Ok`.
+    async fn send(&self, req: OutboundRequest) -> Result<OutboundResponse, String>;
+}
+
+pub struct ReqwestClient {
+    client: reqwest::Client,
+}
+
+impl ReqwestClient {
+    pub fn new(timeout: Duration) -> Result<ReqwestClient, String> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            // The token endpoint answering with a redirect is an error, not a hop.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("oneaccess-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(ReqwestClient { client })
+    }
+}
+
+#[async_trait]
+impl HttpClient for ReqwestClient {
+    async fn send(&self, req: OutboundRequest) -> Result<OutboundResponse, String> {
+        let mut rb = match req.method {
+            Method::Get => self.client.get(&req.url),
+            Method::Post => self.client.post(&req.url),
+        };
+        for (k, v) in &req.headers {
+            rb = rb.header(*k, v);
+        }
+        if !req.form.is_empty() {
+            rb = rb.form(&req.form);
+        }
+        // reqwest's error text names the URL, which carries no secret here (codes
+        // and secrets travel in the form body).
+        let mut resp = rb.send().await.map_err(|e| without_url(&e))?;
+        let status = resp.status().as_u16();
+        if resp.content_length().is_some_and(|n| n as usize > MAX_BODY) {
+            return Err("response body too large".into());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| without_url(&e))? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err("response body too large".into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(OutboundResponse {
+            status,
+            body: Bytes::from(body),
+        })
+    }
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    match e.url() {
+        Some(u) => format!("{kind}: {}{}", u.origin().ascii_serialization(), u.path()),
+        None => kind.to_string(),
+    }
+}

@@ -1,0 +1,87 @@
+//! The serde mirror of the TOML file. Unknown keys are errors; almost every field is
+//! optional here so that `validate` can report all missing ones at once, with paths.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    /// `host:port` to listen on (plain HTTP; TLS comes with a later issue).
+    pub listen: Option<String>,
+    /// The URL users reach the gateway at. Its scheme decides `Secure` cookies and
+    /// the `__Host-` prefix; its host and port build redirect URIs.
+    pub public_url: Option<String>,
+    pub threads: Option<usize>,
+    /// How long SIGTERM lets in-flight requests finish. Pingora's default is 300 s.
+    pub grace_period_seconds: Option<u64>,
+    pub shutdown_timeout_seconds: Option<u64>,
+    /// Where the gateway's own endpoints live (`{prefix}/callback`, `{prefix}/logout`).
+    pub sso_path_prefix: Option<String>,
+    /// Hosts, besides the gateway's own, that a return URL may point to.
+    #[serde(default)]
+    pub allowed_redirect_hosts: Vec<String>,
+    /// Where users land after logout when they did not ask for a place.
+    pub post_logout_redirect: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionFile {
+    pub cookie_name: Option<String>,
+    pub lifetime_seconds: Option<u64>,
+    /// 32-byte AES keys, base64. The first seals new cookies; all of them open.
+    #[serde(default)]
+    pub keys: Vec<SecretFile>,
+    pub pending_login_ttl_seconds: Option<u64>,
+    pub max_pending_logins: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderFile {
+    /// The OneAccess tenant's access domain; the issuer is then
+    /// `https://{domain}/api/v1/oauth2`.
+    pub domain: Option<String>,
+    /// An explicit issuer, instead of `domain` (a simulator, a proxy in between).
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretFile>,
+    /// `client_secret_post` (OneAccess's way) or `client_secret_basic`.
+    pub token_endpoint_auth: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub id_token_algorithms: Option<Vec<String>>,
+    pub clock_skew_seconds: Option<u64>,
+    pub jwks_min_refetch_seconds: Option<u64>,
+    pub jwks_cache_seconds: Option<u64>,
+    pub http_timeout_seconds: Option<u64>,
+    /// Lets `issuer` be plain `http://` on a non-loopback host. Development only.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    /// OneAccess's global logout; defaults to `{base}/api/v1/logout`.
+    pub logout_url: Option<String>,
+}
+
+/// Where a secret comes from. Exactly one of `env`, `file`, `value`; `value` only
+/// with `dev = true`, so a plain-text secret in TOML is always a visible choice.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretFile {
+    pub env: Option<String>,
+    pub file: Option<String>,
+    pub value: Option<String>,
+    #[serde(default)]
+    pub dev: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub upstream: Option<String>,
+    pub protocol: Option<String>,
+    /// Upstream header name -> claim name. Replaces the default set when given.
+    pub headers: Option<BTreeMap<String, String>>,
+}

@@ -1,0 +1,707 @@
+//! Turns the TOML text into a runtime `Config`, collecting EVERY problem with its
+//! TOML path instead of stopping at the first. Reads secrets and resolves upstream
+//! addresses, so that the request path never meets a config error.
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine;
+use http::HeaderName;
+use jsonwebtoken::Algorithm;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::file::{ProviderFile, RouteFile, SecretFile, ServerFile, SessionFile};
+use super::runtime::*;
+use crate::error::{ConfigErrors, ConfigProblem};
+use crate::secret::Secret;
+
+/// Reads an environment variable. A parameter, so tests need not touch the process
+/// environment.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The headers every protected route sets unless it lists its own.
+pub const DEFAULT_HEADERS: [(&str, &str); 3] = [
+    ("x-forwarded-user", "sub"),
+    ("x-forwarded-email", "email"),
+    ("x-forwarded-preferred-username", "preferred_username"),
+];
+
+/// Headers an identity mapping may never set: they frame or route the request, or
+/// carry the client's own credentials.
+const FORBIDDEN_HEADERS: [&str; 9] = [
+    "host",
+    "cookie",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+];
+
+struct Collector {
+    problems: Vec<ConfigProblem>,
+}
+
+impl Collector {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Deserializes one section on its own, so that a typo in one route does not
+    /// hide the problems of the others.
+    fn section<T: DeserializeOwned + Default>(&mut self, path: &str, v: Option<toml::Value>) -> T {
+        match v {
+            None => T::default(),
+            Some(v) => match v.try_into::<T>() {
+                Ok(t) => t,
+                Err(e) => {
+                    self.add(path, e.message().trim().to_string());
+                    T::default()
+                }
+            },
+        }
+    }
+}
+
+/// Parses and validates a whole configuration file. `base_dir` anchors relative
+/// secret-file paths.
+pub fn parse(text: &str, base_dir: &Path, env: EnvLookup) -> Result<Config, ConfigErrors> {
+    let mut c = Collector {
+        problems: Vec::new(),
+    };
+    let mut table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            let msg = e.message().trim().to_string();
+            let at = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start].matches('\n').count() + 1;
+                    format!("line {line}")
+                })
+                .unwrap_or_else(|| "(file)".into());
+            return Err(ConfigErrors(vec![ConfigProblem {
+                path: at,
+                message: format!("not valid TOML: {msg}"),
+            }]));
+        }
+    };
+
+    let server_file: ServerFile = c.section("server", table.remove("server"));
+    let session_file: SessionFile = c.section("session", table.remove("session"));
+    let provider_file: Option<ProviderFile> = table
+        .remove("provider")
+        .map(|v| c.section("provider", Some(v)));
+    let route_files: Vec<(usize, RouteFile)> = match table.remove("route") {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (i, c.section(&format!("route[{i}]"), Some(v))))
+            .collect(),
+        Some(_) => {
+            c.add("route", "must be an array of tables: write [[route]]");
+            Vec::new()
+        }
+    };
+    for key in table.keys() {
+        c.add(
+            key.clone(),
+            "unknown section (expected server, session, provider, route)",
+        );
+    }
+
+    let server = server_settings(&mut c, server_file);
+    let session = session_settings(&mut c, session_file, server.tls, base_dir, env);
+    let provider = provider_file.map(|p| provider_settings(&mut c, p, base_dir, env));
+    let routes = route_specs(&mut c, route_files, &server);
+
+    if routes.is_empty() {
+        c.add("route", "at least one [[route]] is needed");
+    }
+    if provider.is_none() && routes.iter().any(|r| r.protocol != Protocol::Public) {
+        c.add(
+            "provider",
+            "a [provider] section is needed by the routes that are not public",
+        );
+    }
+
+    if !c.problems.is_empty() {
+        return Err(ConfigErrors(c.problems));
+    }
+    Ok(Config {
+        server,
+        session,
+        provider,
+        routes,
+    })
+}
+
+fn server_settings(c: &mut Collector, f: ServerFile) -> ServerSettings {
+    let listen_text = f.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen = match listen_text.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(a)) => a,
+        _ => {
+            c.add(
+                "server.listen",
+                format!("`{listen_text}` is not a host:port to listen on"),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        }
+    };
+
+    let public_text = f
+        .public_url
+        .unwrap_or_else(|| format!("http://localhost:{}", listen.port()));
+    let (public_origin, tls) = match origin_of(&public_text) {
+        Ok(o) => o,
+        Err(e) => {
+            c.add("server.public_url", e);
+            ("http://localhost".into(), false)
+        }
+    };
+
+    let threads = f.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    if threads == 0 || threads > 1024 {
+        c.add("server.threads", "must be between 1 and 1024");
+    }
+
+    let prefix = f.sso_path_prefix.unwrap_or_else(|| "/_sso".into());
+    if !prefix.starts_with('/')
+        || prefix.ends_with('/')
+        || prefix.len() < 2
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b))
+    {
+        c.add(
+            "server.sso_path_prefix",
+            "must look like `/_sso`: a leading `/`, no trailing `/`, letters, digits, `_-./`",
+        );
+    }
+
+    let mut allowed = Vec::new();
+    for (i, h) in f.allowed_redirect_hosts.iter().enumerate() {
+        let h = h.trim().to_ascii_lowercase();
+        if h.is_empty() || h.contains(['/', '@', ' ', '\\']) {
+            c.add(
+                format!("server.allowed_redirect_hosts[{i}]"),
+                "must be a bare host name such as `portal.example.com`",
+            );
+        } else {
+            allowed.push(h);
+        }
+    }
+
+    let post_logout_redirect = f.post_logout_redirect.unwrap_or_else(|| "/".into());
+    let is_path = post_logout_redirect.starts_with('/') && !post_logout_redirect.starts_with("//");
+    let is_url = Url::parse(&post_logout_redirect)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+    if !is_path && !is_url {
+        c.add(
+            "server.post_logout_redirect",
+            "must be a path starting with `/` or an absolute URL",
+        );
+    }
+
+    ServerSettings {
+        listen,
+        threads,
+        grace_period: Duration::from_secs(f.grace_period_seconds.unwrap_or(5)),
+        shutdown_timeout: Duration::from_secs(f.shutdown_timeout_seconds.unwrap_or(5)),
+        public_origin,
+        tls,
+        paths: SsoPaths {
+            callback: format!("{prefix}/callback"),
+            logout: format!("{prefix}/logout"),
+            prefix,
+        },
+        allowed_redirect_hosts: allowed,
+        post_logout_redirect,
+    }
+}
+
+/// `scheme://host[:port]` of a URL with no path, query, user or fragment, and
+/// whether it is https.
+fn origin_of(text: &str) -> Result<(String, bool), String> {
+    let url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    let tls = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        s => return Err(format!("scheme `{s}` is not http or https")),
+    };
+    if url.host_str().is_none() || !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("`{text}` needs a host and no user name"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{text}` must have no path, query or fragment"));
+    }
+    Ok((url.origin().ascii_serialization(), tls))
+}
+
+fn session_settings(
+    c: &mut Collector,
+    f: SessionFile,
+    tls: bool,
+    base_dir: &Path,
+    env: EnvLookup,
+) -> SessionSettings {
+    let base_name = f.cookie_name.unwrap_or_else(|| "oag_session".into());
+    if base_name.is_empty()
+        || base_name.len() > 48
+        || !base_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        c.add(
+            "session.cookie_name",
+            "must be 1 to 48 letters, digits, `_` and `-`",
+        );
+    }
+    // `__Host-` makes the browser refuse the cookie unless it is Secure, host-only
+    // and Path=/, so a sibling subdomain cannot plant or shadow it.
+    let host_prefix = if tls { "__Host-" } else { "" };
+    let keys = {
+        let mut keys = Vec::new();
+        if f.keys.is_empty() {
+            c.add(
+                "session.keys",
+                "at least one 32-byte key is needed (e.g. keys = [{ env = \"GATEWAY_COOKIE_KEY\" }]; make one with `openssl rand -base64 32`)",
+            );
+        }
+        for (i, k) in f.keys.iter().enumerate() {
+            let path = format!("session.keys[{i}]");
+            if let Some(text) = read_secret(c, &path, k, base_dir, env) {
+                match decode_key(text.expose().trim()) {
+                    Some(key) => keys.push(Secret::new(key)),
+                    None => c.add(path, "must be 32 bytes, base64-encoded"),
+                }
+            }
+        }
+        keys
+    };
+    let lifetime = f.lifetime_seconds.unwrap_or(8 * 3600);
+    if lifetime < 60 {
+        c.add("session.lifetime_seconds", "must be at least 60");
+    }
+    let pending_ttl = f.pending_login_ttl_seconds.unwrap_or(600);
+    if !(30..=3600).contains(&pending_ttl) {
+        c.add(
+            "session.pending_login_ttl_seconds",
+            "must be between 30 and 3600",
+        );
+    }
+    let max_pending = f.max_pending_logins.unwrap_or(3);
+    if !(1..=10).contains(&max_pending) {
+        c.add("session.max_pending_logins", "must be between 1 and 10");
+    }
+    SessionSettings {
+        cookie_name: format!("{host_prefix}{base_name}"),
+        pending_prefix: format!("{host_prefix}{base_name}_login_"),
+        secure: tls,
+        lifetime: Duration::from_secs(lifetime),
+        keys,
+        pending_ttl: Duration::from_secs(pending_ttl),
+        max_pending,
+    }
+}
+
+fn decode_key(text: &str) -> Option<[u8; 32]> {
+    let engines = [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    engines
+        .iter()
+        .find_map(|e| e.decode(text).ok())
+        .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+}
+
+/// Reads a secret from the place its table names, reporting problems under `path`.
+fn read_secret(
+    c: &mut Collector,
+    path: &str,
+    s: &SecretFile,
+    base_dir: &Path,
+    env: EnvLookup,
+) -> Option<Secret<String>> {
+    let given = [s.env.is_some(), s.file.is_some(), s.value.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if given != 1 {
+        c.add(path, "give exactly one of `env`, `file` or `value`");
+        return None;
+    }
+    if let Some(var) = &s.env {
+        return match env(var) {
+            Some(v) if !v.trim().is_empty() => Some(Secret::new(v)),
+            _ => {
+                c.add(
+                    format!("{path}.env"),
+                    format!("environment variable `{var}` is not set or empty"),
+                );
+                None
+            }
+        };
+    }
+    if let Some(file) = &s.file {
+        let p = base_dir.join(file);
+        return match std::fs::read_to_string(&p) {
+            Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim_end().to_string())),
+            Ok(_) => {
+                c.add(format!("{path}.file"), format!("`{}` is empty", p.display()));
+                None
+            }
+            Err(e) => {
+                c.add(
+                    format!("{path}.file"),
+                    format!("cannot read `{}`: {e}", p.display()),
+                );
+                None
+            }
+        };
+    }
+    let value = s.value.clone().unwrap_or_default();
+    if !s.dev {
+        c.add(
+            format!("{path}.value"),
+            "a secret written in the TOML needs `dev = true`; use `env` or `file` in production",
+        );
+        return None;
+    }
+    Some(Secret::new(value))
+}
+
+fn provider_settings(
+    c: &mut Collector,
+    f: ProviderFile,
+    base_dir: &Path,
+    env: EnvLookup,
+) -> ProviderSettings {
+    let issuer = match (&f.domain, &f.issuer) {
+        (Some(d), None) => {
+            let d = d.trim().trim_end_matches('/');
+            if d.is_empty() || d.contains(['/', ':', '@', ' ']) {
+                c.add(
+                    "provider.domain",
+                    "must be a bare domain such as `example.myhuaweicloud.com`",
+                );
+            }
+            format!("https://{d}/api/v1/oauth2")
+        }
+        (None, Some(i)) => {
+            match Url::parse(i) {
+                Ok(u) => {
+                    let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+                    if u.scheme() == "http" && !loopback && !f.allow_insecure_http {
+                        c.add(
+                            "provider.issuer",
+                            "must be https (or set allow_insecure_http = true for development)",
+                        );
+                    } else if u.scheme() != "http" && u.scheme() != "https" {
+                        c.add("provider.issuer", "must be an http(s) URL");
+                    }
+                    if u.query().is_some() || u.fragment().is_some() {
+                        c.add("provider.issuer", "must have no query or fragment");
+                    }
+                }
+                Err(e) => c.add("provider.issuer", format!("not a URL: {e}")),
+            }
+            // Kept exactly as written: ID tokens are compared against it byte for byte.
+            i.clone()
+        }
+        _ => {
+            c.add("provider", "give exactly one of `domain` or `issuer`");
+            String::new()
+        }
+    };
+
+    let client_id = f.client_id.clone().unwrap_or_default();
+    if client_id.trim().is_empty() {
+        c.add("provider.client_id", "is required");
+    }
+    let client_secret = match &f.client_secret {
+        Some(s) => read_secret(c, "provider.client_secret", s, base_dir, env),
+        None => {
+            c.add(
+                "provider.client_secret",
+                "is required, e.g. client_secret = { env = \"ONEACCESS_CLIENT_SECRET\" }",
+            );
+            None
+        }
+    }
+    .unwrap_or_default();
+
+    let token_auth = match f.token_endpoint_auth.as_deref() {
+        None | Some("client_secret_post") => TokenAuth::ClientSecretPost,
+        Some("client_secret_basic") => TokenAuth::ClientSecretBasic,
+        Some(other) => {
+            c.add(
+                "provider.token_endpoint_auth",
+                format!("`{other}` is not client_secret_post or client_secret_basic"),
+            );
+            TokenAuth::ClientSecretPost
+        }
+    };
+
+    let scopes = f.scopes.clone().unwrap_or_else(|| {
+        vec!["openid".into(), "profile".into(), "email".into()]
+    });
+    if !scopes.iter().any(|s| s == "openid") {
+        c.add("provider.scopes", "must include `openid`");
+    }
+    if scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
+        c.add("provider.scopes", "scopes must be non-empty and contain no spaces");
+    }
+
+    let mut algorithms = Vec::new();
+    for (i, a) in f
+        .id_token_algorithms
+        .clone()
+        .unwrap_or_else(|| vec!["RS256".into()])
+        .iter()
+        .enumerate()
+    {
+        match a.as_str() {
+            "RS256" => algorithms.push(Algorithm::RS256),
+            "RS384" => algorithms.push(Algorithm::RS384),
+            "RS512" => algorithms.push(Algorithm::RS512),
+            "PS256" => algorithms.push(Algorithm::PS256),
+            "PS384" => algorithms.push(Algorithm::PS384),
+            "PS512" => algorithms.push(Algorithm::PS512),
+            "ES256" => algorithms.push(Algorithm::ES256),
+            "ES384" => algorithms.push(Algorithm::ES384),
+            other => c.add(
+                format!("provider.id_token_algorithms[{i}]"),
+                format!("`{other}` is not allowed (asymmetric algorithms only; never `none` or HS*)"),
+            ),
+        }
+    }
+    if algorithms.is_empty() {
+        c.add("provider.id_token_algorithms", "must list at least one algorithm");
+    }
+
+    let clock_skew = f.clock_skew_seconds.unwrap_or(60);
+    if clock_skew > 300 {
+        c.add("provider.clock_skew_seconds", "must be at most 300");
+    }
+    let http_timeout = f.http_timeout_seconds.unwrap_or(5);
+    if !(1..=60).contains(&http_timeout) {
+        c.add("provider.http_timeout_seconds", "must be between 1 and 60");
+    }
+
+    let logout_url = match &f.logout_url {
+        Some(u) => {
+            if Url::parse(u).is_err() {
+                c.add("provider.logout_url", "must be an absolute URL");
+            }
+            u.clone()
+        }
+        None => {
+            // The OneAccess global logout lives beside the OAuth endpoints, on the
+            // tenant's root: `https://{domain}/api/v1/logout`.
+            let base = issuer
+                .strip_suffix("/api/v1/oauth2")
+                .map(str::to_string)
+                .or_else(|| {
+                    Url::parse(&issuer)
+                        .ok()
+                        .map(|u| u.origin().ascii_serialization())
+                })
+                .unwrap_or_default();
+            format!("{base}/api/v1/logout")
+        }
+    };
+
+    ProviderSettings {
+        issuer,
+        client_id,
+        client_secret,
+        token_auth,
+        scopes,
+        algorithms,
+        clock_skew: Duration::from_secs(clock_skew),
+        jwks_min_refetch: Duration::from_secs(f.jwks_min_refetch_seconds.unwrap_or(10)),
+        jwks_cache: Duration::from_secs(f.jwks_cache_seconds.unwrap_or(3600)),
+        http_timeout: Duration::from_secs(http_timeout),
+        logout_url,
+    }
+}
+
+fn route_specs(
+    c: &mut Collector,
+    files: Vec<(usize, RouteFile)>,
+    server: &ServerSettings,
+) -> Vec<RouteSpec> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, f) in files {
+        let at = |field: &str| format!("route[{i}].{field}");
+
+        let host = f.host.as_ref().map(|h| h.trim().to_ascii_lowercase());
+        if let Some(h) = &host {
+            if h.is_empty() || h.contains(['/', ':', '@', ' ', '\\']) {
+                c.add(
+                    at("host"),
+                    "must be a bare host name, without scheme or port",
+                );
+            }
+        }
+        let path = f.path.clone().unwrap_or_else(|| "/".into());
+        if !path.starts_with('/') || path.contains(['?', '#', '%', '\\']) || path.contains("/..") {
+            c.add(
+                at("path"),
+                "must start with `/` and contain no `?`, `#`, `%`, `\\` or `..`",
+            );
+        }
+        if path.starts_with(&server.paths.prefix) {
+            c.add(
+                at("path"),
+                format!("overlaps the gateway's own `{}`", server.paths.prefix),
+            );
+        }
+        if !seen.insert((host.clone(), path.trim_end_matches('/').to_string())) {
+            c.add(at("path"), "another route already has this host and path");
+        }
+
+        let upstream = match &f.upstream {
+            None => {
+                c.add(at("upstream"), "is required, e.g. `http://127.0.0.1:3000`");
+                None
+            }
+            Some(u) => match resolve_upstream(u) {
+                Ok(up) => Some(up),
+                Err(e) => {
+                    c.add(at("upstream"), e);
+                    None
+                }
+            },
+        };
+
+        let protocol = match f.protocol.as_deref() {
+            Some("oidc") => Protocol::Oidc,
+            Some("public") => Protocol::Public,
+            Some(p @ ("oauth2" | "cas")) => {
+                c.add(at("protocol"), format!("`{p}` is not supported yet"));
+                Protocol::Public
+            }
+            Some(p) => {
+                c.add(at("protocol"), format!("`{p}` is not one of oidc, public"));
+                Protocol::Public
+            }
+            None => {
+                c.add(at("protocol"), "is required: `oidc` or `public`");
+                Protocol::Public
+            }
+        };
+
+        let headers = header_rules(c, i, f.headers.as_ref());
+
+        let origin = match &host {
+            None => server.public_origin.clone(),
+            Some(h) => match Url::parse(&server.public_origin) {
+                Ok(mut u) => {
+                    if u.set_host(Some(h)).is_err() {
+                        c.add(at("host"), "is not a valid host name");
+                    }
+                    u.origin().ascii_serialization()
+                }
+                Err(_) => server.public_origin.clone(),
+            },
+        };
+
+        if let Some(upstream) = upstream {
+            out.push(RouteSpec {
+                index: i,
+                host,
+                path,
+                upstream,
+                protocol,
+                headers,
+                origin,
+            });
+        }
+    }
+    out
+}
+
+fn header_rules(
+    c: &mut Collector,
+    i: usize,
+    given: Option<&std::collections::BTreeMap<String, String>>,
+) -> Vec<HeaderRule> {
+    let pairs: Vec<(String, String)> = match given {
+        None => DEFAULT_HEADERS
+            .iter()
+            .map(|(h, cl)| (h.to_string(), cl.to_string()))
+            .collect(),
+        Some(m) => m.iter().map(|(h, cl)| (h.clone(), cl.clone())).collect(),
+    };
+    let mut rules = Vec::new();
+    for (name, claim) in pairs {
+        let path = format!("route[{i}].headers.{name}");
+        match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(h) if FORBIDDEN_HEADERS.contains(&h.as_str()) => {
+                c.add(path, "this header cannot carry identity");
+            }
+            Ok(h) => {
+                if claim.trim().is_empty() {
+                    c.add(path, "needs a claim name");
+                } else {
+                    rules.push(HeaderRule {
+                        name: h,
+                        claim: claim.trim().to_string(),
+                    });
+                }
+            }
+            Err(_) => c.add(path, "is not a valid header name"),
+        }
+    }
+    rules
+}
+
+fn resolve_upstream(text: &str) -> Result<Upstream, String> {
+    let url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" => {}
+        "https" => {
+            return Err("https upstreams need the TLS build, which comes with a later release".into())
+        }
+        s => return Err(format!("scheme `{s}` is not http")),
+    }
+    if url.path() != "/" || url.query().is_some() {
+        return Err("must be scheme://host:port with no path or query".into());
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("`{text}` has no host"))?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{host}` resolves to no address"))?;
+    Ok(Upstream {
+        addr,
+        url: text.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

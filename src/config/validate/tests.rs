@@ -1,0 +1,211 @@
+use std::path::Path;
+
+use super::*;
+
+const KEY: &str = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="; // 32 bytes
+
+fn env(k: &str) -> Option<String> {
+    match k {
+        "SECRET" => Some("s3cret".into()),
+        "KEY" => Some(KEY.into()),
+        _ => None,
+    }
+}
+
+fn parse_ok(text: &str) -> Config {
+    match parse(text, Path::new("."), &env) {
+        Ok(c) => c,
+        Err(e) => panic!("expected a valid config, got:\n{e}"),
+    }
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match parse(text, Path::new("."), &env) {
+        Ok(_) => panic!("expected problems"),
+        Err(e) => e.0.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+public_url = "https://gw.example.com"
+
+[session]
+keys = [{ env = "KEY" }]
+
+[provider]
+domain = "tenant.example.com"
+client_id = "app"
+client_secret = { env = "SECRET" }
+
+[[route]]
+path = "/"
+upstream = "http://127.0.0.1:3000"
+protocol = "oidc"
+
+[[route]]
+host = "Static.Example.com"
+path = "/assets"
+upstream = "http://127.0.0.1:3001"
+protocol = "public"
+headers = { "X-User" = "sub" }
+"#;
+
+#[test]
+fn a_good_file_gives_ready_values() {
+    let c = parse_ok(GOOD);
+    let p = c.provider.as_ref().expect("provider");
+    assert_eq!(p.issuer, "https://tenant.example.com/api/v1/oauth2");
+    assert_eq!(p.logout_url, "https://tenant.example.com/api/v1/logout");
+    assert_eq!(p.client_secret.expose(), "s3cret");
+    assert_eq!(p.token_auth, TokenAuth::ClientSecretPost);
+    assert!(c.server.tls);
+    assert_eq!(c.session.cookie_name, "__Host-oag_session");
+    assert_eq!(c.session.keys.len(), 1);
+    assert_eq!(c.routes.len(), 2);
+    assert_eq!(c.routes[0].headers.len(), 3);
+    assert_eq!(c.routes[1].host.as_deref(), Some("static.example.com"));
+    assert_eq!(c.routes[1].origin, "https://static.example.com");
+    assert_eq!(c.routes[1].headers[0].name.as_str(), "x-user");
+    assert_eq!(c.server.paths.callback, "/_sso/callback");
+}
+
+#[test]
+fn plain_http_public_url_means_no_secure_prefix() {
+    let text = GOOD.replace("https://gw.example.com", "http://localhost:8080");
+    let c = parse_ok(&text);
+    assert!(!c.session.secure);
+    assert_eq!(c.session.cookie_name, "oag_session");
+    assert_eq!(c.routes[0].origin, "http://localhost:8080");
+    assert_eq!(c.routes[1].origin, "http://static.example.com:8080");
+}
+
+#[test]
+fn every_problem_is_listed_with_its_path() {
+    let text = r#"
+[server]
+listen = "nowhere"
+public_url = "ftp://x"
+threads = 0
+
+[session]
+keys = [{ value = "abc" }, { env = "MISSING" }, { env = "SECRET" }]
+
+[provider]
+issuer = "http://idp.example.com/api/v1/oauth2"
+client_secret = { value = "x", dev = true }
+token_endpoint_auth = "private_key_jwt"
+id_token_algorithms = ["none", "HS256"]
+
+[[route]]
+path = "app"
+upstream = "http://127.0.0.1:3000/base"
+protocol = "saml"
+
+[[route]]
+upstream = "http://127.0.0.1:3000"
+protocol = "oidc"
+colour = "blue"
+headers = { "Host" = "sub", "X-Ok" = "" }
+
+[bogus]
+"#;
+    let got = problems(text);
+    let joined = got.join("\n");
+    for want in [
+        "server.listen:",
+        "server.public_url:",
+        "server.threads:",
+        "session.keys[0].value:",
+        "session.keys[1].env:",
+        "session.keys[2]: must be 32 bytes",
+        "provider.issuer: must be https",
+        "provider.client_id: is required",
+        "provider.token_endpoint_auth:",
+        "provider.id_token_algorithms[0]:",
+        "provider.id_token_algorithms[1]:",
+        "route[0].path:",
+        "route[0].upstream:",
+        "route[0].protocol:",
+        "route[1]: unknown field `colour`",
+        "bogus: unknown section",
+    ] {
+        assert!(
+            got.iter().any(|p| p.starts_with(want)),
+            "missing `{want}` in:\n{joined}"
+        );
+    }
+}
+
+#[test]
+fn header_rules_are_checked_in_a_valid_route() {
+    let text = GOOD.replace(
+        r#"headers = { "X-User" = "sub" }"#,
+        r#"headers = { "Host" = "sub", "X-Ok" = " ", "Bad Name" = "sub" }"#,
+    );
+    let got = problems(&text).join("\n");
+    assert!(got.contains("route[1].headers.Host: this header cannot carry identity"), "{got}");
+    assert!(got.contains("route[1].headers.X-Ok: needs a claim name"), "{got}");
+    assert!(got.contains("route[1].headers.Bad Name: is not a valid header name"), "{got}");
+}
+
+#[test]
+fn a_toml_syntax_error_names_its_line() {
+    let got = problems("[server]\nlisten = \n");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].starts_with("line 2: not valid TOML"), "{got:?}");
+}
+
+#[test]
+fn inline_secret_needs_dev_flag() {
+    let text = GOOD.replace(r#"client_secret = { env = "SECRET" }"#, r#"client_secret = { value = "plain" }"#);
+    let got = problems(&text).join("\n");
+    assert!(got.contains("provider.client_secret.value: a secret written in the TOML needs `dev = true`"), "{got}");
+    let text = GOOD.replace(r#"client_secret = { env = "SECRET" }"#, r#"client_secret = { value = "plain", dev = true }"#);
+    assert_eq!(parse_ok(&text).provider.expect("provider").client_secret.expose(), "plain");
+}
+
+#[test]
+fn secret_files_are_read_relative_to_the_config() {
+    let dir = std::env::temp_dir().join(format!("oag-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("client.secret"), "from-file\n").expect("write");
+    let text = GOOD.replace(r#"client_secret = { env = "SECRET" }"#, r#"client_secret = { file = "client.secret" }"#);
+    let c = parse(&text, &dir, &env).expect("valid");
+    assert_eq!(c.provider.expect("provider").client_secret.expose(), "from-file");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn protected_routes_need_a_provider_and_routes_are_required() {
+    let text = r#"
+[session]
+keys = [{ env = "KEY" }]
+[[route]]
+upstream = "http://127.0.0.1:3000"
+protocol = "oidc"
+"#;
+    let got = problems(text).join("\n");
+    assert!(got.contains("provider: a [provider] section is needed"), "{got}");
+    let got = problems("[session]\nkeys = [{ env = \"KEY\" }]\n").join("\n");
+    assert!(got.contains("route: at least one [[route]] is needed"), "{got}");
+}
+
+#[test]
+fn duplicate_routes_and_reserved_paths_are_rejected() {
+    let text = format!(
+        "{GOOD}\n[[route]]\npath = \"/\"\nupstream = \"http://127.0.0.1:3000\"\nprotocol = \"public\"\n[[route]]\npath = \"/_sso/x\"\nupstream = \"http://127.0.0.1:3000\"\nprotocol = \"public\"\n"
+    );
+    let got = problems(&text).join("\n");
+    assert!(got.contains("route[2].path: another route already has this host and path"), "{got}");
+    assert!(got.contains("route[3].path: overlaps the gateway's own `/_sso`"), "{got}");
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let c = parse_ok(GOOD);
+    let dump = format!("{c:?}");
+    assert!(!dump.contains("s3cret"));
+    assert!(dump.contains("[redacted]"));
+}

@@ -1,0 +1,78 @@
+//! The crate's error types. Each module reports in its own `thiserror` enum; they
+//! become HTTP answers only in `proxy/respond.rs`.
+
+use std::fmt;
+
+/// One problem in the configuration, with the TOML path it is about
+/// (`route[2].upstream`), so `check` can list every problem at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Everything wrong with a configuration file. Never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(
+            f,
+            "{n} configuration problem{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Why a login or a call to the identity provider failed. Each variant maps to one
+/// status and page in `proxy/respond.rs`.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("the identity provider could not be reached or answered badly: {0}")]
+    IdpUnavailable(String),
+    #[error("the identity provider's discovery document is wrong: {0}")]
+    Discovery(String),
+    #[error("the login request is missing or has expired")]
+    UnknownState,
+    #[error("the login state was already used")]
+    StateReplayed,
+    #[error("the callback is malformed: {0}")]
+    BadCallback(&'static str),
+    #[error("the identity provider refused the login: {error}")]
+    IdpDenied { error: String },
+    #[error("the token endpoint refused the code: {0}")]
+    TokenRejected(String),
+    #[error("the ID token is invalid: {0}")]
+    InvalidIdToken(String),
+}
+
+/// Errors of a start-up step (reading secrets, resolving upstreams, discovery).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    #[error("cannot start the server: {0}")]
+    Server(String),
+}

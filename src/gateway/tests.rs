@@ -1,0 +1,190 @@
+use std::path::Path;
+
+use http::Request;
+
+use super::*;
+use crate::session::cookie::pairs;
+
+const KEY: &str = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
+
+fn gateway(extra_server: &str) -> Gateway {
+    let text = format!(
+        r#"
+[server]
+public_url = "https://app.example.com"
+allowed_redirect_hosts = ["portal.example.com"]
+{extra_server}
+[session]
+keys = [{{ value = "{KEY}", dev = true }}]
+max_pending_logins = 2
+[provider]
+domain = "tenant.example.com"
+client_id = "app"
+client_secret = {{ value = "s", dev = true }}
+[[route]]
+upstream = "http://127.0.0.1:3000"
+protocol = "oidc"
+[[route]]
+path = "/pub"
+upstream = "http://127.0.0.1:3000"
+protocol = "public"
+"#
+    );
+    let cfg = crate::config::parse(&text, Path::new("."), &|_| None).expect("config");
+    // No HTTP client: these tests never reach the IdP.
+    Gateway::with_http(cfg, None)
+}
+
+fn parts(method: &str, uri: &str, headers: &[(&str, &str)]) -> Parts {
+    let mut b = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(()).expect("request").into_parts().0
+}
+
+fn header<'r>(r: &'r Reply, name: &str) -> Vec<&'r str> {
+    r.headers
+        .iter()
+        .filter(|(n, _)| *n == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+#[test]
+fn api_requests_are_told_apart_from_navigations() {
+    let cases: &[(&str, &[(&str, &str)], bool)] = &[
+        ("GET", &[("accept", "text/html,application/xhtml+xml")], false),
+        ("GET", &[], false),
+        ("GET", &[("accept", "application/json")], true),
+        ("GET", &[("accept", "*/*")], false),
+        ("GET", &[("x-requested-with", "XMLHttpRequest"), ("accept", "text/html")], true),
+        ("GET", &[("sec-fetch-mode", "cors"), ("accept", "text/html")], true),
+        ("GET", &[("sec-fetch-mode", "navigate"), ("accept", "application/json")], false),
+        ("POST", &[("accept", "text/html")], true),
+        ("HEAD", &[], false),
+    ];
+    for (method, headers, api) in cases {
+        assert_eq!(is_api_request(&parts(method, "/", headers)), *api, "{method} {headers:?}");
+    }
+}
+
+#[tokio::test]
+async fn api_clients_get_401_json_not_a_redirect() {
+    let g = gateway("");
+    let route = g.router.find(Some("app.example.com"), "/x").expect("route").clone();
+    let p = parts("GET", "/x", &[("accept", "application/json")]);
+    let r = g.login_required(&route, &p, 1000).await;
+    assert_eq!(r.status, 401);
+    assert!(header(&r, "location").is_empty());
+    assert_eq!(header(&r, "content-type"), ["application/json"]);
+}
+
+#[test]
+fn logout_clears_cookies_and_goes_to_global_logout() {
+    let g = gateway("");
+    let p = parts(
+        "GET",
+        "/_sso/logout?rd=/bye",
+        &[("host", "app.example.com"), ("cookie", "__Host-oag_session=x; __Host-oag_session_login_abc=y; other=1")],
+    );
+    let r = g.logout(&p);
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        header(&r, "location"),
+        ["https://tenant.example.com/api/v1/logout?redirect_url=https%3A%2F%2Fapp.example.com%2Fbye"]
+    );
+    let cleared: Vec<&str> = header(&r, "set-cookie")
+        .iter()
+        .filter_map(|c| pairs(c.as_bytes()).next().map(|(n, _)| n))
+        .collect();
+    assert_eq!(cleared, ["__Host-oag_session", "__Host-oag_session_login_abc"]);
+    assert!(header(&r, "set-cookie").iter().all(|c| c.contains("Max-Age=0") && c.contains("Secure")));
+}
+
+#[test]
+fn logout_refuses_hostile_targets() {
+    let g = gateway(r#"post_logout_redirect = "/signed-out""#);
+    for rd in ["//evil.com", "https://evil.com/", "/%09/evil.com", "https:evil.com", "/\\evil.com"] {
+        let q: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+        let p = parts("GET", &format!("/_sso/logout?rd={q}"), &[("host", "app.example.com")]);
+        let loc = header(&g.logout(&p), "location")[0].to_string();
+        assert!(loc.ends_with("redirect_url=https%3A%2F%2Fapp.example.com%2Fsigned-out"), "{rd} -> {loc}");
+    }
+    let p = parts("GET", "/_sso/logout?rd=https%3A%2F%2Fportal.example.com%2Fhome", &[]);
+    let loc = header(&g.logout(&p), "location")[0].to_string();
+    assert!(loc.ends_with("redirect_url=https%3A%2F%2Fportal.example.com%2Fhome"), "{loc}");
+}
+
+#[test]
+fn pending_logins_are_bounded_oldest_first() {
+    let g = gateway("");
+    let mut cookies = Vec::new();
+    for (i, created) in [(0, 500u64), (1, 300), (2, 400)] {
+        let p = PendingLogin::new("/".into(), "https://app.example.com".into(), created).expect("pending");
+        let name = format!("{}{}", g.config.session.pending_prefix, p.cookie_id());
+        let v = g.sealer.seal(&name, &serde_json::to_vec(&p).expect("json")).expect("seal");
+        cookies.push((i, created, name, v));
+    }
+    let header_value = cookies
+        .iter()
+        .map(|(_, _, n, v)| format!("{n}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+        + "; __Host-oag_session_login_garbage=zzz";
+    let p = parts("GET", "/", &[("cookie", &header_value)]);
+    let cleared: Vec<String> = g
+        .evict_pending(&p, 600)
+        .iter()
+        .filter_map(|c| pairs(c.as_bytes()).next().map(|(n, _)| n.to_string()))
+        .collect();
+    // Limit 2, three live + one new: the two oldest (300, 400) go, and the garbage.
+    let mut want = vec![
+        "__Host-oag_session_login_garbage".to_string(),
+        cookies[1].2.clone(),
+        cookies[2].2.clone(),
+    ];
+    want.sort();
+    let mut got = cleared;
+    got.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn tampered_and_foreign_session_cookies_are_no_session() {
+    let g = gateway("");
+    let data = SessionData {
+        identity: crate::identity::Identity { sub: "u".into(), claims: vec![] },
+        issued_at: 0,
+        expires_at: 2000,
+    };
+    let name = g.config.session.cookie_name.clone();
+    let good = session::seal(&g.sealer, &name, &data).expect("seal");
+    let ok = parts("GET", "/", &[("cookie", &format!("{name}={good}"))]);
+    assert_eq!(g.session_of(&ok, 1000), Some(data.clone()));
+    assert_eq!(g.session_of(&ok, 2000), None, "expired");
+    let mut bad = good.clone().into_bytes();
+    let i = bad.len() / 2;
+    bad[i] = if bad[i] == b'A' { b'B' } else { b'A' };
+    let bad = String::from_utf8(bad).expect("utf8");
+    for v in [bad.as_str(), "", "x", &good[..good.len() - 4]] {
+        let p = parts("GET", "/", &[("cookie", &format!("{name}={v}"))]);
+        assert_eq!(g.session_of(&p, 1000), None, "{v}");
+    }
+    // A value sealed for another cookie name is not a session.
+    let other = session::seal(&g.sealer, "__Host-oag_session_login_x", &data).expect("seal");
+    let p = parts("GET", "/", &[("cookie", &format!("{name}={other}"))]);
+    assert_eq!(g.session_of(&p, 1000), None);
+}
+
+#[tokio::test]
+async fn callback_without_pending_cookie_is_an_expired_login() {
+    let g = gateway("");
+    let p = parts("GET", "/_sso/callback?code=abc&state=0123456789abcdefXYZ", &[]);
+    let r = g.callback(&p, 1000).await;
+    assert_eq!(r.status, 400);
+    let p = parts("GET", "/_sso/callback?error=access_denied&state=x", &[]);
+    assert_eq!(g.callback(&p, 1000).await.status, 403);
+    let p = parts("GET", "/_sso/callback", &[]);
+    assert_eq!(g.callback(&p, 1000).await.status, 400);
+}

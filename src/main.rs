@@ -1,0 +1,82 @@
+//! The `oneaccess-gateway` command: `run` (the default) serves, `check` validates a
+//! configuration file and lists every problem with its TOML path.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use oneaccess_gateway::config;
+use oneaccess_gateway::error::StartupError;
+use oneaccess_gateway::gateway::Gateway;
+use oneaccess_gateway::proxy::server;
+use oneaccess_gateway::telemetry;
+
+#[derive(Parser)]
+#[command(version, about = "Reverse-proxy SSO gateway for Huawei Cloud OneAccess")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The TOML configuration file.
+    #[arg(long, short, global = true, default_value = "gateway.toml")]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Run,
+    /// Validate the configuration (secrets and upstream names included) and exit.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Check => check(&cli.config),
+        Command::Run => match run(&cli.config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("oneaccess-gateway: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load(path) {
+        Ok(c) => {
+            println!(
+                "{}: OK ({} route{}, listening on {})",
+                path.display(),
+                c.routes.len(),
+                if c.routes.len() == 1 { "" } else { "s" },
+                c.server.listen
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &std::path::Path) -> Result<(), StartupError> {
+    telemetry::init();
+    let cfg = config::load(path)?;
+    let gateway = Arc::new(Gateway::new(cfg)?);
+    // Discovery before serving: a wrong issuer stops start-up here. A short-lived
+    // runtime, because Pingora builds its own for the service.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartupError::Server(e.to_string()))?;
+    rt.block_on(gateway.warm_up())?;
+    drop(rt);
+    tracing::info!(listen = %gateway.config.server.listen, routes = gateway.config.routes.len(), "serving");
+    server::run_forever(gateway);
+    Ok(())
+}

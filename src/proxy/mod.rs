@@ -1,0 +1,234 @@
+//! The only module that speaks Pingora's proxy API: one `ProxyHttp` whose phases
+//! are short and hand the decisions to `gateway`, `identity` and `route`.
+
+pub mod respond;
+pub mod server;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{ProxyHttp, Session};
+
+use crate::gateway::{Access, Gateway};
+use crate::identity::{header_values, Identity};
+use crate::reply::Reply;
+use crate::route::{is_ambiguous_path, Route};
+use crate::session::{cookie, now_secs};
+
+pub struct GatewayProxy {
+    gateway: Arc<Gateway>,
+}
+
+impl GatewayProxy {
+    pub fn new(gateway: Arc<Gateway>) -> GatewayProxy {
+        GatewayProxy { gateway }
+    }
+}
+
+/// What a request learned on its way, for later phases and the access log.
+pub struct RequestCtx {
+    started: Instant,
+    route: Option<Arc<Route>>,
+    identity: Option<Identity>,
+    outcome: &'static str,
+}
+
+#[async_trait]
+impl ProxyHttp for GatewayProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            route: None,
+            identity: None,
+            outcome: "",
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let g = &self.gateway;
+        let now = now_secs();
+        let req = session.req_header();
+        let path = req.uri.path();
+
+        if g.is_sso_path(path) {
+            let paths = &g.config.server.paths;
+            let reply = if path == paths.callback {
+                ctx.outcome = "callback";
+                g.callback(req, now).await
+            } else if path == paths.logout {
+                ctx.outcome = "logout";
+                g.logout(req)
+            } else {
+                ctx.outcome = "not_found";
+                Reply::page(404, "Not found", "There is nothing at this address.")
+            };
+            respond::send(session, reply).await?;
+            return Ok(true);
+        }
+
+        if is_ambiguous_path(path) {
+            ctx.outcome = "bad_path";
+            let reply = Reply::page(400, "Bad request", "The address contains `.` or `..` segments.");
+            respond::send(session, reply).await?;
+            return Ok(true);
+        }
+
+        let host = host_of(req);
+        let Some(route) = g.router.find(host, path).cloned() else {
+            ctx.outcome = "no_route";
+            let reply = Reply::page(404, "Not found", "No application is served at this address.");
+            respond::send(session, reply).await?;
+            return Ok(true);
+        };
+
+        let verdict = g.access(&route, req, now);
+        let done = match verdict {
+            Access::Public => {
+                ctx.outcome = "public";
+                false
+            }
+            Access::Granted(s) => {
+                ctx.outcome = "authenticated";
+                ctx.identity = Some(s.identity);
+                false
+            }
+            Access::LoginRequired => {
+                ctx.outcome = "login_required";
+                let reply = g.login_required(&route, req, now).await;
+                respond::send(session, reply).await?;
+                true
+            }
+        };
+        ctx.route = Some(route);
+        Ok(done)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        match &ctx.route {
+            Some(r) => Ok(Box::new(r.peer.clone())),
+            // request_filter answers every request that has no route.
+            None => Err(Error::explain(ErrorType::InternalError, "no route chosen")),
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let g = &self.gateway;
+        // Strip, then set: every client-sent spelling of a managed header goes, on
+        // public routes too, before ours are added.
+        for name in g.managed.to_strip(upstream.headers.keys()) {
+            upstream.remove_header(&name);
+        }
+        strip_gateway_cookies(g, upstream)?;
+        if let (Some(route), Some(identity)) = (&ctx.route, &ctx.identity) {
+            for (name, value) in header_values(&route.spec.headers, identity) {
+                upstream.insert_header(name.clone(), value)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // An app must not overwrite or clear the gateway's cookies (that would be a
+        // way to fixate or drop a user's session).
+        let g = &self.gateway;
+        let hostile = upstream_response
+            .headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .any(|v| set_cookie_name(v.as_bytes()).is_some_and(|n| g.is_gateway_cookie(n)));
+        if hostile {
+            let keep: Vec<http::HeaderValue> = upstream_response
+                .headers
+                .get_all(http::header::SET_COOKIE)
+                .iter()
+                .filter(|v| !set_cookie_name(v.as_bytes()).is_some_and(|n| g.is_gateway_cookie(n)))
+                .cloned()
+                .collect();
+            upstream_response.remove_header(&http::header::SET_COOKIE);
+            for v in keep {
+                upstream_response.append_header(http::header::SET_COOKIE, v)?;
+            }
+            tracing::warn!("dropped an upstream Set-Cookie for a gateway cookie");
+        }
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let route = ctx.route.as_ref().map_or("-", |r| r.label.as_str());
+        let user = ctx.identity.as_ref().map_or("-", |i| i.sub.as_str());
+        // The path only: a query may carry a code, a state or a ticket.
+        tracing::info!(
+            target: "access",
+            method = %session.req_header().method,
+            path = %session.req_header().uri.path(),
+            status,
+            route,
+            user,
+            outcome = ctx.outcome,
+            error = e.map(|e| e.etype().as_str()),
+            micros = ctx.started.elapsed().as_micros() as u64,
+        );
+    }
+}
+
+fn host_of(req: &RequestHeader) -> Option<&str> {
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.host())
+}
+
+/// Rewrites the `Cookie` headers without the gateway's cookies, merged into one
+/// header as HTTP/1.1 upstreams expect.
+fn strip_gateway_cookies(g: &Gateway, upstream: &mut RequestHeader) -> Result<()> {
+    let values: Vec<&http::HeaderValue> = upstream.headers.get_all(http::header::COOKIE).iter().collect();
+    if values.is_empty() {
+        return Ok(());
+    }
+    let mut merged: Vec<u8> = Vec::new();
+    let mut changed = values.len() > 1;
+    for v in values {
+        match cookie::without(v.as_bytes(), |n| g.is_gateway_cookie(n)) {
+            Some(kept) => {
+                changed |= matches!(kept, std::borrow::Cow::Owned(_));
+                if !merged.is_empty() {
+                    merged.extend_from_slice(b"; ");
+                }
+                merged.extend_from_slice(&kept);
+            }
+            None => changed = true,
+        }
+    }
+    if !changed {
+        return Ok(());
+    }
+    upstream.remove_header(&http::header::COOKIE);
+    if !merged.is_empty() {
+        let v = http::HeaderValue::from_bytes(&merged)
+            .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "cookie header"))?;
+        upstream.insert_header(http::header::COOKIE, v)?;
+    }
+    Ok(())
+}
+
+/// The cookie name a `Set-Cookie` value sets.
+fn set_cookie_name(v: &[u8]) -> Option<&str> {
+    let end = v.iter().position(|b| *b == b'=' || *b == b';').unwrap_or(v.len());
+    std::str::from_utf8(&v[..end]).ok().map(str::trim)
+}

@@ -1,0 +1,179 @@
+//! Host + longest path prefix -> `Arc<Route>`. Built once from the config, with the
+//! upstream peers already made, so matching a request allocates nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::upstreams::peer::HttpPeer;
+
+use crate::config::{Config, RouteSpec};
+
+/// A route ready to serve: its spec and a pre-built upstream peer.
+#[derive(Debug)]
+pub struct Route {
+    pub spec: RouteSpec,
+    pub peer: HttpPeer,
+    /// `route[N]`, for logs.
+    pub label: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Router {
+    /// Host-specific routes, longest path first.
+    by_host: HashMap<String, Vec<Arc<Route>>>,
+    /// Routes without a host, longest path first.
+    any_host: Vec<Arc<Route>>,
+}
+
+impl Router {
+    pub fn new(config: &Config) -> Router {
+        let mut r = Router::default();
+        for spec in &config.routes {
+            // A SocketAddr: no DNS here or later (HttpPeer::new("host:port") resolves
+            // on every call and panics when that fails).
+            let mut peer = HttpPeer::new(spec.upstream.addr, false, String::new());
+            peer.options.connection_timeout = Some(Duration::from_secs(5));
+            peer.options.idle_timeout = Some(Duration::from_secs(60));
+            let route = Arc::new(Route {
+                label: format!("route[{}]", spec.index),
+                spec: spec.clone(),
+                peer,
+            });
+            match &spec.host {
+                Some(h) => r.by_host.entry(h.clone()).or_default().push(route),
+                None => r.any_host.push(route),
+            }
+        }
+        let by_len = |a: &Arc<Route>, b: &Arc<Route>| b.spec.path.len().cmp(&a.spec.path.len());
+        for list in r.by_host.values_mut() {
+            list.sort_by(by_len);
+        }
+        r.any_host.sort_by(by_len);
+        r
+    }
+
+    /// The route for a request. `host` is the Host header (port and case are
+    /// ignored); host-specific routes win over host-less ones.
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
+        let host_routes = host
+            .map(host_only)
+            .and_then(|h| self.lookup_host(h))
+            .and_then(|list| list.iter().find(|r| prefix_matches(&r.spec.path, path)));
+        host_routes.or_else(|| {
+            self.any_host
+                .iter()
+                .find(|r| prefix_matches(&r.spec.path, path))
+        })
+    }
+
+    /// The origin users reach `host` at, from the config (never from the header
+    /// itself): the first route for that host, else a host-less route's.
+    pub fn origin_for_host(&self, host: Option<&str>) -> Option<&str> {
+        host.map(host_only)
+            .and_then(|h| self.lookup_host(h))
+            .and_then(|l| l.first())
+            .or_else(|| self.any_host.first())
+            .map(|r| r.spec.origin.as_str())
+    }
+
+    fn lookup_host(&self, host: &str) -> Option<&Vec<Arc<Route>>> {
+        if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.by_host.get(&host.to_ascii_lowercase())
+        } else {
+            self.by_host.get(host)
+        }
+    }
+}
+
+/// The host part of a Host header: `Example.com:8080` -> `Example.com`,
+/// `[::1]:80` -> `[::1]`.
+pub fn host_only(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |i| &host[..=i]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// Prefix match on segment boundaries: `/app` matches `/app`, `/app/` and `/app/x`,
+/// not `/application`.
+pub fn prefix_matches(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    let prefix = prefix.trim_end_matches('/');
+    path.starts_with(prefix)
+        && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
+}
+
+/// Whether a request path could mean something else to the upstream than to the
+/// router: a `.` or `..` segment, raw or percent-encoded (`%2e`), split by `/`,
+/// `\` or an encoded `%2f`/`%5c`. Browsers never send these (they resolve dot
+/// segments first), so such a request is refused rather than guessed at.
+pub fn is_ambiguous_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    if !bytes.contains(&b'.') && !bytes.contains(&b'%') && !bytes.contains(&b'\\') {
+        return false;
+    }
+    if !bytes.contains(&b'%') {
+        return has_dot_segment(bytes);
+    }
+    // Decode percent-escapes repeatedly (double encoding: %252e -> %2e -> .).
+    let mut cur = bytes.to_vec();
+    for _ in 0..3 {
+        let next: Vec<u8> = percent_encoding::percent_decode(&cur).collect();
+        if next == cur {
+            break;
+        }
+        cur = next;
+    }
+    has_dot_segment(&cur) || cur.iter().any(|b| *b < 0x20)
+}
+
+fn has_dot_segment(bytes: &[u8]) -> bool {
+    bytes
+        .split(|b| *b == b'/' || *b == b'\\')
+        .any(|seg| seg == b"." || seg == b"..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_prefixes() {
+        assert!(prefix_matches("/", "/anything"));
+        assert!(prefix_matches("/app", "/app"));
+        assert!(prefix_matches("/app", "/app/x"));
+        assert!(prefix_matches("/app/", "/app/x"));
+        assert!(!prefix_matches("/app", "/application"));
+        assert!(!prefix_matches("/app", "/ap"));
+    }
+
+    #[test]
+    fn host_ports_are_ignored() {
+        assert_eq!(host_only("example.com:8080"), "example.com");
+        assert_eq!(host_only("example.com"), "example.com");
+        assert_eq!(host_only("[::1]:8080"), "[::1]");
+    }
+
+    #[test]
+    fn ambiguous_paths_are_caught() {
+        for p in [
+            "/public/../admin",
+            "/public/./x",
+            "/public/%2e%2e/admin",
+            "/public/%2E%2e/admin",
+            "/public%2f..%2fadmin",
+            "/public\\..\\admin",
+            "/public/%252e%252e/admin",
+            "/x/%00",
+            "/..",
+        ] {
+            assert!(is_ambiguous_path(p), "{p}");
+        }
+        for p in ["/", "/app/file.txt", "/a..b/c", "/.well-known/x", "/100%25", "/a%20b"] {
+            assert!(!is_ambiguous_path(p), "{p}");
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Cookie text: reading pairs out of `Cookie` headers and building `Set-Cookie`
+//! values with the gateway's attribute rules (HttpOnly, SameSite=Lax, Path=/,
+//! Secure under TLS, host-only so the `__Host-` prefix holds).
+
+/// The `name=value` pairs of one `Cookie` header value, in order. Malformed pieces
+/// are skipped, never an error.
+pub fn pairs(header: &[u8]) -> impl Iterator<Item = (&str, &str)> {
+    header.split(|b| *b == b';').filter_map(|piece| {
+        let piece = std::str::from_utf8(piece).ok()?.trim();
+        let (name, value) = piece.split_once('=')?;
+        let name = name.trim();
+        if name.is_empty() {
+            return None;
+        }
+        Some((name, value.trim().trim_matches('"')))
+    })
+}
+
+/// Builds a `Set-Cookie` value. `max_age` of `None` makes a browser-session cookie.
+pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> String {
+    let mut s = String::with_capacity(name.len() + value.len() + 64);
+    s.push_str(name);
+    s.push('=');
+    s.push_str(value);
+    s.push_str("; Path=/; HttpOnly; SameSite=Lax");
+    if secure {
+        s.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        s.push_str("; Max-Age=");
+        s.push_str(&age.to_string());
+    }
+    s
+}
+
+/// A `Set-Cookie` value that makes the browser drop the cookie at once.
+pub fn clear_cookie(name: &str, secure: bool) -> String {
+    set_cookie(name, "", Some(0), secure)
+}
+
+/// Rebuilds one `Cookie` header value without the pairs `drop` selects, so the app
+/// behind the gateway never sees the gateway's own cookies. `None`: nothing left.
+/// Returns the input unchanged (no allocation) when nothing is dropped.
+pub fn without<'a>(header: &'a [u8], drop: impl Fn(&str) -> bool) -> Option<std::borrow::Cow<'a, [u8]>> {
+    if !pairs(header).any(|(n, _)| drop(n)) {
+        return Some(std::borrow::Cow::Borrowed(header));
+    }
+    let mut out = Vec::with_capacity(header.len());
+    for piece in header.split(|b| *b == b';') {
+        let trimmed = trim_ascii(piece);
+        if trimmed.is_empty() {
+            continue;
+        }
+        let name = trimmed.split(|b| *b == b'=').next().map(trim_ascii).unwrap_or_default();
+        if std::str::from_utf8(name).map(&drop).unwrap_or(false) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.extend_from_slice(b"; ");
+        }
+        out.extend_from_slice(trimmed);
+    }
+    if out.is_empty() {
+        None
+    } else {
+        Some(std::borrow::Cow::Owned(out))
+    }
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &b[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_tolerate_junk() {
+        let got: Vec<_> = pairs(b"a=1; b = \"2\";;junk; =x; c=").collect();
+        assert_eq!(got, vec![("a", "1"), ("b", "2"), ("c", "")]);
+        assert_eq!(pairs(&[0xff, b'=', b'1']).count(), 0);
+    }
+
+    #[test]
+    fn set_cookie_attributes() {
+        assert_eq!(
+            set_cookie("s", "v", Some(60), true),
+            "s=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=60"
+        );
+        assert_eq!(set_cookie("s", "v", None, false), "s=v; Path=/; HttpOnly; SameSite=Lax");
+        assert_eq!(clear_cookie("s", false), "s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    }
+
+    #[test]
+    fn without_drops_only_selected() {
+        let keep_all = without(b"a=1; b=2", |n| n == "z").expect("some");
+        assert!(matches!(keep_all, std::borrow::Cow::Borrowed(_)));
+        let got = without(b"a=1; gw=secret;b=2 ; gw_login_x=y", |n| n.starts_with("gw")).expect("some");
+        assert_eq!(&*got, b"a=1; b=2");
+        assert!(without(b"gw=1", |n| n == "gw").is_none());
+    }
+}
