@@ -20,7 +20,7 @@ use crate::identity::ManagedHeaders;
 use crate::reply::Reply;
 use crate::route::{Route, Router};
 use crate::secret::{ct_eq, Secret};
-use crate::session::{self, cookie, SessionData, Sealer};
+use crate::session::{self, cookie, Sealer, SessionData};
 
 /// The longest return URL kept in a pending-login cookie: a browser drops a cookie
 /// over 4 KiB, and with it the login.
@@ -65,8 +65,16 @@ impl Gateway {
     /// As `new`, with the outbound HTTP client given (tests pass fakes).
     pub fn with_http(config: Config, http: Option<Arc<dyn HttpClient>>) -> Gateway {
         let router = Router::new(&config);
-        let managed = ManagedHeaders::new(config.routes.iter().flat_map(|r| r.headers.iter().map(|h| &h.name)));
-        let mut keep_claims: Vec<String> = DEFAULT_HEADER_CLAIMS.iter().map(|s| s.to_string()).collect();
+        let managed = ManagedHeaders::new(
+            config
+                .routes
+                .iter()
+                .flat_map(|r| r.headers.iter().map(|h| &h.name)),
+        );
+        let mut keep_claims: Vec<String> = DEFAULT_HEADER_CLAIMS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         for r in &config.routes {
             for h in &r.headers {
                 if !keep_claims.contains(&h.claim) {
@@ -152,7 +160,11 @@ impl Gateway {
     /// browser navigation, 401 JSON for everything else.
     pub async fn login_required(&self, route: &Route, parts: &Parts, now: u64) -> Reply {
         if is_api_request(parts) {
-            return Reply::json_error(401, "unauthenticated", "This resource needs a signed-in session.");
+            return Reply::json_error(
+                401,
+                "unauthenticated",
+                "This resource needs a signed-in session.",
+            );
         }
         match self.start_login(route, parts, now).await {
             Ok(r) => r,
@@ -163,12 +175,28 @@ impl Gateway {
         }
     }
 
-    async fn start_login(&self, route: &Route, parts: &Parts, now: u64) -> Result<Reply, AuthError> {
-        let oidc = self.oidc.as_ref().ok_or(AuthError::Discovery("no provider".into()))?;
-        let wanted = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let return_to = safe_return_url(wanted, &route.spec.origin, &self.config.server.allowed_redirect_hosts)
-            .filter(|r| r.len() <= MAX_PENDING_RETURN)
-            .unwrap_or_else(|| "/".to_string());
+    async fn start_login(
+        &self,
+        route: &Route,
+        parts: &Parts,
+        now: u64,
+    ) -> Result<Reply, AuthError> {
+        let oidc = self
+            .oidc
+            .as_ref()
+            .ok_or(AuthError::Discovery("no provider".into()))?;
+        let wanted = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let return_to = safe_return_url(
+            wanted,
+            &route.spec.origin,
+            &self.config.server.allowed_redirect_hosts,
+        )
+        .filter(|r| r.len() <= MAX_PENDING_RETURN)
+        .unwrap_or_else(|| "/".to_string());
         let pending = PendingLogin::new(return_to, route.spec.origin.clone(), now)
             .map_err(|e| AuthError::IdpUnavailable(e.to_string()))?;
         let redirect_uri = self.redirect_uri(&route.spec.origin);
@@ -181,8 +209,12 @@ impl Gateway {
             .sealer
             .seal(&name, &plain)
             .map_err(|e| AuthError::IdpUnavailable(e.to_string()))?;
-        let mut reply = Reply::redirect(location)
-            .with_cookie(cookie::set_cookie(&name, &sealed, Some(s.pending_ttl.as_secs()), s.secure));
+        let mut reply = Reply::redirect(location).with_cookie(cookie::set_cookie(
+            &name,
+            &sealed,
+            Some(s.pending_ttl.as_secs()),
+            s.secure,
+        ));
         reply = reply.with_cookies(self.evict_pending(parts, now));
         reply.headers.push(("cache-control", "no-store".into()));
         Ok(reply)
@@ -235,7 +267,10 @@ impl Gateway {
         let pending_name = q
             .get("state")
             .map(|st| format!("{}{}", self.config.session.pending_prefix, cookie_id(st)));
-        let reply = match self.finish_login(parts, &q, pending_name.as_deref(), now).await {
+        let reply = match self
+            .finish_login(parts, &q, pending_name.as_deref(), now)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "login failed at the callback");
@@ -261,11 +296,18 @@ impl Gateway {
         now: u64,
     ) -> Result<Reply, AuthError> {
         if let Some(err) = q.get("error") {
-            let error: String = err.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
+            let error: String = err
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(64)
+                .collect();
             return Err(AuthError::IdpDenied { error });
         }
         let state = q.get("state").ok_or(AuthError::BadCallback("no state"))?;
-        let code = q.get("code").filter(|c| !c.is_empty() && c.len() <= 2048).ok_or(AuthError::BadCallback("no code"))?;
+        let code = q
+            .get("code")
+            .filter(|c| !c.is_empty() && c.len() <= 2048)
+            .ok_or(AuthError::BadCallback("no code"))?;
         let pending_name = pending_name.ok_or(AuthError::UnknownState)?;
         let pending = self
             .cookie_value(parts, pending_name)
@@ -276,15 +318,27 @@ impl Gateway {
         }
         // Single use: the entry API makes check-and-insert one step, so two
         // concurrent replays cannot both pass.
-        let fresh = self.used_states.entry(state.to_string()).or_insert(()).is_fresh();
+        let fresh = self
+            .used_states
+            .entry(state.to_string())
+            .or_insert(())
+            .is_fresh();
         if !fresh {
             return Err(AuthError::StateReplayed);
         }
-        let oidc = self.oidc.as_ref().ok_or(AuthError::Discovery("no provider".into()))?;
+        let oidc = self
+            .oidc
+            .as_ref()
+            .ok_or(AuthError::Discovery("no provider".into()))?;
         let redirect_uri = self.redirect_uri(&pending.origin);
         let return_to = pending.return_to.clone();
         let identity = oidc
-            .finish(Secret::new(code.to_string()), pending, &redirect_uri, &self.keep_claims)
+            .finish(
+                Secret::new(code.to_string()),
+                pending,
+                &redirect_uri,
+                &self.keep_claims,
+            )
             .await?;
         tracing::info!(user = %identity.sub, "login completed");
         let s = &self.config.session;
@@ -307,8 +361,14 @@ impl Gateway {
     /// SSO session too, then come back to `rd` (validated) or the configured page.
     pub fn logout(&self, parts: &Parts) -> Reply {
         let server = &self.config.server;
-        let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok());
-        let origin = self.router.origin_for_host(host).unwrap_or(server.public_origin.as_str());
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let origin = self
+            .router
+            .origin_for_host(host)
+            .unwrap_or(server.public_origin.as_str());
         let q = Query::parse(parts.uri.query());
         let target = q
             .get("rd")

@@ -201,7 +201,11 @@ mod tests {
             sub: "u1".into(),
             claims: vec![("name".into(), "Eve\r\nX-Admin: yes".into())],
         };
-        let rules = [rule("x-user", "sub"), rule("x-name", "name"), rule("x-mail", "email")];
+        let rules = [
+            rule("x-user", "sub"),
+            rule("x-name", "name"),
+            rule("x-mail", "email"),
+        ];
         let got: Vec<_> = header_values(&rules, &id)
             .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
             .collect();

@@ -14,7 +14,10 @@ use oneaccess_gateway::proxy::server;
 use oneaccess_gateway::telemetry;
 
 #[derive(Parser)]
-#[command(version, about = "Reverse-proxy SSO gateway for Huawei Cloud OneAccess")]
+#[command(
+    version,
+    about = "Reverse-proxy SSO gateway for Huawei Cloud OneAccess"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -102,8 +102,7 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
         return true;
     }
     let prefix = prefix.trim_end_matches('/');
-    path.starts_with(prefix)
-        && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
+    path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
 }
 
 /// Whether a request path could mean something else to the upstream than to the
@@ -172,7 +171,14 @@ mod tests {
         ] {
             assert!(is_ambiguous_path(p), "{p}");
         }
-        for p in ["/", "/app/file.txt", "/a..b/c", "/.well-known/x", "/100%25", "/a%20b"] {
+        for p in [
+            "/",
+            "/app/file.txt",
+            "/a..b/c",
+            "/.well-known/x",
+            "/100%25",
+            "/a%20b",
+        ] {
             assert!(!is_ambiguous_path(p), "{p}");
         }
     }

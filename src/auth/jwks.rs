@@ -82,7 +82,10 @@ impl JwksCache {
             .await
             .map_err(AuthError::IdpUnavailable)?;
         if resp.status != 200 {
-            return Err(AuthError::IdpUnavailable(format!("JWKS answered {}", resp.status)));
+            return Err(AuthError::IdpUnavailable(format!(
+                "JWKS answered {}",
+                resp.status
+            )));
         }
         let set: JwkSet = serde_json::from_slice(&resp.body)
             .map_err(|e| AuthError::IdpUnavailable(format!("JWKS is not a key set: {e}")))?;

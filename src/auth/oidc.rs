@@ -165,7 +165,9 @@ impl OidcClient {
             }
             TokenAuth::ClientSecretBasic => {
                 // RFC 6749 2.3.1: both parts form-urlencoded before base64.
-                let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+                let enc = |v: &str| {
+                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                };
                 let pair = format!("{}:{}", enc(&s.client_id), enc(s.client_secret.expose()));
                 headers.push(("authorization", format!("Basic {}", STANDARD.encode(pair))));
             }
@@ -210,7 +212,8 @@ impl OidcClient {
     ) -> Result<Map<String, Value>, AuthError> {
         let bad = |m: &str| AuthError::InvalidIdToken(m.to_string());
         // `alg: none` and unknown algorithms fail here: they are no `Algorithm`.
-        let header = jsonwebtoken::decode_header(token).map_err(|_| bad("unreadable header or unsupported alg"))?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| bad("unreadable header or unsupported alg"))?;
         if !self.settings.algorithms.contains(&header.alg) {
             return Err(bad("alg not allowed"));
         }

@@ -22,7 +22,9 @@ pub fn safe_return_url(raw: &str, origin: &str, allowed_hosts: &[String]) -> Opt
     // The same check (spaces aside: `%20` is ordinary) on the percent-decoded form, for `/%09/evil.com`, `/%5Cevil`,
     // `/%2F%2Fevil.com` and friends that an upstream or a browser may decode.
     let decoded: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
-    if decoded.iter().any(|b| *b < 0x20 || *b == 0x7f || *b == b'\\')
+    if decoded
+        .iter()
+        .any(|b| *b < 0x20 || *b == 0x7f || *b == b'\\')
         || decoded.starts_with(b"//")
     {
         return None;
@@ -102,15 +104,30 @@ mod tests {
     #[test]
     fn friendly_targets_pass() {
         assert_eq!(ok("/"), Some("/".into()));
-        assert_eq!(ok("/app/page?x=1&y=%20#frag"), Some("/app/page?x=1&y=%20#frag".into()));
-        assert_eq!(ok("https://app.example.com/x"), Some("https://app.example.com/x".into()));
-        assert_eq!(ok("https://portal.example.com/"), Some("https://portal.example.com/".into()));
-        assert_eq!(ok("HTTPS://APP.example.com/x"), Some("https://app.example.com/x".into()));
+        assert_eq!(
+            ok("/app/page?x=1&y=%20#frag"),
+            Some("/app/page?x=1&y=%20#frag".into())
+        );
+        assert_eq!(
+            ok("https://app.example.com/x"),
+            Some("https://app.example.com/x".into())
+        );
+        assert_eq!(
+            ok("https://portal.example.com/"),
+            Some("https://portal.example.com/".into())
+        );
+        assert_eq!(
+            ok("HTTPS://APP.example.com/x"),
+            Some("https://app.example.com/x".into())
+        );
     }
 
     #[test]
     fn absolute_joins_paths_only() {
         assert_eq!(absolute("/x", O), "https://app.example.com/x");
-        assert_eq!(absolute("https://p.example.com/", O), "https://p.example.com/");
+        assert_eq!(
+            absolute("https://p.example.com/", O),
+            "https://p.example.com/"
+        );
     }
 }

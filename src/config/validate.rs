@@ -364,7 +364,10 @@ fn read_secret(
         return match std::fs::read_to_string(&p) {
             Ok(v) if !v.trim().is_empty() => Some(Secret::new(v.trim_end().to_string())),
             Ok(_) => {
-                c.add(format!("{path}.file"), format!("`{}` is empty", p.display()));
+                c.add(
+                    format!("{path}.file"),
+                    format!("`{}` is empty", p.display()),
+                );
                 None
             }
             Err(e) => {
@@ -407,7 +410,8 @@ fn provider_settings(
         (None, Some(i)) => {
             match Url::parse(i) {
                 Ok(u) => {
-                    let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+                    let loopback =
+                        matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
                     if u.scheme() == "http" && !loopback && !f.allow_insecure_http {
                         c.add(
                             "provider.issuer",
@@ -459,14 +463,18 @@ fn provider_settings(
         }
     };
 
-    let scopes = f.scopes.clone().unwrap_or_else(|| {
-        vec!["openid".into(), "profile".into(), "email".into()]
-    });
+    let scopes = f
+        .scopes
+        .clone()
+        .unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
     if !scopes.iter().any(|s| s == "openid") {
         c.add("provider.scopes", "must include `openid`");
     }
     if scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
-        c.add("provider.scopes", "scopes must be non-empty and contain no spaces");
+        c.add(
+            "provider.scopes",
+            "scopes must be non-empty and contain no spaces",
+        );
     }
 
     let mut algorithms = Vec::new();
@@ -488,12 +496,17 @@ fn provider_settings(
             "ES384" => algorithms.push(Algorithm::ES384),
             other => c.add(
                 format!("provider.id_token_algorithms[{i}]"),
-                format!("`{other}` is not allowed (asymmetric algorithms only; never `none` or HS*)"),
+                format!(
+                    "`{other}` is not allowed (asymmetric algorithms only; never `none` or HS*)"
+                ),
             ),
         }
     }
     if algorithms.is_empty() {
-        c.add("provider.id_token_algorithms", "must list at least one algorithm");
+        c.add(
+            "provider.id_token_algorithms",
+            "must list at least one algorithm",
+        );
     }
 
     let clock_skew = f.clock_skew_seconds.unwrap_or(60);
@@ -680,7 +693,9 @@ fn resolve_upstream(text: &str) -> Result<Upstream, String> {
     match url.scheme() {
         "http" => {}
         "https" => {
-            return Err("https upstreams need the TLS build, which comes with a later release".into())
+            return Err(
+                "https upstreams need the TLS build, which comes with a later release".into(),
+            )
         }
         s => return Err(format!("scheme `{s}` is not http")),
     }

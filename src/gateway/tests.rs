@@ -53,26 +53,57 @@ fn header<'r>(r: &'r Reply, name: &str) -> Vec<&'r str> {
 
 #[test]
 fn api_requests_are_told_apart_from_navigations() {
-    let cases: &[(&str, &[(&str, &str)], bool)] = &[
-        ("GET", &[("accept", "text/html,application/xhtml+xml")], false),
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], bool);
+    let cases: &[Case] = &[
+        (
+            "GET",
+            &[("accept", "text/html,application/xhtml+xml")],
+            false,
+        ),
         ("GET", &[], false),
         ("GET", &[("accept", "application/json")], true),
         ("GET", &[("accept", "*/*")], false),
-        ("GET", &[("x-requested-with", "XMLHttpRequest"), ("accept", "text/html")], true),
-        ("GET", &[("sec-fetch-mode", "cors"), ("accept", "text/html")], true),
-        ("GET", &[("sec-fetch-mode", "navigate"), ("accept", "application/json")], false),
+        (
+            "GET",
+            &[
+                ("x-requested-with", "XMLHttpRequest"),
+                ("accept", "text/html"),
+            ],
+            true,
+        ),
+        (
+            "GET",
+            &[("sec-fetch-mode", "cors"), ("accept", "text/html")],
+            true,
+        ),
+        (
+            "GET",
+            &[
+                ("sec-fetch-mode", "navigate"),
+                ("accept", "application/json"),
+            ],
+            false,
+        ),
         ("POST", &[("accept", "text/html")], true),
         ("HEAD", &[], false),
     ];
     for (method, headers, api) in cases {
-        assert_eq!(is_api_request(&parts(method, "/", headers)), *api, "{method} {headers:?}");
+        assert_eq!(
+            is_api_request(&parts(method, "/", headers)),
+            *api,
+            "{method} {headers:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn api_clients_get_401_json_not_a_redirect() {
     let g = gateway("");
-    let route = g.router.find(Some("app.example.com"), "/x").expect("route").clone();
+    let route = g
+        .router
+        .find(Some("app.example.com"), "/x")
+        .expect("route")
+        .clone();
     let p = parts("GET", "/x", &[("accept", "application/json")]);
     let r = g.login_required(&route, &p, 1000).await;
     assert_eq!(r.status, 401);
@@ -86,7 +117,13 @@ fn logout_clears_cookies_and_goes_to_global_logout() {
     let p = parts(
         "GET",
         "/_sso/logout?rd=/bye",
-        &[("host", "app.example.com"), ("cookie", "__Host-oag_session=x; __Host-oag_session_login_abc=y; other=1")],
+        &[
+            ("host", "app.example.com"),
+            (
+                "cookie",
+                "__Host-oag_session=x; __Host-oag_session_login_abc=y; other=1",
+            ),
+        ],
     );
     let r = g.logout(&p);
     assert_eq!(r.status, 302);
@@ -98,22 +135,47 @@ fn logout_clears_cookies_and_goes_to_global_logout() {
         .iter()
         .filter_map(|c| pairs(c.as_bytes()).next().map(|(n, _)| n))
         .collect();
-    assert_eq!(cleared, ["__Host-oag_session", "__Host-oag_session_login_abc"]);
-    assert!(header(&r, "set-cookie").iter().all(|c| c.contains("Max-Age=0") && c.contains("Secure")));
+    assert_eq!(
+        cleared,
+        ["__Host-oag_session", "__Host-oag_session_login_abc"]
+    );
+    assert!(header(&r, "set-cookie")
+        .iter()
+        .all(|c| c.contains("Max-Age=0") && c.contains("Secure")));
 }
 
 #[test]
 fn logout_refuses_hostile_targets() {
     let g = gateway(r#"post_logout_redirect = "/signed-out""#);
-    for rd in ["//evil.com", "https://evil.com/", "/%09/evil.com", "https:evil.com", "/\\evil.com"] {
+    for rd in [
+        "//evil.com",
+        "https://evil.com/",
+        "/%09/evil.com",
+        "https:evil.com",
+        "/\\evil.com",
+    ] {
         let q: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
-        let p = parts("GET", &format!("/_sso/logout?rd={q}"), &[("host", "app.example.com")]);
+        let p = parts(
+            "GET",
+            &format!("/_sso/logout?rd={q}"),
+            &[("host", "app.example.com")],
+        );
         let loc = header(&g.logout(&p), "location")[0].to_string();
-        assert!(loc.ends_with("redirect_url=https%3A%2F%2Fapp.example.com%2Fsigned-out"), "{rd} -> {loc}");
+        assert!(
+            loc.ends_with("redirect_url=https%3A%2F%2Fapp.example.com%2Fsigned-out"),
+            "{rd} -> {loc}"
+        );
     }
-    let p = parts("GET", "/_sso/logout?rd=https%3A%2F%2Fportal.example.com%2Fhome", &[]);
+    let p = parts(
+        "GET",
+        "/_sso/logout?rd=https%3A%2F%2Fportal.example.com%2Fhome",
+        &[],
+    );
     let loc = header(&g.logout(&p), "location")[0].to_string();
-    assert!(loc.ends_with("redirect_url=https%3A%2F%2Fportal.example.com%2Fhome"), "{loc}");
+    assert!(
+        loc.ends_with("redirect_url=https%3A%2F%2Fportal.example.com%2Fhome"),
+        "{loc}"
+    );
 }
 
 #[test]
@@ -121,9 +183,13 @@ fn pending_logins_are_bounded_oldest_first() {
     let g = gateway("");
     let mut cookies = Vec::new();
     for (i, created) in [(0, 500u64), (1, 300), (2, 400)] {
-        let p = PendingLogin::new("/".into(), "https://app.example.com".into(), created).expect("pending");
+        let p = PendingLogin::new("/".into(), "https://app.example.com".into(), created)
+            .expect("pending");
         let name = format!("{}{}", g.config.session.pending_prefix, p.cookie_id());
-        let v = g.sealer.seal(&name, &serde_json::to_vec(&p).expect("json")).expect("seal");
+        let v = g
+            .sealer
+            .seal(&name, &serde_json::to_vec(&p).expect("json"))
+            .expect("seal");
         cookies.push((i, created, name, v));
     }
     let header_value = cookies
@@ -154,7 +220,10 @@ fn pending_logins_are_bounded_oldest_first() {
 fn tampered_and_foreign_session_cookies_are_no_session() {
     let g = gateway("");
     let data = SessionData {
-        identity: crate::identity::Identity { sub: "u".into(), claims: vec![] },
+        identity: crate::identity::Identity {
+            sub: "u".into(),
+            claims: vec![],
+        },
         issued_at: 0,
         expires_at: 2000,
     };
@@ -180,7 +249,11 @@ fn tampered_and_foreign_session_cookies_are_no_session() {
 #[tokio::test]
 async fn callback_without_pending_cookie_is_an_expired_login() {
     let g = gateway("");
-    let p = parts("GET", "/_sso/callback?code=abc&state=0123456789abcdefXYZ", &[]);
+    let p = parts(
+        "GET",
+        "/_sso/callback?code=abc&state=0123456789abcdefXYZ",
+        &[],
+    );
     let r = g.callback(&p, 1000).await;
     assert_eq!(r.status, 400);
     let p = parts("GET", "/_sso/callback?error=access_denied&state=x", &[]);

@@ -73,7 +73,11 @@ impl ProxyHttp for GatewayProxy {
 
         if is_ambiguous_path(path) {
             ctx.outcome = "bad_path";
-            let reply = Reply::page(400, "Bad request", "The address contains `.` or `..` segments.");
+            let reply = Reply::page(
+                400,
+                "Bad request",
+                "The address contains `.` or `..` segments.",
+            );
             respond::send(session, reply).await?;
             return Ok(true);
         }
@@ -81,7 +85,11 @@ impl ProxyHttp for GatewayProxy {
         let host = host_of(req);
         let Some(route) = g.router.find(host, path).cloned() else {
             ctx.outcome = "no_route";
-            let reply = Reply::page(404, "Not found", "No application is served at this address.");
+            let reply = Reply::page(
+                404,
+                "Not found",
+                "No application is served at this address.",
+            );
             respond::send(session, reply).await?;
             return Ok(true);
         };
@@ -108,7 +116,11 @@ impl ProxyHttp for GatewayProxy {
         Ok(done)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         match &ctx.route {
             Some(r) => Ok(Box::new(r.peer.clone())),
             // request_filter answers every request that has no route.
@@ -197,7 +209,11 @@ fn host_of(req: &RequestHeader) -> Option<&str> {
 /// Rewrites the `Cookie` headers without the gateway's cookies, merged into one
 /// header as HTTP/1.1 upstreams expect.
 fn strip_gateway_cookies(g: &Gateway, upstream: &mut RequestHeader) -> Result<()> {
-    let values: Vec<&http::HeaderValue> = upstream.headers.get_all(http::header::COOKIE).iter().collect();
+    let values: Vec<&http::HeaderValue> = upstream
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .collect();
     if values.is_empty() {
         return Ok(());
     }
@@ -229,6 +245,9 @@ fn strip_gateway_cookies(g: &Gateway, upstream: &mut RequestHeader) -> Result<()
 
 /// The cookie name a `Set-Cookie` value sets.
 fn set_cookie_name(v: &[u8]) -> Option<&str> {
-    let end = v.iter().position(|b| *b == b'=' || *b == b';').unwrap_or(v.len());
+    let end = v
+        .iter()
+        .position(|b| *b == b'=' || *b == b';')
+        .unwrap_or(v.len());
     std::str::from_utf8(&v[..end]).ok().map(str::trim)
 }

@@ -39,7 +39,9 @@ pub async fn send(session: &mut Session, reply: Reply) -> Result<()> {
     let empty = reply.body.is_empty() || session.req_header().method == http::Method::HEAD;
     session.write_response_header(Box::new(resp), empty).await?;
     if !empty {
-        session.write_response_body(Some(Bytes::clone(&reply.body)), true).await?;
+        session
+            .write_response_body(Some(Bytes::clone(&reply.body)), true)
+            .await?;
     }
     Ok(())
 }

@@ -41,7 +41,10 @@ pub fn clear_cookie(name: &str, secure: bool) -> String {
 /// Rebuilds one `Cookie` header value without the pairs `drop` selects, so the app
 /// behind the gateway never sees the gateway's own cookies. `None`: nothing left.
 /// Returns the input unchanged (no allocation) when nothing is dropped.
-pub fn without<'a>(header: &'a [u8], drop: impl Fn(&str) -> bool) -> Option<std::borrow::Cow<'a, [u8]>> {
+pub fn without<'a>(
+    header: &'a [u8],
+    drop: impl Fn(&str) -> bool,
+) -> Option<std::borrow::Cow<'a, [u8]>> {
     if !pairs(header).any(|(n, _)| drop(n)) {
         return Some(std::borrow::Cow::Borrowed(header));
     }
@@ -51,7 +54,11 @@ pub fn without<'a>(header: &'a [u8], drop: impl Fn(&str) -> bool) -> Option<std:
         if trimmed.is_empty() {
             continue;
         }
-        let name = trimmed.split(|b| *b == b'=').next().map(trim_ascii).unwrap_or_default();
+        let name = trimmed
+            .split(|b| *b == b'=')
+            .next()
+            .map(trim_ascii)
+            .unwrap_or_default();
         if std::str::from_utf8(name).map(&drop).unwrap_or(false) {
             continue;
         }
@@ -68,8 +75,14 @@ pub fn without<'a>(header: &'a [u8], drop: impl Fn(&str) -> bool) -> Option<std:
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &b[start..end]
 }
 
@@ -90,15 +103,24 @@ mod tests {
             set_cookie("s", "v", Some(60), true),
             "s=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=60"
         );
-        assert_eq!(set_cookie("s", "v", None, false), "s=v; Path=/; HttpOnly; SameSite=Lax");
-        assert_eq!(clear_cookie("s", false), "s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+        assert_eq!(
+            set_cookie("s", "v", None, false),
+            "s=v; Path=/; HttpOnly; SameSite=Lax"
+        );
+        assert_eq!(
+            clear_cookie("s", false),
+            "s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+        );
     }
 
     #[test]
     fn without_drops_only_selected() {
         let keep_all = without(b"a=1; b=2", |n| n == "z").expect("some");
         assert!(matches!(keep_all, std::borrow::Cow::Borrowed(_)));
-        let got = without(b"a=1; gw=secret;b=2 ; gw_login_x=y", |n| n.starts_with("gw")).expect("some");
+        let got = without(b"a=1; gw=secret;b=2 ; gw_login_x=y", |n| {
+            n.starts_with("gw")
+        })
+        .expect("some");
         assert_eq!(&*got, b"a=1; b=2");
         assert!(without(b"gw=1", |n| n == "gw").is_none());
     }

@@ -41,7 +41,12 @@ pub fn seal(sealer: &Sealer, name: &str, data: &SessionData) -> Result<String, S
 
 /// Opens and checks a session cookie value. Authenticates before parsing: a value
 /// that fails the AEAD tag is never handed to the JSON parser.
-pub fn open(sealer: &Sealer, name: &str, value: &str, now: u64) -> Result<SessionData, SessionError> {
+pub fn open(
+    sealer: &Sealer,
+    name: &str,
+    value: &str,
+    now: u64,
+) -> Result<SessionData, SessionError> {
     let plain = sealer.open(name, value)?;
     let data: SessionData = serde_json::from_slice(&plain).map_err(|_| SessionError::Format)?;
     if now >= data.expires_at {
@@ -80,7 +85,10 @@ mod tests {
         let v = seal(&s, "sess", &data(200)).expect("seal");
         assert_eq!(open(&s, "sess", &v, 150).expect("open"), data(200));
         assert_eq!(open(&s, "sess", &v, 200), Err(SessionError::Expired));
-        assert!(matches!(open(&s, "other", &v, 150), Err(SessionError::Seal(_))));
+        assert!(matches!(
+            open(&s, "other", &v, 150),
+            Err(SessionError::Seal(_))
+        ));
     }
 
     #[test]

@@ -63,8 +63,8 @@ impl Sealer {
                 let d = digest::digest(&digest::SHA256, k.expose());
                 let mut hint = [0u8; HINT_LEN];
                 hint.copy_from_slice(&d.as_ref()[..HINT_LEN]);
-                let unbound = UnboundKey::new(&AES_256_GCM, k.expose())
-                    .expect("AES-256 takes a 32-byte key");
+                let unbound =
+                    UnboundKey::new(&AES_256_GCM, k.expose()).expect("AES-256 takes a 32-byte key");
                 RingKey {
                     hint,
                     key: LessSafeKey::new(unbound),
@@ -168,7 +168,10 @@ mod tests {
     #[test]
     fn nonces_are_random() {
         let s = ring(&[1]);
-        assert_ne!(s.seal("c", b"x").expect("seal"), s.seal("c", b"x").expect("seal"));
+        assert_ne!(
+            s.seal("c", b"x").expect("seal"),
+            s.seal("c", b"x").expect("seal")
+        );
     }
 
     #[test]
@@ -191,10 +194,16 @@ mod tests {
         let mut raw = URL_SAFE_NO_PAD.decode(&v).expect("b64");
         let last = raw.len() - 1;
         raw[last] ^= 1;
-        assert_eq!(s.open("c", &URL_SAFE_NO_PAD.encode(&raw)), Err(SealError::Tampered));
+        assert_eq!(
+            s.open("c", &URL_SAFE_NO_PAD.encode(&raw)),
+            Err(SealError::Tampered)
+        );
         raw[last] ^= 1;
         raw[0] = 9;
-        assert_eq!(s.open("c", &URL_SAFE_NO_PAD.encode(&raw)), Err(SealError::Version));
+        assert_eq!(
+            s.open("c", &URL_SAFE_NO_PAD.encode(&raw)),
+            Err(SealError::Version)
+        );
         assert_eq!(ring(&[3]).open("c", &v), Err(SealError::UnknownKey));
     }
 }

@@ -145,9 +145,18 @@ fn header_rules_are_checked_in_a_valid_route() {
         r#"headers = { "Host" = "sub", "X-Ok" = " ", "Bad Name" = "sub" }"#,
     );
     let got = problems(&text).join("\n");
-    assert!(got.contains("route[1].headers.Host: this header cannot carry identity"), "{got}");
-    assert!(got.contains("route[1].headers.X-Ok: needs a claim name"), "{got}");
-    assert!(got.contains("route[1].headers.Bad Name: is not a valid header name"), "{got}");
+    assert!(
+        got.contains("route[1].headers.Host: this header cannot carry identity"),
+        "{got}"
+    );
+    assert!(
+        got.contains("route[1].headers.X-Ok: needs a claim name"),
+        "{got}"
+    );
+    assert!(
+        got.contains("route[1].headers.Bad Name: is not a valid header name"),
+        "{got}"
+    );
 }
 
 #[test]
@@ -159,11 +168,29 @@ fn a_toml_syntax_error_names_its_line() {
 
 #[test]
 fn inline_secret_needs_dev_flag() {
-    let text = GOOD.replace(r#"client_secret = { env = "SECRET" }"#, r#"client_secret = { value = "plain" }"#);
+    let text = GOOD.replace(
+        r#"client_secret = { env = "SECRET" }"#,
+        r#"client_secret = { value = "plain" }"#,
+    );
     let got = problems(&text).join("\n");
-    assert!(got.contains("provider.client_secret.value: a secret written in the TOML needs `dev = true`"), "{got}");
-    let text = GOOD.replace(r#"client_secret = { env = "SECRET" }"#, r#"client_secret = { value = "plain", dev = true }"#);
-    assert_eq!(parse_ok(&text).provider.expect("provider").client_secret.expose(), "plain");
+    assert!(
+        got.contains(
+            "provider.client_secret.value: a secret written in the TOML needs `dev = true`"
+        ),
+        "{got}"
+    );
+    let text = GOOD.replace(
+        r#"client_secret = { env = "SECRET" }"#,
+        r#"client_secret = { value = "plain", dev = true }"#,
+    );
+    assert_eq!(
+        parse_ok(&text)
+            .provider
+            .expect("provider")
+            .client_secret
+            .expose(),
+        "plain"
+    );
 }
 
 #[test]
@@ -171,9 +198,15 @@ fn secret_files_are_read_relative_to_the_config() {
     let dir = std::env::temp_dir().join(format!("oag-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("client.secret"), "from-file\n").expect("write");
-    let text = GOOD.replace(r#"client_secret = { env = "SECRET" }"#, r#"client_secret = { file = "client.secret" }"#);
+    let text = GOOD.replace(
+        r#"client_secret = { env = "SECRET" }"#,
+        r#"client_secret = { file = "client.secret" }"#,
+    );
     let c = parse(&text, &dir, &env).expect("valid");
-    assert_eq!(c.provider.expect("provider").client_secret.expose(), "from-file");
+    assert_eq!(
+        c.provider.expect("provider").client_secret.expose(),
+        "from-file"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -187,9 +220,15 @@ upstream = "http://127.0.0.1:3000"
 protocol = "oidc"
 "#;
     let got = problems(text).join("\n");
-    assert!(got.contains("provider: a [provider] section is needed"), "{got}");
+    assert!(
+        got.contains("provider: a [provider] section is needed"),
+        "{got}"
+    );
     let got = problems("[session]\nkeys = [{ env = \"KEY\" }]\n").join("\n");
-    assert!(got.contains("route: at least one [[route]] is needed"), "{got}");
+    assert!(
+        got.contains("route: at least one [[route]] is needed"),
+        "{got}"
+    );
 }
 
 #[test]
@@ -198,8 +237,14 @@ fn duplicate_routes_and_reserved_paths_are_rejected() {
         "{GOOD}\n[[route]]\npath = \"/\"\nupstream = \"http://127.0.0.1:3000\"\nprotocol = \"public\"\n[[route]]\npath = \"/_sso/x\"\nupstream = \"http://127.0.0.1:3000\"\nprotocol = \"public\"\n"
     );
     let got = problems(&text).join("\n");
-    assert!(got.contains("route[2].path: another route already has this host and path"), "{got}");
-    assert!(got.contains("route[3].path: overlaps the gateway's own `/_sso`"), "{got}");
+    assert!(
+        got.contains("route[2].path: another route already has this host and path"),
+        "{got}"
+    );
+    assert!(
+        got.contains("route[3].path: overlaps the gateway's own `/_sso`"),
+        "{got}"
+    );
 }
 
 #[test]

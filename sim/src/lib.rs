@@ -1,0 +1,15 @@
+//! `oneaccess-sim`: a faithful simulator of the Huawei OneAccess identity provider
+//! (OIDC / OAuth 2.0, CAS, global logout) and a tiny echo upstream, for the gateway's
+//! integration tests and the demo.
+//!
+//! Both servers run in-process on the caller's Tokio runtime; see [`Sim`] and [`echo::Echo`].
+
+pub mod echo;
+pub mod keys;
+pub mod oneaccess;
+mod server;
+mod util;
+
+pub use oneaccess::{
+    load_users, ExpiresInStyle, Signing, Sim, SimConfig, SimCounters, TokenHook, User, SSO_COOKIE,
+};

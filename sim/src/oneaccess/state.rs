@@ -1,0 +1,296 @@
+//! The simulator's server-side state: signing keys, SSO sessions, authorization codes,
+//! tokens, CAS tickets, test knobs and counters, plus ID-token minting.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::{Signing, SimConfig, SimCounters, TokenHook, User};
+use crate::keys::{hs256, signing_input, SigningKey};
+use crate::util::{b64url, now_millis, now_secs, random_token};
+
+/// How long authorization codes and CAS tickets live.
+pub(crate) const CODE_TTL_SECS: u64 = 300;
+
+/// Locks a mutex, shrugging off poisoning (a panicking test hook must not wedge the sim).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) struct State {
+    pub cfg: SimConfig,
+    pub base_url: String,
+    pub issuer: String,
+    /// Published keys, the current (signing) key first.
+    keys: Mutex<Vec<Arc<SigningKey>>>,
+    pub knobs: Mutex<Knobs>,
+    pub counters: Mutex<SimCounters>,
+    pub store: Mutex<Store>,
+}
+
+#[derive(Default)]
+pub(crate) struct Knobs {
+    pub latency: Duration,
+    pub fail_status: Option<u16>,
+    pub signing: Signing,
+    pub hook: Option<TokenHook>,
+}
+
+#[derive(Default)]
+pub(crate) struct Store {
+    pub sessions: HashMap<String, SsoSession>,
+    pub codes: HashMap<String, CodeGrant>,
+    pub access: HashMap<String, AccessGrant>,
+    pub refresh: HashMap<String, RefreshGrant>,
+    pub tickets: HashMap<String, CasTicket>,
+}
+
+#[derive(Clone)]
+pub(crate) struct SsoSession {
+    pub user_id: String,
+    /// Login time, seconds since the epoch (the `auth_time` claim).
+    pub auth_time: u64,
+    /// Login time in milliseconds (the CAS `authenticationDate`).
+    pub auth_millis: u128,
+    /// No CAS ticket has been issued from this session yet (`isFromNewLogin`).
+    pub fresh: bool,
+}
+
+pub(crate) struct CodeGrant {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub user_id: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub auth_time: u64,
+    pub expires: u64,
+}
+
+pub(crate) struct AccessGrant {
+    pub user_id: String,
+    pub expires: u64,
+}
+
+pub(crate) struct RefreshGrant {
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: String,
+    pub auth_time: u64,
+}
+
+pub(crate) struct CasTicket {
+    pub user_id: String,
+    pub service: String,
+    pub from_new_login: bool,
+    pub auth_millis: u128,
+    pub expires: u64,
+}
+
+impl Store {
+    /// Drops expired codes, tickets and access tokens.
+    pub fn purge(&mut self) {
+        let now = now_secs();
+        self.codes.retain(|_, c| c.expires > now);
+        self.tickets.retain(|_, t| t.expires > now);
+        self.access.retain(|_, a| a.expires > now);
+    }
+
+    /// Starts a new SSO session for `user_id` and returns its id.
+    pub fn new_session(&mut self, user_id: &str) -> String {
+        let sid = random_token(32);
+        self.sessions.insert(
+            sid.clone(),
+            SsoSession {
+                user_id: user_id.to_string(),
+                auth_time: now_secs(),
+                auth_millis: now_millis(),
+                fresh: true,
+            },
+        );
+        sid
+    }
+
+    /// Issues a single-use CAS service ticket bound to `service`.
+    pub fn new_ticket(
+        &mut self,
+        user_id: &str,
+        service: &str,
+        from_new_login: bool,
+        auth_millis: u128,
+    ) -> String {
+        self.purge();
+        let ticket = format!("ST-{}", random_token(30));
+        self.tickets.insert(
+            ticket.clone(),
+            CasTicket {
+                user_id: user_id.to_string(),
+                service: service.to_string(),
+                from_new_login,
+                auth_millis,
+                expires: now_secs() + CODE_TTL_SECS,
+            },
+        );
+        ticket
+    }
+}
+
+impl State {
+    pub fn new(cfg: SimConfig, base_url: String, key: SigningKey) -> State {
+        let issuer = cfg
+            .issuer_override
+            .clone()
+            .unwrap_or_else(|| format!("{base_url}/api/v1/oauth2"));
+        State {
+            cfg,
+            base_url,
+            issuer,
+            keys: Mutex::new(vec![Arc::new(key)]),
+            knobs: Mutex::new(Knobs::default()),
+            counters: Mutex::new(SimCounters::default()),
+            store: Mutex::new(Store::default()),
+        }
+    }
+
+    pub fn user_by_id(&self, id: &str) -> Option<&User> {
+        self.cfg.users.iter().find(|u| u.id == id)
+    }
+
+    pub fn user_by_login(&self, login: &str) -> Option<&User> {
+        self.cfg
+            .users
+            .iter()
+            .find(|u| u.user_name == login || (!u.email.is_empty() && u.email == login))
+    }
+
+    /// The user of the browser's SSO session, with the session id and a copy of it.
+    pub fn session(&self, sid: Option<&str>) -> Option<(String, SsoSession)> {
+        let sid = sid?;
+        let store = lock(&self.store);
+        let session = store.sessions.get(sid)?;
+        self.user_by_id(&session.user_id)?;
+        Some((sid.to_string(), session.clone()))
+    }
+
+    // ---- keys --------------------------------------------------------------------
+
+    pub fn current_key(&self) -> Arc<SigningKey> {
+        Arc::clone(&lock(&self.keys)[0])
+    }
+
+    pub fn rotate_key(&self) -> io::Result<()> {
+        let key = Arc::new(SigningKey::generate()?);
+        tracing::info!(kid = key.kid(), "rotated signing key");
+        let mut keys = lock(&self.keys);
+        keys.insert(0, key);
+        keys.truncate(2);
+        Ok(())
+    }
+
+    pub fn drop_old_keys(&self) {
+        lock(&self.keys).truncate(1);
+    }
+
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<Value> = lock(&self.keys).iter().map(|k| k.jwk()).collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    // ---- tokens ------------------------------------------------------------------
+
+    /// Signs `claims` as a JWT with the current key and the current [`Signing`] mode;
+    /// the token hook (if any and if `hook` is true) may edit header and claims first.
+    pub fn sign_jwt(&self, mut claims: Map<String, Value>, hook: bool) -> io::Result<String> {
+        let (signing, token_hook) = {
+            let knobs = lock(&self.knobs);
+            (knobs.signing, knobs.hook.clone())
+        };
+        let key = self.current_key();
+        let mut header = Map::new();
+        header.insert("kid".into(), key.kid().into());
+        header.insert("alg".into(), "RS256".into());
+        header.insert("typ".into(), "JWT".into());
+        match signing {
+            Signing::Normal | Signing::CorruptSignature => {}
+            Signing::AlgNone => {
+                header.insert("alg".into(), "none".into());
+            }
+            Signing::Hs256WithClientSecret => {
+                header.insert("alg".into(), "HS256".into());
+            }
+            Signing::UnknownKid => {
+                header.insert("kid".into(), format!("unknown-{}", random_token(9)).into());
+            }
+        }
+        if let Some(h) = token_hook.filter(|_| hook) {
+            h(&mut header, &mut claims);
+        }
+        let input = signing_input(&header, &claims);
+        let signature = match signing {
+            Signing::Normal | Signing::UnknownKid => key.sign_rs256(input.as_bytes())?,
+            Signing::CorruptSignature => {
+                let mut sig = key.sign_rs256(input.as_bytes())?;
+                let mid = sig.len() / 2;
+                sig[mid] ^= 0x5a;
+                sig
+            }
+            Signing::AlgNone => Vec::new(),
+            Signing::Hs256WithClientSecret => {
+                hs256(self.cfg.client_secret.as_bytes(), input.as_bytes())
+            }
+        };
+        Ok(format!("{input}.{}", b64url(&signature)))
+    }
+
+    /// An ID token for `user`, as the token endpoint issues it.
+    pub fn id_token(
+        &self,
+        user: &User,
+        client_id: &str,
+        nonce: Option<&str>,
+        auth_time: u64,
+    ) -> io::Result<String> {
+        let now = now_secs();
+        let mut claims = Map::new();
+        claims.insert("iss".into(), self.issuer.clone().into());
+        claims.insert("sub".into(), user.id.clone().into());
+        claims.insert("aud".into(), client_id.into());
+        claims.insert("azp".into(), client_id.into());
+        claims.insert("exp".into(), (now + self.cfg.id_token_ttl.as_secs()).into());
+        claims.insert("iat".into(), now.into());
+        claims.insert("auth_time".into(), auth_time.into());
+        if let Some(nonce) = nonce {
+            claims.insert("nonce".into(), nonce.into());
+        }
+        claims.insert("name".into(), user.name.clone().into());
+        claims.insert("email".into(), user.email.clone().into());
+        claims.insert("preferred_username".into(), user.user_name.clone().into());
+        claims.insert("phone_number".into(), user.mobile.clone().into());
+        self.sign_jwt(claims, true)
+    }
+
+    // ---- counters ----------------------------------------------------------------
+
+    /// Counts a request by path (before latency and injected failures apply).
+    pub fn count(&self, path: &str) {
+        let mut c = lock(&self.counters);
+        match path {
+            "/api/v1/oauth2/.well-known/openid-configuration" => c.discovery += 1,
+            "/api/v1/oauth2/jwks" => c.jwks += 1,
+            "/api/v1/oauth2/token" => c.token += 1,
+            "/api/v1/oauth2/userinfo" => c.userinfo += 1,
+            "/api/v1/oauth2/authorize" => c.authorize += 1,
+            "/api/v1/logout" => c.logout += 1,
+            "/api/v1/login/form" => c.login += 1,
+            "/api/v1/cas/login" => c.cas_login += 1,
+            "/api/v1/cas/logout" => c.cas_logout += 1,
+            "/api/v1/cas/validate"
+            | "/api/v1/cas/serviceValidate"
+            | "/api/v1/cas/p3/serviceValidate" => c.cas_validate += 1,
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! Test harness: a OneAccess simulator, an echo upstream and a gateway on ephemeral
+//! ports, in-process; and `Browser`, an HTTP client that keeps cookies per host (not
+//! per port, as browsers do) and follows redirects by hand.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use oneaccess_gateway::config;
+use oneaccess_gateway::gateway::Gateway;
+use oneaccess_gateway::proxy::server::{self, RunningGateway};
+use oneaccess_sim::echo::Echo;
+use oneaccess_sim::{Sim, SimConfig};
+use serde_json::Value;
+
+pub const COOKIE_KEY: &str = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
+pub const USER: (&str, &str) = ("alice", "alice-password");
+pub const ALICE_ID: &str = "20240001";
+
+pub struct Env {
+    pub sim: Sim,
+    pub echo: Echo,
+    pub gw: RunningGateway,
+    pub port: u16,
+}
+
+impl Env {
+    /// The gateway URL for a path, as users reach it.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.port)
+    }
+
+    pub fn gateway(&self) -> &Gateway {
+        &self.gw.gateway
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The standard test config: `/` protected by OIDC, `/public` public. `provider_extra`
+/// lines go into `[provider]`, `extra` at the end of the file.
+pub fn config_text(port: u16, sim: &Sim, echo: &Echo, provider_extra: &str, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://localhost:{port}"
+threads = 2
+
+[session]
+keys = [{{ value = "{COOKIE_KEY}", dev = true }}]
+
+[provider]
+issuer = "{issuer}"
+client_id = "demo-client"
+client_secret = {{ value = "demo-secret", dev = true }}
+jwks_min_refetch_seconds = 2
+{provider_extra}
+
+[[route]]
+path = "/"
+upstream = "{up}"
+protocol = "oidc"
+
+[[route]]
+path = "/public"
+upstream = "{up}"
+protocol = "public"
+{extra}
+"#,
+        issuer = sim.issuer(),
+        up = echo.base_url(),
+    )
+}
+
+pub async fn start() -> Env {
+    start_with(SimConfig::default(), "", "").await
+}
+
+pub async fn start_with(sim_cfg: SimConfig, provider_extra: &str, extra: &str) -> Env {
+    let sim = Sim::start(sim_cfg).await.expect("simulator");
+    let echo = Echo::start().await.expect("echo upstream");
+    let port = free_port();
+    let text = config_text(port, &sim, &echo, provider_extra, extra);
+    let gw = start_gateway(&text).await;
+    Env {
+        sim,
+        echo,
+        gw,
+        port,
+    }
+}
+
+pub async fn start_gateway(text: &str) -> RunningGateway {
+    let cfg = config::parse(text, Path::new("."), &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let gateway = Arc::new(Gateway::new(cfg).expect("gateway"));
+    gateway.warm_up().await.expect("warm up");
+    tokio::task::spawn_blocking(move || server::spawn(gateway))
+        .await
+        .expect("join")
+        .expect("gateway listens")
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub url: String,
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn location(&self) -> Option<String> {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(|l| resolve(&self.url, l))
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect()
+    }
+
+    /// Values the echo upstream saw for a header (lower-case name).
+    pub fn upstream_header(&self, name: &str) -> Vec<String> {
+        let v = self.json();
+        v["headers"]
+            .as_array()
+            .map(|hs| {
+                hs.iter()
+                    .filter(|h| h[0].as_str() == Some(name))
+                    .filter_map(|h| h[1].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every header name the echo upstream saw.
+    pub fn upstream_header_names(&self) -> Vec<String> {
+        self.json()["headers"]
+            .as_array()
+            .map(|hs| {
+                hs.iter()
+                    .filter_map(|h| h[0].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+pub fn resolve(base: &str, location: &str) -> String {
+    url::Url::parse(base)
+        .and_then(|b| b.join(location))
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| location.to_string())
+}
+
+/// A browser: cookies per host, redirects followed by hand.
+#[derive(Clone)]
+pub struct Browser {
+    client: reqwest::Client,
+    jar: Arc<Mutex<HashMap<String, BTreeMap<String, String>>>>,
+    pub accept: &'static str,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Browser::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            jar: Arc::default(),
+            // A navigation to the gateway (it contains text/html), and JSON from the
+            // echo app, which ranks by q-value: the tests read what the app saw.
+            accept: "text/html;q=0.9,application/json",
+        }
+    }
+
+    fn host(url: &str) -> String {
+        url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    pub fn cookie(&self, host: &str, name: &str) -> Option<String> {
+        self.jar
+            .lock()
+            .expect("jar")
+            .get(host)
+            .and_then(|c| c.get(name).cloned())
+    }
+
+    pub fn cookies(&self, host: &str) -> BTreeMap<String, String> {
+        self.jar
+            .lock()
+            .expect("jar")
+            .get(host)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn set_cookie(&self, host: &str, name: &str, value: &str) {
+        self.jar
+            .lock()
+            .expect("jar")
+            .entry(host.to_string())
+            .or_default()
+            .insert(name.to_string(), value.to_string());
+    }
+
+    pub fn remove_cookie(&self, host: &str, name: &str) {
+        if let Some(c) = self.jar.lock().expect("jar").get_mut(host) {
+            c.remove(name);
+        }
+    }
+
+    fn cookie_header(&self, url: &str) -> Option<String> {
+        let jar = self.jar.lock().expect("jar");
+        let c = jar.get(&Self::host(url))?;
+        (!c.is_empty()).then(|| {
+            c.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn store(&self, url: &str, resp: &reqwest::Response) {
+        let host = Self::host(url);
+        let mut jar = self.jar.lock().expect("jar");
+        let cookies = jar.entry(host).or_default();
+        for v in resp.headers().get_all("set-cookie") {
+            let Ok(text) = v.to_str() else { continue };
+            let mut parts = text.split(';');
+            let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            let expired = parts.any(|a| a.trim().eq_ignore_ascii_case("max-age=0"));
+            if expired {
+                cookies.remove(name.trim());
+            } else {
+                cookies.insert(name.trim().to_string(), value.trim().to_string());
+            }
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        form: Option<&[(&str, &str)]>,
+    ) -> Resp {
+        let mut rb = self.client.request(method, url);
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        {
+            rb = rb.header("accept", self.accept);
+        }
+        if let Some(c) = self.cookie_header(url) {
+            rb = rb.header("cookie", c);
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(f) = form {
+            rb = rb.form(f);
+        }
+        let resp = rb.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        self.store(url, &resp);
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.unwrap_or_default();
+        Resp {
+            url: url.to_string(),
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, url: &str) -> Resp {
+        self.request(reqwest::Method::GET, url, &[], None).await
+    }
+
+    pub async fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Resp {
+        self.request(reqwest::Method::GET, url, headers, None).await
+    }
+
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Resp {
+        self.request(reqwest::Method::POST, url, &[], Some(form))
+            .await
+    }
+
+    /// Follows redirects from `resp` (at most 10 hops); returns every response seen.
+    pub async fn follow(&self, first: Resp) -> Vec<Resp> {
+        let mut seen = vec![first];
+        for _ in 0..10 {
+            let last = seen.last().expect("one");
+            if !(300..400).contains(&last.status) {
+                break;
+            }
+            let Some(next) = last.location() else { break };
+            let r = self.get(&next).await;
+            seen.push(r);
+        }
+        seen
+    }
+
+    /// GET `url` and follow redirects.
+    pub async fn visit(&self, url: &str) -> Vec<Resp> {
+        let first = self.get(url).await;
+        self.follow(first).await
+    }
+
+    /// Opens a protected URL, logs in at the simulator's form, and returns the final
+    /// response (the app's page).
+    pub async fn login(&self, url: &str, user: (&str, &str)) -> Resp {
+        let hops = self.visit(url).await;
+        let form_page = hops.last().expect("a page");
+        assert_eq!(
+            form_page.status, 200,
+            "expected the login form at {}",
+            form_page.url
+        );
+        assert!(
+            form_page.body.contains("login-form"),
+            "not the login form: {}",
+            form_page.body
+        );
+        let redirect = extract_hidden(&form_page.body, "redirect").expect("hidden redirect field");
+        let action = resolve(&form_page.url, "/api/v1/login/form");
+        let posted = self
+            .post_form(
+                &action,
+                &[
+                    ("username", user.0),
+                    ("password", user.1),
+                    ("redirect", &redirect),
+                ],
+            )
+            .await;
+        let hops = self.follow(posted).await;
+        hops.into_iter().last().expect("final")
+    }
+}
+
+/// The value of `<input type="hidden" name="NAME" value="...">` in a page.
+pub fn extract_hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\"");
+    let at = html.find(&marker)?;
+    let tag_start = html[..at].rfind('<')?;
+    let tag_end = at + html[at..].find('>')?;
+    let tag = &html[tag_start..tag_end];
+    let v = tag.find("value=\"")? + 7;
+    let end = tag[v..].find('"')? + v;
+    Some(
+        tag[v..end]
+            .replace("&amp;", "&")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">"),
+    )
+}
+
+/// Sends raw bytes to the gateway and returns the status line's code (for request
+/// targets a URL library would normalise away, like `/a/../b`).
+pub async fn raw_status(port: u16, request: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.expect("read");
+    let text = String::from_utf8_lossy(&buf[..n]);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}

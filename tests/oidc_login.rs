@@ -1,0 +1,329 @@
+//! End to end through the gateway, as a browser: OIDC login against the OneAccess
+//! simulator, identity headers at the app, global logout, and the ways it must fail.
+
+mod common;
+
+use common::*;
+use oneaccess_sim::{ExpiresInStyle, SimConfig};
+
+fn query(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_login_lands_on_the_asked_url_with_identity_then_global_logout() {
+    let env = start().await;
+    let b = Browser::new();
+
+    // 1. A protected URL sends the browser to OneAccess with state, nonce and PKCE.
+    let probe = Browser::new();
+    let first = probe.get(&env.url("/app/page?x=1&y=two")).await;
+    assert_eq!(first.status, 302);
+    let authorize = first.location().expect("location");
+    assert!(
+        authorize.starts_with(&format!("{}/authorize?", env.sim.issuer())),
+        "{authorize}"
+    );
+    assert_eq!(query(&authorize, "response_type").as_deref(), Some("code"));
+    assert_eq!(
+        query(&authorize, "client_id").as_deref(),
+        Some("demo-client")
+    );
+    assert_eq!(
+        query(&authorize, "redirect_uri"),
+        Some(env.url("/_sso/callback"))
+    );
+    assert_eq!(
+        query(&authorize, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert!(query(&authorize, "state").is_some_and(|s| s.len() >= 43));
+    assert!(query(&authorize, "nonce").is_some_and(|s| s.len() >= 43));
+    assert!(query(&authorize, "scope").is_some_and(|s| s.split(' ').any(|x| x == "openid")));
+    let pending: Vec<_> = first.set_cookies();
+    assert_eq!(pending.len(), 1);
+    assert!(pending[0].starts_with("oag_session_login_"));
+    assert!(pending[0].contains("HttpOnly") && pending[0].contains("SameSite=Lax"));
+
+    // 2. Log in at the simulator's form; land on the exact URL asked for.
+    let page = b.login(&env.url("/app/page?x=1&y=two"), USER).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.url, env.url("/app/page?x=1&y=two"));
+    let seen = page.json();
+    assert_eq!(seen["path"], "/app/page");
+    assert_eq!(page.upstream_header("x-forwarded-user"), [ALICE_ID]);
+    assert_eq!(
+        page.upstream_header("x-forwarded-email"),
+        ["alice@example.com"]
+    );
+    assert_eq!(
+        page.upstream_header("x-forwarded-preferred-username"),
+        ["alice"]
+    );
+    // The app never sees the gateway's cookies.
+    let cookie_seen = page.upstream_header("cookie").join("; ");
+    assert!(!cookie_seen.contains("oag_session"), "{cookie_seen}");
+    // The session cookie is set, the pending one is gone.
+    let jar = b.cookies("localhost");
+    assert!(jar.contains_key("oag_session"));
+    assert!(
+        !jar.keys().any(|k| k.starts_with("oag_session_login_")),
+        "{jar:?}"
+    );
+
+    // 3. Logged in: no IdP traffic for further requests.
+    let before = env.sim.counters();
+    for _ in 0..5 {
+        assert_eq!(b.get(&env.url("/other")).await.status, 200);
+    }
+    let after = env.sim.counters();
+    assert_eq!(
+        (before.token, before.jwks, before.discovery),
+        (after.token, after.jwks, after.discovery)
+    );
+
+    // 4. Logout clears the cookie and ends the OneAccess session (global logout).
+    let out = b.get(&env.url("/_sso/logout")).await;
+    assert_eq!(out.status, 302);
+    let to = out.location().expect("location");
+    assert!(
+        to.starts_with(&format!(
+            "{}/api/v1/logout?redirect_url=",
+            env.sim.base_url()
+        )),
+        "{to}"
+    );
+    assert_eq!(query(&to, "redirect_url"), Some(env.url("/")));
+    assert!(b.cookie("localhost", "oag_session").is_none());
+    let hops = b.follow(out).await;
+    assert_eq!(env.sim.counters().logout, 1);
+    // Back at the gateway's `/`, protected again: the IdP shows its login form, it
+    // does not silently log the user back in.
+    let last = hops.last().expect("last");
+    assert_eq!(last.status, 200);
+    assert!(
+        last.body.contains("login-form"),
+        "expected the login form again, got {}",
+        last.url
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_secret_basic_and_numeric_expires_in_work() {
+    let sim_cfg = SimConfig {
+        expires_in: ExpiresInStyle::Number,
+        ..SimConfig::default()
+    };
+    let env = start_with(
+        sim_cfg,
+        r#"token_endpoint_auth = "client_secret_basic""#,
+        "",
+    )
+    .await;
+    let b = Browser::new();
+    let page = b.login(&env.url("/"), USER).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.upstream_header("x-forwarded-user"), [ALICE_ID]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_calls_get_401_json() {
+    let env = start().await;
+    let b = Browser::new();
+    for headers in [
+        vec![("accept", "application/json")],
+        vec![("x-requested-with", "XMLHttpRequest")],
+        vec![("sec-fetch-mode", "cors")],
+    ] {
+        let r = b.get_with(&env.url("/api/data"), &headers).await;
+        assert_eq!(r.status, 401, "{headers:?}");
+        assert!(r.location().is_none());
+        assert_eq!(r.json()["error"], "unauthenticated");
+    }
+    let r = b
+        .request(reqwest::Method::POST, &env.url("/api/data"), &[], None)
+        .await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_callback_is_refused() {
+    let env = start().await;
+    let b = Browser::new();
+    let hops = b.visit(&env.url("/")).await;
+    let form = hops.last().expect("form");
+    let redirect = extract_hidden(&form.body, "redirect").expect("redirect");
+    let pending_cookies = b.cookies("localhost");
+    let posted = b
+        .post_form(
+            &resolve(&form.url, "/api/v1/login/form"),
+            &[
+                ("username", USER.0),
+                ("password", USER.1),
+                ("redirect", &redirect),
+            ],
+        )
+        .await;
+    let hops = b.follow(posted).await;
+    let callback = hops
+        .iter()
+        .find(|r| r.url.contains("/_sso/callback"))
+        .expect("callback")
+        .url
+        .clone();
+    assert_eq!(hops.last().expect("page").status, 200);
+
+    // An attacker (or a double submit) replays the same callback with the same
+    // pending cookie: the state is spent.
+    let thief = Browser::new();
+    for (k, v) in &pending_cookies {
+        thief.set_cookie("localhost", k, v);
+    }
+    let r = thief.get(&callback).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(thief.cookie("localhost", "oag_session").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tabs_can_log_in_at_once() {
+    let env = start().await;
+    let b = Browser::new();
+    // Both tabs reach the login form before either finishes.
+    let tab1 = b.visit(&env.url("/one")).await;
+    let tab2 = b.visit(&env.url("/two")).await;
+    let pending = b
+        .cookies("localhost")
+        .keys()
+        .filter(|k| k.starts_with("oag_session_login_"))
+        .count();
+    assert_eq!(pending, 2);
+    for (tab, want) in [(tab2, "/two"), (tab1, "/one")] {
+        let form = tab.last().expect("form");
+        let redirect = extract_hidden(&form.body, "redirect").expect("redirect");
+        let posted = b
+            .post_form(
+                &resolve(&form.url, "/api/v1/login/form"),
+                &[
+                    ("username", USER.0),
+                    ("password", USER.1),
+                    ("redirect", &redirect),
+                ],
+            )
+            .await;
+        let last = b.follow(posted).await.into_iter().last().expect("page");
+        assert_eq!(last.status, 200, "{want}: {}", last.body);
+        assert_eq!(last.json()["path"], want);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_login_cookies_stay_bounded() {
+    let env = start().await;
+    let b = Browser::new();
+    for _ in 0..8 {
+        let r = b.get(&env.url("/")).await;
+        assert_eq!(r.status, 302);
+    }
+    let pending = b
+        .cookies("localhost")
+        .keys()
+        .filter(|k| k.starts_with("oag_session_login_"))
+        .count();
+    assert!(pending <= 3, "{pending} pending-login cookies piled up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_session_cookie_means_login_again_not_500() {
+    let env = start().await;
+    let b = Browser::new();
+    assert_eq!(b.login(&env.url("/"), USER).await.status, 200);
+    let v = b.cookie("localhost", "oag_session").expect("session");
+    let mut bytes = v.into_bytes();
+    let mid = bytes.len() / 2;
+    bytes[mid] = if bytes[mid] == b'x' { b'y' } else { b'x' };
+    b.set_cookie(
+        "localhost",
+        "oag_session",
+        &String::from_utf8(bytes).expect("utf8"),
+    );
+    let r = b.get(&env.url("/")).await;
+    assert_eq!(r.status, 302);
+    assert!(r.location().expect("location").contains("/authorize?"));
+    // Garbage of every shape, too.
+    for junk in ["", "x", "%%%", "a.b.c", &"A".repeat(5000)] {
+        b.set_cookie("localhost", "oag_session", junk);
+        assert_eq!(b.get(&env.url("/")).await.status, 302, "{junk:.20}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logged_in_users_keep_working_while_the_idp_is_down() {
+    let env = start().await;
+    let b = Browser::new();
+    assert_eq!(b.login(&env.url("/"), USER).await.status, 200);
+    env.sim.set_down(true);
+    let r = b.get(&env.url("/still/here")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.upstream_header("x-forwarded-user"), [ALICE_ID]);
+    // A new user cannot log in, and is told so rather than left hanging.
+    let other = Browser::new();
+    let r = other.get(&env.url("/")).await;
+    assert_eq!(r.status, 302, "the authorize URL is known from discovery");
+    // The callback needs the token endpoint: a clear 503 page.
+    env.sim.set_down(false);
+    let hops = other.follow(r).await;
+    let form = hops.last().expect("form");
+    let redirect = extract_hidden(&form.body, "redirect").expect("redirect");
+    let posted = other
+        .post_form(
+            &resolve(&form.url, "/api/v1/login/form"),
+            &[
+                ("username", USER.0),
+                ("password", USER.1),
+                ("redirect", &redirect),
+            ],
+        )
+        .await;
+    let callback = posted.location().expect("to authorize");
+    let to_gateway = other.get(&callback).await.location().expect("to callback");
+    env.sim.set_down(true);
+    let r = other.get(&to_gateway).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(other.cookie("localhost", "oag_session").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_with_another_issuer_stops_start_up() {
+    let sim = oneaccess_sim::Sim::start(SimConfig::default())
+        .await
+        .expect("sim");
+    let echo = oneaccess_sim::echo::Echo::start().await.expect("echo");
+    // One character more than what the provider says it is.
+    let text = config_text(free_port(), &sim, &echo, "", "").replace(
+        &format!("issuer = \"{}\"", sim.issuer()),
+        &format!("issuer = \"{}/\"", sim.issuer()),
+    );
+    let cfg = oneaccess_gateway::config::parse(&text, std::path::Path::new("."), &|_| None)
+        .expect("config");
+    let g = oneaccess_gateway::gateway::Gateway::new(cfg).expect("gateway");
+    let err = g.warm_up().await.expect_err("must refuse");
+    assert!(err.to_string().contains("must be equal"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_error_at_callback_is_a_clear_page() {
+    let env = start().await;
+    let b = Browser::new();
+    let r = b
+        .get(&env.url("/_sso/callback?error=access_denied&state=abc"))
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("not completed"));
+    let r = b.get(&env.url("/_sso/callback?code=x&state=unknown")).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(b.get(&env.url("/_sso/nothing")).await.status, 404);
+}
