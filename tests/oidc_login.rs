@@ -327,3 +327,85 @@ async fn idp_error_at_callback_is_a_clear_page() {
     assert_eq!(r.status, 400);
     assert_eq!(b.get(&env.url("/_sso/nothing")).await.status, 404);
 }
+
+/// Walks a fresh browser through the login form and returns the callback URL the
+/// IdP sends it to, without following it.
+async fn callback_url(b: &Browser, env: &Env, path: &str) -> String {
+    let hops = b.visit(&env.url(path)).await;
+    let form = hops.last().expect("form");
+    let redirect = extract_hidden(&form.body, "redirect").expect("redirect");
+    let posted = b
+        .post_form(
+            &resolve(&form.url, "/api/v1/login/form"),
+            &[
+                ("username", USER.0),
+                ("password", USER.1),
+                ("redirect", &redirect),
+            ],
+        )
+        .await;
+    let authorize = posted.location().expect("back to authorize");
+    let r = b.get(&authorize).await;
+    let cb = r.location().expect("to the callback");
+    assert!(cb.starts_with(&env.url("/_sso/callback?")), "{cb}");
+    cb
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_code_is_useless_with_another_login_state() {
+    let env = start().await;
+    let victim = Browser::new();
+    let victim_cb = callback_url(&victim, &env, "/").await;
+    let code = query(&victim_cb, "code").expect("code");
+    // The thief starts a login of their own, then swaps in the victim's code: the
+    // PKCE verifier in the thief's pending login does not match the code.
+    let thief = Browser::new();
+    let thief_cb = callback_url(&thief, &env, "/").await;
+    let thief_state = query(&thief_cb, "state").expect("state");
+    let forged = env.url(&format!("/_sso/callback?code={code}&state={thief_state}"));
+    let r = thief.get(&forged).await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(thief.cookie("localhost", "oag_session").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_token_endpoint_gives_a_clear_503() {
+    let env = start().await;
+    let b = Browser::new();
+    let cb = callback_url(&b, &env, "/").await;
+    env.sim.set_fail_status(Some(500));
+    let r = b.get(&cb).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("unavailable"));
+    assert!(b.cookie("localhost", "oag_session").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_idp_times_out_instead_of_hanging() {
+    let env = start_with(SimConfig::default(), "http_timeout_seconds = 1", "").await;
+    let b = Browser::new();
+    let cb = callback_url(&b, &env, "/").await;
+    env.sim.set_latency(std::time::Duration::from_secs(3));
+    let started = std::time::Instant::now();
+    let r = b.get(&cb).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(2900),
+        "waited for the slow IdP"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_request_target_never_becomes_the_return_url() {
+    let env = start().await;
+    let b = Browser::new();
+    // `//evil.com/x` as a path: after login the browser must stay on the gateway.
+    let page = b.login(&env.url("//evil.com/x"), USER).await;
+    assert_eq!(page.url, env.url("/"));
+    // And logout's `rd` is held to the same rule.
+    let r = b.get(&env.url("/_sso/logout?rd=%2F%2Fevil.com")).await;
+    assert_eq!(
+        query(&r.location().expect("location"), "redirect_url"),
+        Some(env.url("/"))
+    );
+}
