@@ -155,19 +155,8 @@ async fn replayed_callback_is_refused() {
     let env = start().await;
     let b = Browser::new();
     let hops = b.visit(&env.url("/")).await;
-    let form = hops.last().expect("form");
-    let redirect = extract_hidden(&form.body, "redirect").expect("redirect");
     let pending_cookies = b.cookies("localhost");
-    let posted = b
-        .post_form(
-            &resolve(&form.url, "/api/v1/login/form"),
-            &[
-                ("username", USER.0),
-                ("password", USER.1),
-                ("redirect", &redirect),
-            ],
-        )
-        .await;
+    let posted = b.submit_login(hops.last().expect("form"), USER).await;
     let hops = b.follow(posted).await;
     let callback = hops
         .iter()
@@ -202,18 +191,7 @@ async fn two_tabs_can_log_in_at_once() {
         .count();
     assert_eq!(pending, 2);
     for (tab, want) in [(tab2, "/two"), (tab1, "/one")] {
-        let form = tab.last().expect("form");
-        let redirect = extract_hidden(&form.body, "redirect").expect("redirect");
-        let posted = b
-            .post_form(
-                &resolve(&form.url, "/api/v1/login/form"),
-                &[
-                    ("username", USER.0),
-                    ("password", USER.1),
-                    ("redirect", &redirect),
-                ],
-            )
-            .await;
+        let posted = b.submit_login(tab.last().expect("form"), USER).await;
         let last = b.follow(posted).await.into_iter().last().expect("page");
         assert_eq!(last.status, 200, "{want}: {}", last.body);
         assert_eq!(last.json()["path"], want);
@@ -276,18 +254,7 @@ async fn logged_in_users_keep_working_while_the_idp_is_down() {
     // The callback needs the token endpoint: a clear 503 page.
     env.sim.set_down(false);
     let hops = other.follow(r).await;
-    let form = hops.last().expect("form");
-    let redirect = extract_hidden(&form.body, "redirect").expect("redirect");
-    let posted = other
-        .post_form(
-            &resolve(&form.url, "/api/v1/login/form"),
-            &[
-                ("username", USER.0),
-                ("password", USER.1),
-                ("redirect", &redirect),
-            ],
-        )
-        .await;
+    let posted = other.submit_login(hops.last().expect("form"), USER).await;
     let callback = posted.location().expect("to authorize");
     let to_gateway = other.get(&callback).await.location().expect("to callback");
     env.sim.set_down(true);
@@ -332,18 +299,7 @@ async fn idp_error_at_callback_is_a_clear_page() {
 /// IdP sends it to, without following it.
 async fn callback_url(b: &Browser, env: &Env, path: &str) -> String {
     let hops = b.visit(&env.url(path)).await;
-    let form = hops.last().expect("form");
-    let redirect = extract_hidden(&form.body, "redirect").expect("redirect");
-    let posted = b
-        .post_form(
-            &resolve(&form.url, "/api/v1/login/form"),
-            &[
-                ("username", USER.0),
-                ("password", USER.1),
-                ("redirect", &redirect),
-            ],
-        )
-        .await;
+    let posted = b.submit_login(hops.last().expect("form"), USER).await;
     let authorize = posted.location().expect("back to authorize");
     let r = b.get(&authorize).await;
     let cb = r.location().expect("to the callback");

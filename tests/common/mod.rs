@@ -341,7 +341,14 @@ impl Browser {
     /// response (the app's page).
     pub async fn login(&self, url: &str, user: (&str, &str)) -> Resp {
         let hops = self.visit(url).await;
-        let form_page = hops.last().expect("a page");
+        let posted = self.submit_login(hops.last().expect("a page"), user).await;
+        let hops = self.follow(posted).await;
+        hops.into_iter().last().expect("final")
+    }
+
+    /// Fills in and posts the simulator's login form shown in `form_page`; returns
+    /// the answer (a redirect back to the authorize endpoint), not followed.
+    pub async fn submit_login(&self, form_page: &Resp, user: (&str, &str)) -> Resp {
         assert_eq!(
             form_page.status, 200,
             "expected the login form at {}",
@@ -354,18 +361,12 @@ impl Browser {
         );
         let redirect = extract_hidden(&form_page.body, "redirect").expect("hidden redirect field");
         let action = resolve(&form_page.url, "/api/v1/login/form");
-        let posted = self
-            .post_form(
-                &action,
-                &[
-                    ("username", user.0),
-                    ("password", user.1),
-                    ("redirect", &redirect),
-                ],
-            )
-            .await;
-        let hops = self.follow(posted).await;
-        hops.into_iter().last().expect("final")
+        let form = [
+            ("username", user.0),
+            ("password", user.1),
+            ("redirect", redirect.as_str()),
+        ];
+        self.post_form(&action, &form).await
     }
 }
 
