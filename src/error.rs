@@ -58,6 +58,8 @@ pub enum AuthError {
     TokenRejected(String),
     #[error("the ID token is invalid: {0}")]
     InvalidIdToken(String),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// Errors of a start-up step (reading secrets, resolving upstreams, discovery).

@@ -4,7 +4,6 @@
 //! it without a server.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::request::Parts;
 use moka::sync::Cache;
@@ -184,7 +183,7 @@ impl Gateway {
         let oidc = self
             .oidc
             .as_ref()
-            .ok_or(AuthError::Discovery("no provider".into()))?;
+            .ok_or_else(|| AuthError::Internal("a protected route without a provider".into()))?;
         let wanted = parts
             .uri
             .path_and_query()
@@ -198,7 +197,7 @@ impl Gateway {
         .filter(|r| r.len() <= MAX_PENDING_RETURN)
         .unwrap_or_else(|| "/".to_string());
         let pending = PendingLogin::new(return_to, route.spec.origin.clone(), now)
-            .map_err(|e| AuthError::IdpUnavailable(e.to_string()))?;
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
         let redirect_uri = self.redirect_uri(&route.spec.origin);
         let location = oidc.authorize_url(&pending, &redirect_uri).await?;
 
@@ -208,7 +207,7 @@ impl Gateway {
         let sealed = self
             .sealer
             .seal(&name, &plain)
-            .map_err(|e| AuthError::IdpUnavailable(e.to_string()))?;
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
         let mut reply = Reply::redirect(location).with_cookie(cookie::set_cookie(
             &name,
             &sealed,
@@ -254,7 +253,8 @@ impl Gateway {
         let plain = self.sealer.open(name, value).ok()?;
         let p: PendingLogin = serde_json::from_slice(&plain).ok()?;
         let ttl = self.config.session.pending_ttl.as_secs();
-        (p.created <= now && now < p.created + ttl).then_some(p)
+        // A minute of grace for another instance's clock running ahead.
+        (p.created <= now + 60 && now < p.created + ttl).then_some(p)
     }
 
     fn redirect_uri(&self, origin: &str) -> String {
@@ -329,7 +329,7 @@ impl Gateway {
         let oidc = self
             .oidc
             .as_ref()
-            .ok_or(AuthError::Discovery("no provider".into()))?;
+            .ok_or_else(|| AuthError::Internal("a protected route without a provider".into()))?;
         let redirect_uri = self.redirect_uri(&pending.origin);
         let return_to = pending.return_to.clone();
         let identity = oidc
@@ -348,7 +348,7 @@ impl Gateway {
             expires_at: now + s.lifetime.as_secs(),
         };
         let sealed = session::seal(&self.sealer, &s.cookie_name, &data)
-            .map_err(|e| AuthError::IdpUnavailable(e.to_string()))?;
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
         Ok(Reply::redirect(return_to).with_cookie(cookie::set_cookie(
             &s.cookie_name,
             &sealed,
@@ -405,11 +405,6 @@ impl Gateway {
 
     fn has_cookie(&self, parts: &Parts, name: &str) -> bool {
         self.cookie_value(parts, name).is_some()
-    }
-
-    /// Session lifetime, for tests and logs.
-    pub fn session_lifetime(&self) -> Duration {
-        self.config.session.lifetime
     }
 }
 

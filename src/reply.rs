@@ -93,6 +93,11 @@ impl Reply {
                 "Sign-in was not completed",
                 "The identity provider did not sign you in. Go back to the page you wanted to try again.",
             ),
+            AuthError::Internal(_) => Reply::page(
+                500,
+                "Sign-in failed",
+                "Something went wrong inside the gateway. Please try again.",
+            ),
             AuthError::TokenRejected(_) | AuthError::InvalidIdToken(_) => Reply::page(
                 502,
                 "Sign-in failed",
@@ -142,6 +147,7 @@ mod tests {
             AuthError::IdpDenied { error: "x".into() },
             AuthError::TokenRejected("x".into()),
             AuthError::InvalidIdToken("x".into()),
+            AuthError::Internal("x".into()),
         ];
         for e in errs {
             let r = Reply::for_auth_error(&e);

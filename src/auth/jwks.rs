@@ -3,7 +3,6 @@
 //! at once while a flood of made-up kids costs the IdP at most one fetch per
 //! interval.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +29,6 @@ pub struct JwksCache {
     /// single-flight: callers that queued behind a fetch see it is fresh and skip.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     min_refetch: Duration,
-    fetches: AtomicU64,
 }
 
 impl JwksCache {
@@ -39,13 +37,7 @@ impl JwksCache {
             keys: Cache::builder().max_capacity(64).time_to_live(ttl).build(),
             last_fetch: tokio::sync::Mutex::new(None),
             min_refetch,
-            fetches: AtomicU64::new(0),
         }
-    }
-
-    /// How many times the JWKS was fetched (for tests and metrics).
-    pub fn fetch_count(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
     }
 
     /// The key for `kid`, fetching the JWKS once if it is not known.
@@ -76,7 +68,6 @@ impl JwksCache {
         }
         // Counted before the outcome is known, so a failing IdP is throttled too.
         *last = Some(Instant::now());
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         let resp = http
             .send(OutboundRequest::get(jwks_uri))
             .await

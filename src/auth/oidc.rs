@@ -70,14 +70,6 @@ impl OidcClient {
         }
     }
 
-    pub fn settings(&self) -> &ProviderSettings {
-        &self.settings
-    }
-
-    pub fn jwks_fetches(&self) -> u64 {
-        self.jwks.fetch_count()
-    }
-
     /// The provider metadata, discovering it if this is the first call to succeed.
     pub async fn metadata(&self) -> Result<Arc<ProviderMetadata>, AuthError> {
         self.metadata

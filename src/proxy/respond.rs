@@ -1,7 +1,6 @@
 //! Writes a `Reply` to the client, with the headers every gateway-made answer
 //! carries.
 
-use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -21,8 +20,13 @@ const SECURITY_HEADERS: [(&str, &str); 4] = [
 ];
 
 pub async fn send(session: &mut Session, reply: Reply) -> Result<()> {
-    let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 6))?;
-    for (name, value) in &reply.headers {
+    let Reply {
+        status,
+        headers,
+        body,
+    } = reply;
+    let mut resp = ResponseHeader::build(status, Some(headers.len() + 6))?;
+    for (name, value) in &headers {
         // Every value was built from validated parts; a bad one is dropped rather
         // than allowed to fail the answer.
         if let Ok(v) = http::HeaderValue::from_str(value) {
@@ -32,16 +36,14 @@ pub async fn send(session: &mut Session, reply: Reply) -> Result<()> {
     for (name, value) in SECURITY_HEADERS {
         resp.insert_header(name, value)?;
     }
-    if !reply.headers.iter().any(|(n, _)| *n == "cache-control") {
+    if !headers.iter().any(|(n, _)| *n == "cache-control") {
         resp.insert_header("cache-control", "no-store")?;
     }
-    resp.set_content_length(reply.body.len())?;
-    let empty = reply.body.is_empty() || session.req_header().method == http::Method::HEAD;
+    resp.set_content_length(body.len())?;
+    let empty = body.is_empty() || session.req_header().method == http::Method::HEAD;
     session.write_response_header(Box::new(resp), empty).await?;
     if !empty {
-        session
-            .write_response_body(Some(Bytes::clone(&reply.body)), true)
-            .await?;
+        session.write_response_body(Some(body), true).await?;
     }
     Ok(())
 }
