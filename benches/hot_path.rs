@@ -48,6 +48,8 @@ fn hot_path(c: &mut Criterion) {
         },
         issued_at: now,
         expires_at: now + 3600,
+        realm: "oidc:demo-client".into(),
+        id_token: None,
     };
     let sealed = session::seal(&sealer, &name, &data).expect("seal");
     let gateway = Gateway::with_http(cfg, None);
@@ -125,6 +127,7 @@ fn id_token(c: &mut Criterion) {
                 &key,
                 Algorithm::RS256,
                 &settings,
+                "demo-client",
                 &issuer,
             )
             .expect("valid")

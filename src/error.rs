@@ -58,6 +58,12 @@ pub enum AuthError {
     TokenRejected(String),
     #[error("the ID token is invalid: {0}")]
     InvalidIdToken(String),
+    #[error("userinfo failed: {0}")]
+    Userinfo(String),
+    #[error("CAS validation failed: {0}")]
+    Cas(String),
+    #[error("the CAS server refused the ticket: {code}")]
+    CasRejected { code: String },
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -1,10 +1,12 @@
 //! The gateway's state and its decisions about one request, without Pingora: who
-//! the user is, whether to log them in, and the callback and logout endpoints. Each
-//! takes the request's `http::request::Parts` and answers with data, so tests drive
-//! it without a server.
+//! the user is, whether to log them in (OIDC, OAuth2 or CAS, per route), and the
+//! callback and logout endpoints. Each takes the request's `http::request::Parts`
+//! and answers with data, so tests drive it without a server.
 
 use std::sync::Arc;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use http::request::Parts;
 use moka::sync::Cache;
 
@@ -12,10 +14,10 @@ use crate::auth::http::{HttpClient, ReqwestClient};
 use crate::auth::logout::global_logout_url;
 use crate::auth::pending::{cookie_id, PendingLogin};
 use crate::auth::redirect::{absolute, safe_return_url};
-use crate::auth::OidcClient;
-use crate::config::{Config, Protocol, DEFAULT_HEADER_CLAIMS};
+use crate::auth::{CasClient, OAuth2Client, OidcClient};
+use crate::config::{Config, LogoutMode, Protocol, RouteSpec, DEFAULT_HEADER_CLAIMS};
 use crate::error::{AuthError, StartupError};
-use crate::identity::ManagedHeaders;
+use crate::identity::{Identity, ManagedHeaders};
 use crate::reply::Reply;
 use crate::route::{Route, Router};
 use crate::secret::{ct_eq, Secret};
@@ -25,13 +27,21 @@ use crate::session::{self, cookie, Sealer, SessionData};
 /// over 4 KiB, and with it the login.
 const MAX_PENDING_RETURN: usize = 1536;
 
+/// The one pending-login cookie id of CAS: its `service` URL is fixed (OneAccess
+/// wants it equal to the registered one), so no state comes back to tell logins
+/// apart; the latest CAS login of a browser wins.
+const CAS_PENDING_ID: &str = "cas";
+
 /// What a request to a route may do.
 #[derive(Debug)]
 pub enum Access {
     /// A public route: no identity, served as is.
     Public,
-    /// A valid session.
+    /// A valid session of this route's realm.
     Granted(SessionData),
+    /// A CAS `gateway` route whose passive login found no SSO session: served
+    /// without identity rather than sent round again.
+    Anonymous,
     /// A protected route and no valid session.
     LoginRequired,
 }
@@ -40,13 +50,15 @@ pub struct Gateway {
     pub config: Config,
     pub router: Router,
     pub managed: ManagedHeaders,
-    pub oidc: Option<OidcClient>,
+    oidc: Option<OidcClient>,
+    oauth2: Option<OAuth2Client>,
+    cas: Option<CasClient>,
     sealer: Sealer,
     /// Claims kept in the session: every claim some route maps, and a few common ones.
     keep_claims: Vec<String>,
-    /// States already used at the callback on this instance, so a replayed callback
-    /// fails even before the IdP refuses the code.
-    used_states: Cache<String, ()>,
+    /// States and CAS tickets already used on this instance, so a replayed callback
+    /// fails here, before the IdP is asked.
+    used: Cache<String, ()>,
 }
 
 impl Gateway {
@@ -61,7 +73,7 @@ impl Gateway {
         Ok(Gateway::with_http(config, http))
     }
 
-    /// As `new`, with the outbound HTTP client given (tests pass fakes).
+    /// As `new`, with the outbound HTTP client given (tests pass fakes or none).
     pub fn with_http(config: Config, http: Option<Arc<dyn HttpClient>>) -> Gateway {
         let router = Router::new(&config);
         let managed = ManagedHeaders::new(
@@ -81,27 +93,38 @@ impl Gateway {
                 }
             }
         }
-        let oidc = match (&config.provider, http) {
-            (Some(p), Some(h)) => Some(OidcClient::new(p.clone(), h)),
-            _ => None,
-        };
+        let uses = |p: Protocol| config.routes.iter().any(|r| r.protocol == p);
+        let (mut oidc, mut oauth2, mut cas) = (None, None, None);
+        if let (Some(p), Some(h)) = (&config.provider, http) {
+            if uses(Protocol::Oidc) {
+                oidc = Some(OidcClient::new(p.clone(), h.clone()));
+            }
+            if uses(Protocol::OAuth2) {
+                oauth2 = Some(OAuth2Client::new(p, h.clone()));
+            }
+            if uses(Protocol::Cas) {
+                cas = Some(CasClient::new(&p.base_url, h));
+            }
+        }
         Gateway {
             sealer: Sealer::new(&config.session.keys),
-            used_states: Cache::builder()
-                .max_capacity(100_000)
+            used: Cache::builder()
+                .max_capacity(200_000)
                 .time_to_live(config.session.pending_ttl)
                 .build(),
             router,
             managed,
             oidc,
+            oauth2,
+            cas,
             keep_claims,
             config,
         }
     }
 
-    /// Discovery and JWKS at start-up. `Err` only for a provider whose metadata is
-    /// wrong (fatal). An unreachable IdP is logged: logged-in users keep working and
-    /// the first login discovers again.
+    /// OIDC discovery and JWKS at start-up. `Err` only for a provider whose metadata
+    /// is wrong (fatal). An unreachable IdP is logged: logged-in users keep working
+    /// and the first login discovers again.
     pub async fn warm_up(&self) -> Result<(), AuthError> {
         let Some(oidc) = &self.oidc else {
             return Ok(());
@@ -121,10 +144,10 @@ impl Gateway {
         path.starts_with(p.as_str()) && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
     }
 
-    /// Is this cookie name one of the gateway's own (session or pending login)?
+    /// Is this cookie name one of the gateway's own?
     pub fn is_gateway_cookie(&self, name: &str) -> bool {
         let s = &self.config.session;
-        name == s.cookie_name || name.starts_with(s.pending_prefix.as_str())
+        name == s.cookie_name || name.starts_with(s.family_prefix.as_str())
     }
 
     /// The session, if the request carries a valid one. The hot path: no I/O, no lock.
@@ -146,12 +169,17 @@ impl Gateway {
     }
 
     pub fn access(&self, route: &Route, parts: &Parts, now: u64) -> Access {
-        match route.spec.protocol {
-            Protocol::Public => Access::Public,
-            Protocol::Oidc => match self.session_of(parts, now) {
-                Some(s) => Access::Granted(s),
-                None => Access::LoginRequired,
-            },
+        if route.spec.protocol == Protocol::Public {
+            return Access::Public;
+        }
+        match self.session_of(parts, now) {
+            Some(s) if s.realm == route.spec.realm => Access::Granted(s),
+            _ if route.spec.cas.is_some_and(|c| c.gateway)
+                && cookie_value(parts, &self.config.session.cas_gateway_cookie).is_some() =>
+            {
+                Access::Anonymous
+            }
+            _ => Access::LoginRequired,
         }
     }
 
@@ -165,7 +193,7 @@ impl Gateway {
                 "This resource needs a signed-in session.",
             );
         }
-        match self.start_login(route, parts, now).await {
+        match self.start_login(&route.spec, parts, now).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(route = %route.label, error = %e, "cannot start login");
@@ -176,14 +204,10 @@ impl Gateway {
 
     async fn start_login(
         &self,
-        route: &Route,
+        route: &RouteSpec,
         parts: &Parts,
         now: u64,
     ) -> Result<Reply, AuthError> {
-        let oidc = self
-            .oidc
-            .as_ref()
-            .ok_or_else(|| AuthError::Internal("a protected route without a provider".into()))?;
         let wanted = parts
             .uri
             .path_and_query()
@@ -191,18 +215,45 @@ impl Gateway {
             .unwrap_or("/");
         let return_to = safe_return_url(
             wanted,
-            &route.spec.origin,
+            &route.origin,
             &self.config.server.allowed_redirect_hosts,
         )
         .filter(|r| r.len() <= MAX_PENDING_RETURN)
         .unwrap_or_else(|| "/".to_string());
-        let pending = PendingLogin::new(return_to, route.spec.origin.clone(), now)
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
-        let redirect_uri = self.redirect_uri(&route.spec.origin);
-        let location = oidc.authorize_url(&pending, &redirect_uri).await?;
+        let pending = PendingLogin::new(
+            return_to,
+            route.origin.clone(),
+            route.index,
+            route.realm.clone(),
+            now,
+        )
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let redirect_uri = self.redirect_uri(&route.origin);
+        let (id, location) = match route.protocol {
+            Protocol::Oidc => {
+                let (oidc, client) = (self.oidc()?, client_of(route)?);
+                let url = oidc.authorize_url(client, &pending, &redirect_uri).await?;
+                (pending.cookie_id().to_string(), url)
+            }
+            Protocol::OAuth2 => {
+                let (oauth2, client) = (self.oauth2()?, client_of(route)?);
+                let url = oauth2.authorize_url(client, &pending, &redirect_uri)?;
+                (pending.cookie_id().to_string(), url)
+            }
+            Protocol::Cas => {
+                let settings = route
+                    .cas
+                    .ok_or_else(|| AuthError::Internal("a cas route without settings".into()))?;
+                let url = self
+                    .cas()?
+                    .login_url(&self.cas_service(&route.origin), &settings)?;
+                (CAS_PENDING_ID.to_string(), url)
+            }
+            Protocol::Public => return Err(AuthError::Internal("login on a public route".into())),
+        };
 
         let s = &self.config.session;
-        let name = format!("{}{}", s.pending_prefix, pending.cookie_id());
+        let name = format!("{}{id}", s.pending_prefix);
         let plain = serde_json::to_vec(&pending).unwrap_or_default();
         let sealed = self
             .sealer
@@ -214,21 +265,21 @@ impl Gateway {
             Some(s.pending_ttl.as_secs()),
             s.secure,
         ));
-        reply = reply.with_cookies(self.evict_pending(parts, now));
+        reply = reply.with_cookies(self.evict_pending(parts, &name, now));
         reply.headers.push(("cache-control", "no-store".into()));
         Ok(reply)
     }
 
     /// Clears pending-login cookies beyond the limit (oldest first) and any that are
     /// unreadable or expired, so abandoned logins cannot pile up into a
-    /// "431 Request Header Fields Too Large".
-    fn evict_pending(&self, parts: &Parts, now: u64) -> Vec<String> {
+    /// "431 Request Header Fields Too Large". `new` is the one being set now.
+    fn evict_pending(&self, parts: &Parts, new: &str, now: u64) -> Vec<String> {
         let s = &self.config.session;
         let mut live: Vec<(u64, String)> = Vec::new();
         let mut clear = Vec::new();
         for h in parts.headers.get_all(http::header::COOKIE) {
             for (n, v) in cookie::pairs(h.as_bytes()) {
-                if !n.starts_with(s.pending_prefix.as_str()) {
+                if !n.starts_with(s.pending_prefix.as_str()) || n == new {
                     continue;
                 }
                 match self.open_pending(n, v, now) {
@@ -261,26 +312,45 @@ impl Gateway {
         format!("{origin}{}", self.config.server.paths.callback)
     }
 
-    /// `GET {prefix}/callback?code&state`: finish the login and set the session.
+    /// CAS's `service`: from the route's configured origin, never the Host header.
+    fn cas_service(&self, origin: &str) -> String {
+        format!("{origin}{}", self.config.server.paths.cas_callback)
+    }
+
+    /// `GET {prefix}/callback?code&state`: finish an OIDC or OAuth2 login.
     pub async fn callback(&self, parts: &Parts, now: u64) -> Reply {
         let q = Query::parse(parts.uri.query());
         let pending_name = q
             .get("state")
             .map(|st| format!("{}{}", self.config.session.pending_prefix, cookie_id(st)));
-        let reply = match self
-            .finish_login(parts, &q, pending_name.as_deref(), now)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "login failed at the callback");
-                Reply::for_auth_error(&e)
-            }
-        };
-        // The pending login is spent, whatever the outcome.
+        let outcome = self
+            .finish_code_login(parts, &q, pending_name.as_deref(), now)
+            .await;
+        self.after_callback(parts, outcome, pending_name.as_deref())
+    }
+
+    /// `GET {prefix}/cas/callback?ticket=ST-…`: finish a CAS login.
+    pub async fn cas_callback(&self, parts: &Parts, now: u64) -> Reply {
+        let q = Query::parse(parts.uri.query());
+        let pending_name = format!("{}{CAS_PENDING_ID}", self.config.session.pending_prefix);
+        let outcome = self.finish_cas_login(parts, &q, &pending_name, now).await;
+        self.after_callback(parts, outcome, Some(&pending_name))
+    }
+
+    /// The pending login is spent, whatever the outcome.
+    fn after_callback(
+        &self,
+        parts: &Parts,
+        outcome: Result<Reply, AuthError>,
+        pending_name: Option<&str>,
+    ) -> Reply {
+        let reply = outcome.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "login failed at the callback");
+            Reply::for_auth_error(&e)
+        });
         let mut reply = match pending_name {
-            Some(n) if self.has_cookie(parts, &n) => {
-                reply.with_cookie(cookie::clear_cookie(&n, self.config.session.secure))
+            Some(n) if cookie_value(parts, n).is_some() => {
+                reply.with_cookie(cookie::clear_cookie(n, self.config.session.secure))
             }
             _ => reply,
         };
@@ -288,7 +358,33 @@ impl Gateway {
         reply
     }
 
-    async fn finish_login(
+    /// The pending login named `name`, still fresh, and the route it started on,
+    /// which must still have the realm it had then.
+    fn pending_of(
+        &self,
+        parts: &Parts,
+        name: &str,
+        now: u64,
+    ) -> Result<(PendingLogin, &RouteSpec), AuthError> {
+        let pending = cookie_value(parts, name)
+            .and_then(|v| self.open_pending(name, v, now))
+            .ok_or(AuthError::UnknownState)?;
+        let route = self
+            .config
+            .routes
+            .iter()
+            .find(|r| r.index == pending.route && r.realm == pending.realm)
+            .ok_or(AuthError::UnknownState)?;
+        Ok((pending, route))
+    }
+
+    /// Marks a state or ticket used; `false` if it already was. moka's entry API
+    /// makes check-and-insert one step, so two concurrent replays cannot both pass.
+    fn first_use(&self, key: String) -> bool {
+        self.used.entry(key).or_insert(()).is_fresh()
+    }
+
+    async fn finish_code_login(
         &self,
         parts: &Parts,
         q: &Query,
@@ -309,57 +405,128 @@ impl Gateway {
             .filter(|c| !c.is_empty() && c.len() <= 2048)
             .ok_or(AuthError::BadCallback("no code"))?;
         let pending_name = pending_name.ok_or(AuthError::UnknownState)?;
-        let pending = self
-            .cookie_value(parts, pending_name)
-            .and_then(|v| self.open_pending(pending_name, v, now))
-            .ok_or(AuthError::UnknownState)?;
+        let (pending, route) = self.pending_of(parts, pending_name, now)?;
         if !ct_eq(pending.state().as_bytes(), state.as_bytes()) {
             return Err(AuthError::UnknownState);
         }
-        // Single use: the entry API makes check-and-insert one step, so two
-        // concurrent replays cannot both pass.
-        let fresh = self
-            .used_states
-            .entry(state.to_string())
-            .or_insert(())
-            .is_fresh();
-        if !fresh {
+        if !self.first_use(format!("state:{state}")) {
             return Err(AuthError::StateReplayed);
         }
-        let oidc = self
-            .oidc
-            .as_ref()
-            .ok_or_else(|| AuthError::Internal("a protected route without a provider".into()))?;
+        let client = client_of(route)?;
         let redirect_uri = self.redirect_uri(&pending.origin);
         let return_to = pending.return_to.clone();
-        let identity = oidc
-            .finish(
-                Secret::new(code.to_string()),
-                pending,
-                &redirect_uri,
+        let code = Secret::new(code.to_string());
+        let (identity, id_token) = match route.protocol {
+            Protocol::Oidc => {
+                let (identity, id_token) = self
+                    .oidc()?
+                    .finish(client, code, pending, &redirect_uri, &self.keep_claims)
+                    .await?;
+                let keep = self
+                    .config
+                    .provider
+                    .as_ref()
+                    .is_some_and(|p| p.logout == LogoutMode::EndSession);
+                (identity, keep.then_some(id_token))
+            }
+            Protocol::OAuth2 => {
+                let identity = self
+                    .oauth2()?
+                    .finish(client, code, pending, &redirect_uri, &self.keep_claims)
+                    .await?;
+                (identity, None)
+            }
+            Protocol::Cas | Protocol::Public => return Err(AuthError::UnknownState),
+        };
+        self.establish(identity, route, id_token, return_to, now)
+    }
+
+    async fn finish_cas_login(
+        &self,
+        parts: &Parts,
+        q: &Query,
+        pending_name: &str,
+        now: u64,
+    ) -> Result<Reply, AuthError> {
+        let ticket = q.get("ticket");
+        // Checked before anything else: a hostile ticket never reaches a log line,
+        // a cache or the CAS server.
+        if let Some(t) = ticket {
+            crate::auth::cas::check_ticket(t)?;
+        }
+        let (pending, route) = self.pending_of(parts, pending_name, now)?;
+        let settings = route.cas.ok_or(AuthError::UnknownState)?;
+        let Some(ticket) = ticket else {
+            if settings.gateway {
+                // Passive login found no SSO session: let this browser through
+                // anonymously for a while instead of looping back to CAS.
+                let s = &self.config.session;
+                return Ok(
+                    Reply::redirect(pending.return_to).with_cookie(cookie::set_cookie(
+                        &s.cas_gateway_cookie,
+                        "1",
+                        Some(s.pending_ttl.as_secs()),
+                        s.secure,
+                    )),
+                );
+            }
+            return Err(AuthError::BadCallback("no ticket"));
+        };
+        if !self.first_use(format!("ticket:{ticket}")) {
+            return Err(AuthError::StateReplayed);
+        }
+        let identity = self
+            .cas()?
+            .validate(
+                &settings,
+                &self.cas_service(&pending.origin),
+                Secret::new(ticket.to_string()),
                 &self.keep_claims,
             )
             .await?;
-        tracing::info!(user = %identity.sub, "login completed");
+        self.establish(identity, route, None, pending.return_to, now)
+    }
+
+    /// Seals the new session and sends the user where they were going.
+    fn establish(
+        &self,
+        identity: Identity,
+        route: &RouteSpec,
+        id_token: Option<Secret<String>>,
+        return_to: String,
+        now: u64,
+    ) -> Result<Reply, AuthError> {
+        tracing::info!(user = %identity.sub, realm = %route.realm, "login completed");
         let s = &self.config.session;
         let data = SessionData {
             identity,
             issued_at: now,
             expires_at: now + s.lifetime.as_secs(),
+            realm: route.realm.clone(),
+            id_token,
         };
         let sealed = session::seal(&self.sealer, &s.cookie_name, &data)
             .map_err(|e| AuthError::Internal(e.to_string()))?;
-        Ok(Reply::redirect(return_to).with_cookie(cookie::set_cookie(
+        let mut reply = Reply::redirect(return_to).with_cookie(cookie::set_cookie(
             &s.cookie_name,
             &sealed,
             Some(s.lifetime.as_secs()),
             s.secure,
-        )))
+        ));
+        // A real login ends any anonymous passive-login pass.
+        reply = reply.with_cookie(cookie::clear_cookie(&s.cas_gateway_cookie, s.secure));
+        Ok(reply)
     }
 
     /// `{prefix}/logout[?rd=/where]`: clear the gateway's cookies and end the IdP's
-    /// SSO session too, then come back to `rd` (validated) or the configured page.
-    pub fn logout(&self, parts: &Parts) -> Reply {
+    /// SSO session too (OneAccess global logout, OIDC end-session, or CAS logout, by
+    /// the protocol of the session), then come back to `rd` or the configured page.
+    ///
+    /// Cross-site requests cannot log a user out silently: a GET counts only when
+    /// `Sec-Fetch-Site` is `same-origin` or `none` (typed, bookmarked), or, without
+    /// fetch metadata, when `Origin`/`Referer` is this origin. Anything else gets a
+    /// confirmation page whose POST carries a double-submit token.
+    pub fn logout(&self, parts: &Parts, now: u64) -> Reply {
         let server = &self.config.server;
         let host = parts
             .headers
@@ -370,20 +537,26 @@ impl Gateway {
             .origin_for_host(host)
             .unwrap_or(server.public_origin.as_str());
         let q = Query::parse(parts.uri.query());
-        let target = q
+        let rd = q
             .get("rd")
-            .and_then(|rd| safe_return_url(rd, origin, &server.allowed_redirect_hosts))
-            .unwrap_or_else(|| server.post_logout_redirect.clone());
-        let target = absolute(&target, origin);
-        let location = match &self.config.provider {
-            Some(p) => global_logout_url(&p.logout_url, &target),
-            None => target,
-        };
+            .and_then(|rd| safe_return_url(rd, origin, &server.allowed_redirect_hosts));
+
+        if !self.logout_allowed(parts, origin, &q) {
+            return self.confirm_logout(rd.as_deref());
+        }
+
+        let target = absolute(
+            rd.as_deref()
+                .unwrap_or(server.post_logout_redirect.as_str()),
+            origin,
+        );
+        let session = self.session_of(parts, now);
+        let location = self.idp_logout_url(session.as_ref(), &target);
         let s = &self.config.session;
         let mut clear = vec![cookie::clear_cookie(&s.cookie_name, s.secure)];
         for h in parts.headers.get_all(http::header::COOKIE) {
             for (n, _) in cookie::pairs(h.as_bytes()) {
-                if n.starts_with(s.pending_prefix.as_str()) {
+                if n.starts_with(s.family_prefix.as_str()) {
                     clear.push(cookie::clear_cookie(n, s.secure));
                 }
             }
@@ -393,19 +566,118 @@ impl Gateway {
         reply
     }
 
-    fn cookie_value<'p>(&self, parts: &'p Parts, name: &str) -> Option<&'p str> {
-        parts
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .flat_map(|h| cookie::pairs(h.as_bytes()))
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v)
+    fn logout_allowed(&self, parts: &Parts, origin: &str, q: &Query) -> bool {
+        let h = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+        if parts.method == http::Method::POST {
+            let token_ok = match (
+                q.get("csrf"),
+                cookie_value(parts, &self.config.session.csrf_cookie),
+            ) {
+                (Some(form), Some(cookie)) => {
+                    !form.is_empty() && ct_eq(form.as_bytes(), cookie.as_bytes())
+                }
+                _ => false,
+            };
+            if token_ok {
+                return true;
+            }
+        }
+        match h("sec-fetch-site") {
+            Some(site) => site == "same-origin" || site == "none",
+            None => match h("origin").or_else(|| h("referer")) {
+                Some(from) => {
+                    url::Url::parse(from).is_ok_and(|u| u.origin().ascii_serialization() == origin)
+                }
+                None => false,
+            },
+        }
     }
 
-    fn has_cookie(&self, parts: &Parts, name: &str) -> bool {
-        self.cookie_value(parts, name).is_some()
+    fn confirm_logout(&self, rd: Option<&str>) -> Reply {
+        let mut token = [0u8; 32];
+        if aws_lc_rs::rand::fill(&mut token).is_err() {
+            return Reply::for_auth_error(&AuthError::Internal("no randomness".into()));
+        }
+        let token = URL_SAFE_NO_PAD.encode(token);
+        let mut action = self.config.server.paths.logout.clone();
+        action.push('?');
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("csrf", &token);
+        if let Some(rd) = rd {
+            q.append_pair("rd", rd);
+        }
+        action.push_str(&q.finish());
+        let s = &self.config.session;
+        Reply::confirm_logout(&action).with_cookie(cookie::set_strict_cookie(
+            &s.csrf_cookie,
+            &token,
+            Some(600),
+            s.secure,
+        ))
     }
+
+    fn idp_logout_url(&self, session: Option<&SessionData>, target: &str) -> String {
+        let Some(provider) = &self.config.provider else {
+            return target.to_string();
+        };
+        let realm = session.map(|s| s.realm.as_str()).unwrap_or("");
+        if realm == "cas" {
+            if let Some(Ok(url)) = self.cas.as_ref().map(|c| c.logout_url(target)) {
+                return url;
+            }
+        }
+        if provider.logout == LogoutMode::EndSession {
+            if let (Some(oidc), Some(client_id)) = (&self.oidc, realm.strip_prefix("oidc:")) {
+                let hint = session
+                    .and_then(|s| s.id_token.as_ref())
+                    .map(|t| t.expose().as_str());
+                let mut state = [0u8; 16];
+                let _ = aws_lc_rs::rand::fill(&mut state);
+                if let Some(url) =
+                    oidc.end_session_url(client_id, hint, target, &URL_SAFE_NO_PAD.encode(state))
+                {
+                    return url;
+                }
+            }
+        }
+        global_logout_url(&provider.logout_url, target)
+    }
+
+    fn oidc(&self) -> Result<&OidcClient, AuthError> {
+        self.oidc
+            .as_ref()
+            .ok_or_else(|| AuthError::Internal("no OIDC client".into()))
+    }
+
+    fn oauth2(&self) -> Result<&OAuth2Client, AuthError> {
+        self.oauth2
+            .as_ref()
+            .ok_or_else(|| AuthError::Internal("no OAuth2 client".into()))
+    }
+
+    fn cas(&self) -> Result<&CasClient, AuthError> {
+        self.cas
+            .as_ref()
+            .ok_or_else(|| AuthError::Internal("no CAS client".into()))
+    }
+}
+
+fn client_of(route: &RouteSpec) -> Result<&crate::config::ClientCredentials, AuthError> {
+    route
+        .client
+        .as_ref()
+        .ok_or_else(|| AuthError::Internal("a route without a client".into()))
+}
+
+/// The first value of the cookie `name` in the request.
+fn cookie_value<'p>(parts: &'p Parts, name: &str) -> Option<&'p str> {
+    parts
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .flat_map(|h| cookie::pairs(h.as_bytes()))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
 }
 
 /// Whether a request is from a script or API client rather than a page navigation

@@ -52,6 +52,25 @@ impl Reply {
         }
     }
 
+    /// The page that asks before logging out, for requests that may come from
+    /// another site. Its form POSTs to `action` (a path with the CSRF token).
+    pub fn confirm_logout(action: &str) -> Reply {
+        let body = format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign out?</title>\
+             <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}}\
+             button{{font-size:1rem;padding:.5rem 1.2rem}}</style></head>\
+             <body><h1>Sign out?</h1><p>Do you want to sign out of all applications?</p>\
+             <form id=\"logout-form\" method=\"post\" action=\"{a}\"><button id=\"logout-confirm\" type=\"submit\">Sign out</button></form>\
+             <p><a href=\"/\">Stay signed in</a></p></body></html>",
+            a = escape_html(action)
+        );
+        Reply {
+            status: 200,
+            headers: vec![("content-type", "text/html; charset=utf-8".into())],
+            body: Bytes::from(body),
+        }
+    }
+
     pub fn with_cookie(mut self, set_cookie: String) -> Reply {
         self.headers.push(("set-cookie", set_cookie));
         self
@@ -98,7 +117,17 @@ impl Reply {
                 "Sign-in failed",
                 "Something went wrong inside the gateway. Please try again.",
             ),
-            AuthError::TokenRejected(_) | AuthError::InvalidIdToken(_) => Reply::page(
+            AuthError::CasRejected { code } => Reply::page(
+                403,
+                "Sign-in was not accepted",
+                &format!(
+                    "The identity provider did not accept this sign-in ({code}). Go back to the page you wanted and try again."
+                ),
+            ),
+            AuthError::TokenRejected(_)
+            | AuthError::InvalidIdToken(_)
+            | AuthError::Userinfo(_)
+            | AuthError::Cas(_) => Reply::page(
                 502,
                 "Sign-in failed",
                 "The identity provider's answer could not be verified. Please try again; if it keeps failing, tell the administrator.",
@@ -148,6 +177,9 @@ mod tests {
             AuthError::TokenRejected("x".into()),
             AuthError::InvalidIdToken("x".into()),
             AuthError::Internal("x".into()),
+            AuthError::Userinfo("x".into()),
+            AuthError::Cas("x".into()),
+            AuthError::CasRejected { code: "x".into() },
         ];
         for e in errs {
             let r = Reply::for_auth_error(&e);

@@ -1,5 +1,6 @@
 //! The test knobs: key rotation, signing modes, token hook, latency, injected failures,
-//! and going down (connections refused) and back up on the same port.
+//! going down (connections refused) and back up on the same port, overridden userinfo
+//! and CAS validation answers, and what the last userinfo / CAS validation request carried.
 
 mod common;
 
@@ -309,4 +310,278 @@ async fn sessions_and_tokens_can_be_ended_by_the_test() {
         .await
         .unwrap();
     assert!(location(&resp).starts_with("/api/v1/login?redirect="));
+}
+
+/// Code flow for alice; returns the access token.
+async fn access_token(c: &reqwest::Client, base: &str) -> String {
+    let (code, _) = get_code(c, base, &[]).await;
+    let tokens: Value = c
+        .post(format!("{base}/api/v1/oauth2/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("client_id", "demo-client"),
+            ("client_secret", "demo-secret"),
+            ("redirect_uri", REDIRECT_URI),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokens["access_token"].as_str().unwrap().to_string()
+}
+
+/// (status, content type, body)
+async fn answer(resp: reqwest::Response) -> (u16, String, String) {
+    let status = resp.status().as_u16();
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+    (status, ct, resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn userinfo_override_answers_every_request() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let base = sim.base_url();
+    let url = format!("{base}/api/v1/oauth2/userinfo");
+    let c = client();
+    let token = access_token(&c, &base).await;
+    assert_eq!(sim.last_userinfo_authorization(), None);
+    assert_eq!(sim.last_userinfo_query(), None);
+
+    let garbage = "<html>not json at all".to_string();
+    sim.set_userinfo_override(Some((200, garbage.clone())));
+    // A valid token, no token, an invalid token and a token in the query: all overridden.
+    let valid = c.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(
+        answer(valid).await,
+        (200, "application/json".into(), garbage.clone())
+    );
+    assert_eq!(
+        sim.last_userinfo_authorization(),
+        Some(format!("Bearer {token}"))
+    );
+    assert_eq!(sim.last_userinfo_query(), None);
+    let none = c.get(&url).send().await.unwrap();
+    assert_eq!(
+        answer(none).await,
+        (200, "application/json".into(), garbage.clone())
+    );
+    assert_eq!(sim.last_userinfo_authorization(), None);
+    let bad = c.get(&url).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(answer(bad).await.2, garbage);
+    let in_query = c
+        .get(format!("{url}?access_token={token}&x=a%20b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer(in_query).await.2, garbage);
+    assert_eq!(
+        sim.last_userinfo_query(),
+        Some(format!("access_token={token}&x=a%20b"))
+    );
+    assert_eq!(sim.last_userinfo_authorization(), None);
+
+    // Any status, any body; a JSON user of the wrong shape is passed through verbatim.
+    let body = r#"{"id":"x","userName":"mallory"}"#.to_string();
+    sim.set_userinfo_override(Some((502, body.clone())));
+    let resp = c.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(answer(resp).await, (502, "application/json".into(), body));
+    sim.set_userinfo_override(Some((200, String::new())));
+    let resp = c.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(
+        answer(resp).await,
+        (200, "application/json".into(), "".into())
+    );
+
+    // fail_status still wins.
+    sim.set_fail_status(Some(503));
+    let resp = c.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    sim.set_fail_status(None);
+
+    // None: the real user again, and the token check is back.
+    sim.set_userinfo_override(None);
+    let resp = c
+        .get(&url)
+        .header("authorization", format!("bearer  {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["userName"], "alice");
+    assert_eq!(
+        sim.last_userinfo_authorization(),
+        Some(format!("bearer  {token}")),
+        "raw, as sent"
+    );
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(
+        sim.counters().userinfo,
+        9,
+        "overridden requests are counted"
+    );
+}
+
+#[tokio::test]
+async fn cas_validate_override_still_consumes_the_ticket() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let base = sim.base_url();
+    let c = client();
+    let service_enc = "http%3A%2F%2Fapp.example%2Fcas%2Fcallback";
+    assert_eq!(sim.last_cas_validate_query(), None);
+
+    // XML-looking body (leading whitespace), any status, on CAS 3.0.
+    let t = sim.mint_cas_ticket("alice", SERVICE);
+    let xml = "\n  <cas:serviceResponse><cas:authenticationSuccess><cas:user>mallory".to_string();
+    sim.set_cas_validate_override(Some((200, xml.clone())));
+    let query = format!("service={service_enc}&ticket={t}");
+    let resp = c
+        .get(format!("{base}/api/v1/cas/p3/serviceValidate?{query}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer(resp).await,
+        (200, "application/xml;charset=UTF-8".into(), xml)
+    );
+    assert_eq!(sim.last_cas_validate_query(), Some(query.clone()));
+
+    // Cleared: replaying the same ticket fails normally (it was consumed).
+    sim.set_cas_validate_override(None);
+    let resp = c
+        .get(format!("{base}/api/v1/cas/p3/serviceValidate?{query}"))
+        .send()
+        .await
+        .unwrap();
+    let (status, ct, body) = answer(resp).await;
+    assert_eq!(
+        (status, ct.as_str()),
+        (200, "application/json;charset=UTF-8")
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["serviceResponse"]["authenticationFailure"]["code"],
+        "INVALID_TICKET"
+    );
+
+    // CAS 1.0 style body on /validate: text/plain; the ticket is spent there too.
+    let t = sim.mint_cas_ticket("bob", SERVICE);
+    sim.set_cas_validate_override(Some((200, "yes\nmallory\n".into())));
+    let resp = c
+        .get(format!("{base}/api/v1/cas/validate"))
+        .query(&[("service", SERVICE), ("ticket", &t)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer(resp).await,
+        (200, "text/plain".into(), "yes\nmallory\n".into())
+    );
+    assert_eq!(
+        sim.last_cas_validate_query(),
+        Some(format!("service={service_enc}&ticket={t}"))
+    );
+    sim.set_cas_validate_override(Some((200, "no\r\n\r\n".into())));
+    let resp = c
+        .get(format!("{base}/api/v1/cas/validate"))
+        .query(&[("service", SERVICE), ("ticket", &t)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer(resp).await.1, "text/plain");
+    sim.set_cas_validate_override(None);
+    let resp = c
+        .get(format!("{base}/api/v1/cas/validate"))
+        .query(&[("service", SERVICE), ("ticket", &t)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer(resp).await.2, "no\n\n");
+
+    // Anything else is JSON, even when it is not; a wrong service still spends the
+    // ticket (as on the normal path), a missing service does not.
+    let t = sim.mint_cas_ticket("bob", SERVICE);
+    sim.set_cas_validate_override(Some((502, "{truncated".into())));
+    let resp = c
+        .get(format!("{base}/api/v1/cas/serviceValidate"))
+        .query(&[("ticket", &t)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer(resp).await,
+        (502, "application/json".into(), "{truncated".into())
+    );
+    assert_eq!(sim.last_cas_validate_query(), Some(format!("ticket={t}")));
+    sim.set_cas_validate_override(None);
+    let resp = c
+        .get(format!("{base}/api/v1/cas/serviceValidate"))
+        .query(&[("service", SERVICE), ("ticket", &t)])
+        .send()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(&answer(resp).await.2).unwrap();
+    assert_eq!(
+        v["serviceResponse"]["authenticationSuccess"]["user"], "bob",
+        "a request without service consumed nothing"
+    );
+
+    let t = sim.mint_cas_ticket("bob", SERVICE);
+    sim.set_cas_validate_override(Some((200, "whatever".into())));
+    let resp = c
+        .get(format!("{base}/api/v1/cas/serviceValidate"))
+        .query(&[("service", "http://other.example/"), ("ticket", &t)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer(resp).await,
+        (200, "application/json".into(), "whatever".into())
+    );
+    sim.set_cas_validate_override(None);
+    let resp = c
+        .get(format!("{base}/api/v1/cas/serviceValidate"))
+        .query(&[("service", SERVICE), ("ticket", &t)])
+        .send()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(&answer(resp).await.2).unwrap();
+    assert_eq!(
+        v["serviceResponse"]["authenticationFailure"]["code"],
+        "INVALID_TICKET"
+    );
+
+    // fail_status wins over the override and consumes nothing.
+    let t = sim.mint_cas_ticket("bob", SERVICE);
+    sim.set_cas_validate_override(Some((200, "whatever".into())));
+    sim.set_fail_status(Some(500));
+    let resp = c
+        .get(format!("{base}/api/v1/cas/serviceValidate"))
+        .query(&[("service", SERVICE), ("ticket", &t)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 500);
+    sim.set_fail_status(None);
+    sim.set_cas_validate_override(None);
+    let resp = c
+        .get(format!("{base}/api/v1/cas/serviceValidate"))
+        .query(&[("service", SERVICE), ("ticket", &t)])
+        .send()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(&answer(resp).await.2).unwrap();
+    assert_eq!(v["serviceResponse"]["authenticationSuccess"]["user"], "bob");
+
+    // A request without a query string.
+    let resp = c
+        .get(format!("{base}/api/v1/cas/serviceValidate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(sim.last_cas_validate_query(), None);
+    assert_eq!(sim.counters().cas_validate, 12, "every request is counted");
 }

@@ -1,13 +1,19 @@
-//! Logging users in and out at the identity provider. Returns an `Identity`; never
+//! Logging users in and out at the identity provider: OIDC, OAuth2 with userinfo,
+//! and CAS. Returns an `Identity`; never
 //! touches cookies or Pingora. Outbound HTTP goes through `http::HttpClient`.
 
+pub mod cas;
+pub mod code_flow;
 pub mod discovery;
 pub mod http;
 pub mod jwks;
 pub mod logout;
+pub mod oauth2;
 pub mod oidc;
 pub mod pending;
 pub mod redirect;
 
+pub use cas::CasClient;
+pub use oauth2::OAuth2Client;
 pub use oidc::OidcClient;
 pub use pending::PendingLogin;

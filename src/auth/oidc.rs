@@ -4,51 +4,20 @@
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use jsonwebtoken::{Algorithm, Validation};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 use url::Url;
 
+use super::code_flow;
 use super::discovery::{discover, ProviderMetadata};
-use super::http::{HttpClient, Method, OutboundRequest};
+use super::http::HttpClient;
 use super::jwks::JwksCache;
 use super::pending::PendingLogin;
-use crate::config::{ProviderSettings, TokenAuth};
+use crate::config::{ClientCredentials, ProviderSettings};
 use crate::error::AuthError;
 use crate::identity::Identity;
 use crate::secret::{ct_eq, Secret};
-
-/// The token endpoint's answer. `expires_in` comes as a number or, from OneAccess,
-/// as a string.
-#[derive(Debug, Deserialize)]
-pub struct TokenResponse {
-    pub access_token: Secret<String>,
-    #[serde(default)]
-    pub id_token: Option<Secret<String>>,
-    #[serde(default)]
-    pub refresh_token: Option<Secret<String>>,
-    #[serde(default, deserialize_with = "lenient_u64")]
-    pub expires_in: Option<u64>,
-    #[serde(default)]
-    pub token_type: Option<String>,
-}
-
-fn lenient_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
-}
-
-#[derive(Debug, Deserialize)]
-struct TokenError {
-    #[serde(default)]
-    error: String,
-}
 
 pub struct OidcClient {
     settings: ProviderSettings,
@@ -92,107 +61,77 @@ impl OidcClient {
     /// The URL that starts a login at the IdP for this pending login.
     pub async fn authorize_url(
         &self,
+        client: &ClientCredentials,
         pending: &PendingLogin,
         redirect_uri: &str,
     ) -> Result<String, AuthError> {
         let meta = self.metadata().await?;
-        let mut url = Url::parse(&meta.authorization_endpoint)
-            .map_err(|_| AuthError::Discovery("authorization_endpoint is not a URL".into()))?;
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &self.settings.client_id)
-            .append_pair("redirect_uri", redirect_uri)
-            .append_pair("scope", &self.settings.scopes.join(" "))
-            .append_pair("state", pending.state())
-            .append_pair("nonce", pending.nonce())
-            .append_pair("code_challenge", &pending.code_challenge())
-            .append_pair("code_challenge_method", "S256");
-        Ok(url.into())
+        code_flow::authorize_url(
+            &meta.authorization_endpoint,
+            client,
+            &self.settings.scopes,
+            pending,
+            redirect_uri,
+            true,
+        )
     }
 
     /// Exchanges the code and verifies the ID token. Consumes the pending login: it
-    /// cannot be used twice.
+    /// cannot be used twice. Returns the identity and the raw ID token (kept only
+    /// when logout needs it as `id_token_hint`).
     pub async fn finish(
         &self,
+        client: &ClientCredentials,
         code: Secret<String>,
         pending: PendingLogin,
         redirect_uri: &str,
         keep_claims: &[String],
-    ) -> Result<Identity, AuthError> {
+    ) -> Result<(Identity, Secret<String>), AuthError> {
         let meta = self.metadata().await?;
-        let tokens = self.exchange(&meta, code, &pending, redirect_uri).await?;
+        let tokens = code_flow::exchange(
+            self.http.as_ref(),
+            &meta.token_endpoint,
+            client,
+            code,
+            &pending,
+            redirect_uri,
+        )
+        .await?;
         let id_token = tokens
             .id_token
             .ok_or_else(|| AuthError::TokenRejected("no id_token in the token response".into()))?;
         let claims = self
-            .verify_id_token(&meta, id_token.expose(), pending.nonce())
+            .verify_id_token(&meta, id_token.expose(), pending.nonce(), &client.client_id)
             .await?;
         let sub = claims
             .get("sub")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        Ok(Identity::from_claims(sub, &claims, keep_claims))
+        Ok((Identity::from_claims(sub, &claims, keep_claims), id_token))
     }
 
-    async fn exchange(
+    /// The RP-initiated logout URL (OIDC RP-Initiated Logout 1.0), if the provider
+    /// was discovered and advertises an `end_session_endpoint`.
+    pub fn end_session_url(
         &self,
-        meta: &ProviderMetadata,
-        code: Secret<String>,
-        pending: &PendingLogin,
-        redirect_uri: &str,
-    ) -> Result<TokenResponse, AuthError> {
-        let s = &self.settings;
-        let mut form = vec![
-            ("grant_type", "authorization_code".to_string()),
-            ("code", code.into_inner()),
-            ("redirect_uri", redirect_uri.to_string()),
-            ("client_id", s.client_id.clone()),
-            ("code_verifier", pending.verifier().to_string()),
-        ];
-        let mut headers = vec![("accept", "application/json".to_string())];
-        match s.token_auth {
-            TokenAuth::ClientSecretPost => {
-                form.push(("client_secret", s.client_secret.expose().clone()))
+        client_id: &str,
+        id_token_hint: Option<&str>,
+        post_logout_redirect_uri: &str,
+        state: &str,
+    ) -> Option<String> {
+        let endpoint = self.metadata.get()?.end_session_endpoint.as_deref()?;
+        let mut url = Url::parse(endpoint).ok()?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(hint) = id_token_hint {
+                q.append_pair("id_token_hint", hint);
             }
-            TokenAuth::ClientSecretBasic => {
-                // RFC 6749 2.3.1: both parts form-urlencoded before base64.
-                let enc = |v: &str| {
-                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
-                };
-                let pair = format!("{}:{}", enc(&s.client_id), enc(s.client_secret.expose()));
-                headers.push(("authorization", format!("Basic {}", STANDARD.encode(pair))));
-            }
+            q.append_pair("client_id", client_id)
+                .append_pair("post_logout_redirect_uri", post_logout_redirect_uri)
+                .append_pair("state", state);
         }
-        let resp = self
-            .http
-            .send(OutboundRequest {
-                method: Method::Post,
-                url: meta.token_endpoint.clone(),
-                headers,
-                form,
-            })
-            .await
-            .map_err(AuthError::IdpUnavailable)?;
-        if resp.status >= 500 {
-            return Err(AuthError::IdpUnavailable(format!(
-                "token endpoint answered {}",
-                resp.status
-            )));
-        }
-        if resp.status != 200 {
-            // Only the error code is kept: descriptions may echo what was sent.
-            let code = serde_json::from_slice::<TokenError>(&resp.body)
-                .map(|e| e.error)
-                .unwrap_or_default();
-            return Err(AuthError::TokenRejected(format!(
-                "status {} {}",
-                resp.status,
-                sanitize_code(&code)
-            )));
-        }
-        serde_json::from_slice(&resp.body)
-            .map_err(|e| AuthError::TokenRejected(format!("unreadable token response: {e}")))
+        Some(url.into())
     }
 
     /// Verifies an ID token's signature and claims; returns the claims.
@@ -201,6 +140,7 @@ impl OidcClient {
         meta: &ProviderMetadata,
         token: &str,
         expected_nonce: &str,
+        client_id: &str,
     ) -> Result<Map<String, Value>, AuthError> {
         let bad = |m: &str| AuthError::InvalidIdToken(m.to_string());
         // `alg: none` and unknown algorithms fail here: they are no `Algorithm`.
@@ -216,7 +156,14 @@ impl OidcClient {
         if key.alg.is_some_and(|a| a != header.alg) {
             return Err(bad("alg does not match the key's alg"));
         }
-        let claims = verify_claims(token, &key.key, header.alg, &self.settings, &meta.issuer)?;
+        let claims = verify_claims(
+            token,
+            &key.key,
+            header.alg,
+            &self.settings,
+            client_id,
+            &meta.issuer,
+        )?;
         check_nonce_sub_iat(&claims, expected_nonce, &self.settings)?;
         Ok(claims)
     }
@@ -229,12 +176,13 @@ pub fn verify_claims(
     key: &jsonwebtoken::DecodingKey,
     alg: Algorithm,
     settings: &ProviderSettings,
+    client_id: &str,
     issuer: &str,
 ) -> Result<Map<String, Value>, AuthError> {
     let mut v = Validation::new(alg);
     v.leeway = settings.clock_skew.as_secs();
     v.set_issuer(&[issuer]);
-    v.set_audience(&[&settings.client_id]);
+    v.set_audience(&[client_id]);
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     v.validate_nbf = true;
     let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &v).map_err(|e| {
@@ -261,7 +209,7 @@ pub fn verify_claims(
         .and_then(Value::as_array)
         .is_some_and(|a| a.len() > 1);
     match claims.get("azp") {
-        Some(Value::String(azp)) if azp == &settings.client_id => {}
+        Some(Value::String(azp)) if azp == client_id => {}
         None if !several => {}
         _ => {
             return Err(AuthError::InvalidIdToken(
@@ -293,37 +241,4 @@ fn check_nonce_sub_iat(
         None => return bad("iat missing"),
     }
     Ok(())
-}
-
-/// Keeps an IdP error code printable and short for logs and pages.
-fn sanitize_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .take(64)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expires_in_as_number_or_string() {
-        let t: TokenResponse =
-            serde_json::from_str(r#"{"access_token":"a","expires_in":"7200"}"#).expect("parse");
-        assert_eq!(t.expires_in, Some(7200));
-        let t: TokenResponse =
-            serde_json::from_str(r#"{"access_token":"a","expires_in":60}"#).expect("parse");
-        assert_eq!(t.expires_in, Some(60));
-        let t: TokenResponse =
-            serde_json::from_str(r#"{"access_token":"a","expires_in":null}"#).expect("parse");
-        assert_eq!(t.expires_in, None);
-        assert_eq!(format!("{:?}", t.access_token), "[redacted]");
-    }
-
-    #[test]
-    fn error_codes_are_sanitized() {
-        assert_eq!(sanitize_code("invalid_grant"), "invalid_grant");
-        assert_eq!(sanitize_code("x\r\n<script>"), "xscript");
-    }
 }

@@ -31,10 +31,23 @@ pub struct PendingLogin {
     /// Unix seconds; the cookie is refused after the pending-login TTL.
     #[serde(rename = "t")]
     pub created: u64,
+    /// The route the login started on (its index in the config) and that route's
+    /// realm: the callback finishes with that route's protocol and client, and
+    /// refuses if the route no longer has that realm.
+    #[serde(rename = "i")]
+    pub route: usize,
+    #[serde(rename = "m")]
+    pub realm: String,
 }
 
 impl PendingLogin {
-    pub fn new(return_to: String, origin: String, now: u64) -> Result<PendingLogin, SealError> {
+    pub fn new(
+        return_to: String,
+        origin: String,
+        route: usize,
+        realm: String,
+        now: u64,
+    ) -> Result<PendingLogin, SealError> {
         Ok(PendingLogin {
             state: Secret::new(random_token()?),
             nonce: Secret::new(random_token()?),
@@ -42,6 +55,8 @@ impl PendingLogin {
             return_to,
             origin,
             created: now,
+            route,
+            realm,
         })
     }
 
@@ -89,8 +104,10 @@ mod tests {
 
     #[test]
     fn fresh_values_and_rfc7636_challenge() {
-        let a = PendingLogin::new("/x".into(), "http://h".into(), 1).expect("new");
-        let b = PendingLogin::new("/x".into(), "http://h".into(), 1).expect("new");
+        let a =
+            PendingLogin::new("/x".into(), "http://h".into(), 0, "oidc:c".into(), 1).expect("new");
+        let b =
+            PendingLogin::new("/x".into(), "http://h".into(), 0, "oidc:c".into(), 1).expect("new");
         assert_ne!(a.state(), b.state());
         assert_ne!(a.nonce(), a.state());
         assert_eq!(a.verifier().len(), 43);
@@ -108,7 +125,8 @@ mod tests {
 
     #[test]
     fn debug_hides_the_secrets() {
-        let a = PendingLogin::new("/x".into(), "http://h".into(), 1).expect("new");
+        let a =
+            PendingLogin::new("/x".into(), "http://h".into(), 0, "oidc:c".into(), 1).expect("new");
         let dump = format!("{a:?}");
         assert!(!dump.contains(a.state()));
         assert!(!dump.contains(a.nonce()));

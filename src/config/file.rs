@@ -51,6 +51,12 @@ pub struct ProviderFile {
     /// `client_secret_post` (OneAccess's way) or `client_secret_basic`.
     pub token_endpoint_auth: Option<String>,
     pub scopes: Option<Vec<String>>,
+    /// Scopes of `oauth2` routes; OneAccess's is `get_user_info`.
+    pub oauth2_scopes: Option<Vec<String>>,
+    /// OAuth2 userinfo field -> identity claim. Default: OneAccess's shape.
+    pub userinfo_claims: Option<BTreeMap<String, String>>,
+    /// `global` (OneAccess global logout) or `end_session` (OIDC RP-initiated).
+    pub logout: Option<String>,
     pub id_token_algorithms: Option<Vec<String>>,
     pub clock_skew_seconds: Option<u64>,
     pub jwks_min_refetch_seconds: Option<u64>,
@@ -84,4 +90,23 @@ pub struct RouteFile {
     pub protocol: Option<String>,
     /// Upstream header name -> claim name. Replaces the default set when given.
     pub headers: Option<BTreeMap<String, String>>,
+    /// This route's own application at OneAccess (`oidc`, `oauth2`).
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretFile>,
+    pub token_endpoint_auth: Option<String>,
+    /// Options of a `cas` route.
+    pub cas: Option<CasFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasFile {
+    /// `1.0`, `2.0` or `3.0` (default).
+    pub version: Option<String>,
+    /// `json` (OneAccess's default) or `xml`.
+    pub format: Option<String>,
+    #[serde(default)]
+    pub renew: bool,
+    #[serde(default)]
+    pub gateway: bool,
 }

@@ -35,7 +35,10 @@ pub struct ServerSettings {
 #[derive(Debug, Clone)]
 pub struct SsoPaths {
     pub prefix: String,
+    /// OIDC and OAuth2 redirect URI path.
     pub callback: String,
+    /// CAS service URL path.
+    pub cas_callback: String,
     pub logout: String,
 }
 
@@ -43,8 +46,16 @@ pub struct SsoPaths {
 pub struct SessionSettings {
     /// Final cookie name, `__Host-` prefixed when served over TLS.
     pub cookie_name: String,
+    /// `{cookie_name}_`: every other cookie of the gateway starts with it, so one
+    /// test tells the gateway's cookies from the app's.
+    pub family_prefix: String,
     /// Prefix of the per-login pending cookies (`{prefix}{state-id}`).
     pub pending_prefix: String,
+    /// Double-submit token of the logout confirmation form.
+    pub csrf_cookie: String,
+    /// Marks a passive CAS login (`gateway=true`) that found no SSO session, so the
+    /// route serves the user anonymously instead of looping back to CAS.
+    pub cas_gateway_cookie: String,
     pub secure: bool,
     pub lifetime: Duration,
     pub keys: Vec<Secret<[u8; 32]>>,
@@ -58,25 +69,92 @@ pub enum TokenAuth {
     ClientSecretBasic,
 }
 
+/// How a route's application authenticates at the token endpoint. OneAccess gives
+/// each application (OIDC, OAuth2) its own id and secret.
 #[derive(Debug, Clone)]
-pub struct ProviderSettings {
-    pub issuer: String,
+pub struct ClientCredentials {
     pub client_id: String,
     pub client_secret: Secret<String>,
     pub token_auth: TokenAuth,
+}
+
+/// Where logout sends an OIDC or OAuth2 user after clearing the gateway's cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutMode {
+    /// OneAccess global logout, `/api/v1/logout?redirect_url=…`.
+    Global,
+    /// The discovered OIDC `end_session_endpoint` with `id_token_hint` (falls back
+    /// to global logout when the provider advertises none).
+    EndSession,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    pub issuer: String,
+    /// `scheme://host[:port]` of the tenant: OAuth2, CAS and logout endpoints hang
+    /// off it (`{base}/api/v1/...`).
+    pub base_url: String,
+    /// The provider-wide client; a route may bring its own.
+    pub client: Option<ClientCredentials>,
     pub scopes: Vec<String>,
+    pub oauth2_scopes: Vec<String>,
+    /// OAuth2 userinfo field -> identity claim (`id` -> `sub`, `userName` ->
+    /// `preferred_username`, ...). One entry maps to `sub`.
+    pub userinfo_claims: Vec<(String, String)>,
     pub algorithms: Vec<Algorithm>,
     pub clock_skew: Duration,
     pub jwks_min_refetch: Duration,
     pub jwks_cache: Duration,
     pub http_timeout: Duration,
     pub logout_url: String,
+    pub logout: LogoutMode,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Public,
     Oidc,
+    OAuth2,
+    Cas,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Public => "public",
+            Protocol::Oidc => "oidc",
+            Protocol::OAuth2 => "oauth2",
+            Protocol::Cas => "cas",
+        }
+    }
+}
+
+/// Which CAS validation endpoint, and so which answer shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CasVersion {
+    /// `/validate`: `yes\n{user}\n`, no attributes.
+    V1,
+    /// `/serviceValidate`: user only.
+    V2,
+    /// `/p3/serviceValidate`: user and attributes.
+    V3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CasFormat {
+    Json,
+    Xml,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CasSettings {
+    pub version: CasVersion,
+    pub format: CasFormat,
+    /// Ask for a fresh login even with an SSO session (`renew=true`).
+    pub renew: bool,
+    /// Passive login (`gateway=true`): without an SSO session the user is let
+    /// through anonymously instead of being shown a login form.
+    pub gateway: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -108,4 +186,12 @@ pub struct RouteSpec {
     /// `scheme://host[:port]` that users reach this route at: redirect URIs and
     /// same-origin checks are built from it, never from the request's Host header.
     pub origin: String,
+    /// The client for `oidc` and `oauth2` routes (the route's own, or the provider's).
+    pub client: Option<ClientCredentials>,
+    /// Settings of a `cas` route.
+    pub cas: Option<CasSettings>,
+    /// Which logins this route accepts: a session made by one protocol and client
+    /// is not accepted by a route of another (`sub` means different things to
+    /// each), e.g. `oidc:client-id`, `oauth2:client-id`, `cas`.
+    pub realm: String,
 }

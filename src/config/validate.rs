@@ -13,7 +13,7 @@ use jsonwebtoken::Algorithm;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::file::{ProviderFile, RouteFile, SecretFile, ServerFile, SessionFile};
+use super::file::{CasFile, ProviderFile, RouteFile, SecretFile, ServerFile, SessionFile};
 use super::runtime::*;
 use crate::error::{ConfigErrors, ConfigProblem};
 use crate::secret::Secret;
@@ -122,7 +122,14 @@ pub fn parse(text: &str, base_dir: &Path, env: EnvLookup) -> Result<Config, Conf
     let server = server_settings(&mut c, server_file);
     let session = session_settings(&mut c, session_file, server.tls, base_dir, env);
     let provider = provider_file.map(|p| provider_settings(&mut c, p, base_dir, env));
-    let routes = route_specs(&mut c, route_files, &server);
+    let routes = route_specs(
+        &mut c,
+        route_files,
+        &server,
+        provider.as_ref(),
+        base_dir,
+        env,
+    );
 
     if routes.is_empty() {
         c.add("route", "at least one [[route]] is needed");
@@ -225,6 +232,7 @@ fn server_settings(c: &mut Collector, f: ServerFile) -> ServerSettings {
         tls,
         paths: SsoPaths {
             callback: format!("{prefix}/callback"),
+            cas_callback: format!("{prefix}/cas/callback"),
             logout: format!("{prefix}/logout"),
             prefix,
         },
@@ -309,7 +317,10 @@ fn session_settings(
     }
     SessionSettings {
         cookie_name: format!("{host_prefix}{base_name}"),
+        family_prefix: format!("{host_prefix}{base_name}_"),
         pending_prefix: format!("{host_prefix}{base_name}_login_"),
+        csrf_cookie: format!("{host_prefix}{base_name}_csrf"),
+        cas_gateway_cookie: format!("{host_prefix}{base_name}_casgw"),
         secure: tls,
         lifetime: Duration::from_secs(lifetime),
         keys,
@@ -390,6 +401,66 @@ fn read_secret(
     Some(Secret::new(value))
 }
 
+/// OneAccess's userinfo shape (`id`, `userName`, `name`, `email`, `mobile`; no
+/// `sub`) mapped to the claim names identity headers use.
+pub const DEFAULT_USERINFO_CLAIMS: [(&str, &str); 5] = [
+    ("id", "sub"),
+    ("userName", "preferred_username"),
+    ("name", "name"),
+    ("email", "email"),
+    ("mobile", "phone_number"),
+];
+
+/// A client id with its secret and token-endpoint method, from `provider` or a
+/// route. `None` when no `client_id` is given; a half-given pair is a problem.
+fn client_credentials(
+    c: &mut Collector,
+    at: &str,
+    client_id: Option<&str>,
+    secret: Option<&SecretFile>,
+    token_auth: Option<&str>,
+    base_dir: &Path,
+    env: EnvLookup,
+) -> Option<ClientCredentials> {
+    let token_auth = match token_auth {
+        None | Some("client_secret_post") => TokenAuth::ClientSecretPost,
+        Some("client_secret_basic") => TokenAuth::ClientSecretBasic,
+        Some(other) => {
+            c.add(
+                format!("{at}.token_endpoint_auth"),
+                format!("`{other}` is not client_secret_post or client_secret_basic"),
+            );
+            TokenAuth::ClientSecretPost
+        }
+    };
+    match (client_id.map(str::trim), secret) {
+        (None, None) => None,
+        (Some(""), _) => {
+            c.add(format!("{at}.client_id"), "must not be empty");
+            None
+        }
+        (Some(_), None) => {
+            c.add(
+                format!("{at}.client_secret"),
+                "is required with client_id, e.g. client_secret = { env = \"ONEACCESS_CLIENT_SECRET\" }",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            c.add(format!("{at}.client_id"), "is required with client_secret");
+            None
+        }
+        (Some(id), Some(sf)) => {
+            let secret = read_secret(c, &format!("{at}.client_secret"), sf, base_dir, env)?;
+            Some(ClientCredentials {
+                client_id: id.to_string(),
+                client_secret: secret,
+                token_auth,
+            })
+        }
+    }
+}
+
 fn provider_settings(
     c: &mut Collector,
     f: ProviderFile,
@@ -435,33 +506,15 @@ fn provider_settings(
         }
     };
 
-    let client_id = f.client_id.clone().unwrap_or_default();
-    if client_id.trim().is_empty() {
-        c.add("provider.client_id", "is required");
-    }
-    let client_secret = match &f.client_secret {
-        Some(s) => read_secret(c, "provider.client_secret", s, base_dir, env),
-        None => {
-            c.add(
-                "provider.client_secret",
-                "is required, e.g. client_secret = { env = \"ONEACCESS_CLIENT_SECRET\" }",
-            );
-            None
-        }
-    }
-    .unwrap_or_default();
-
-    let token_auth = match f.token_endpoint_auth.as_deref() {
-        None | Some("client_secret_post") => TokenAuth::ClientSecretPost,
-        Some("client_secret_basic") => TokenAuth::ClientSecretBasic,
-        Some(other) => {
-            c.add(
-                "provider.token_endpoint_auth",
-                format!("`{other}` is not client_secret_post or client_secret_basic"),
-            );
-            TokenAuth::ClientSecretPost
-        }
-    };
+    let client = client_credentials(
+        c,
+        "provider",
+        f.client_id.as_deref(),
+        f.client_secret.as_ref(),
+        f.token_endpoint_auth.as_deref(),
+        base_dir,
+        env,
+    );
 
     let scopes = f
         .scopes
@@ -518,6 +571,17 @@ fn provider_settings(
         c.add("provider.http_timeout_seconds", "must be between 1 and 60");
     }
 
+    // OneAccess's OAuth2, CAS and logout endpoints live beside the OIDC ones on the
+    // tenant's root: `https://{domain}/api/v1/...`.
+    let base_url = issuer
+        .strip_suffix("/api/v1/oauth2")
+        .map(str::to_string)
+        .or_else(|| {
+            Url::parse(&issuer)
+                .ok()
+                .map(|u| u.origin().ascii_serialization())
+        })
+        .unwrap_or_default();
     let logout_url = match &f.logout_url {
         Some(u) => {
             if Url::parse(u).is_err() {
@@ -525,34 +589,70 @@ fn provider_settings(
             }
             u.clone()
         }
-        None => {
-            // The OneAccess global logout lives beside the OAuth endpoints, on the
-            // tenant's root: `https://{domain}/api/v1/logout`.
-            let base = issuer
-                .strip_suffix("/api/v1/oauth2")
-                .map(str::to_string)
-                .or_else(|| {
-                    Url::parse(&issuer)
-                        .ok()
-                        .map(|u| u.origin().ascii_serialization())
-                })
-                .unwrap_or_default();
-            format!("{base}/api/v1/logout")
+        None => format!("{base_url}/api/v1/logout"),
+    };
+    let logout = match f.logout.as_deref() {
+        None | Some("global") => LogoutMode::Global,
+        Some("end_session") => LogoutMode::EndSession,
+        Some(other) => {
+            c.add(
+                "provider.logout",
+                format!("`{other}` is not `global` or `end_session`"),
+            );
+            LogoutMode::Global
         }
     };
 
+    let oauth2_scopes = f
+        .oauth2_scopes
+        .clone()
+        .unwrap_or_else(|| vec!["get_user_info".into()]);
+    if oauth2_scopes
+        .iter()
+        .any(|s| s.is_empty() || s.contains(' '))
+    {
+        c.add(
+            "provider.oauth2_scopes",
+            "scopes must be non-empty and contain no spaces",
+        );
+    }
+    let userinfo_claims: Vec<(String, String)> = match &f.userinfo_claims {
+        Some(m) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.trim().to_string()))
+            .collect(),
+        None => DEFAULT_USERINFO_CLAIMS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    if userinfo_claims.iter().filter(|(_, v)| v == "sub").count() != 1 {
+        c.add(
+            "provider.userinfo_claims",
+            "exactly one userinfo field must map to `sub` (OneAccess: id = \"sub\")",
+        );
+    }
+    if userinfo_claims
+        .iter()
+        .any(|(k, v)| k.is_empty() || v.is_empty())
+    {
+        c.add("provider.userinfo_claims", "names must not be empty");
+    }
+
     ProviderSettings {
         issuer,
-        client_id,
-        client_secret,
-        token_auth,
+        base_url,
+        client,
         scopes,
+        oauth2_scopes,
+        userinfo_claims,
         algorithms,
         clock_skew: Duration::from_secs(clock_skew),
         jwks_min_refetch: Duration::from_secs(f.jwks_min_refetch_seconds.unwrap_or(10)),
         jwks_cache: Duration::from_secs(f.jwks_cache_seconds.unwrap_or(3600)),
         http_timeout: Duration::from_secs(http_timeout),
         logout_url,
+        logout,
     }
 }
 
@@ -560,6 +660,9 @@ fn route_specs(
     c: &mut Collector,
     files: Vec<(usize, RouteFile)>,
     server: &ServerSettings,
+    provider: Option<&ProviderSettings>,
+    base_dir: &Path,
+    env: EnvLookup,
 ) -> Vec<RouteSpec> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
@@ -608,19 +711,64 @@ fn route_specs(
 
         let protocol = match f.protocol.as_deref() {
             Some("oidc") => Protocol::Oidc,
+            Some("oauth2") => Protocol::OAuth2,
+            Some("cas") => Protocol::Cas,
             Some("public") => Protocol::Public,
-            Some(p @ ("oauth2" | "cas")) => {
-                c.add(at("protocol"), format!("`{p}` is not supported yet"));
-                Protocol::Public
-            }
             Some(p) => {
-                c.add(at("protocol"), format!("`{p}` is not one of oidc, public"));
+                c.add(
+                    at("protocol"),
+                    format!("`{p}` is not one of oidc, oauth2, cas, public"),
+                );
                 Protocol::Public
             }
             None => {
-                c.add(at("protocol"), "is required: `oidc` or `public`");
+                c.add(
+                    at("protocol"),
+                    "is required: `oidc`, `oauth2`, `cas` or `public`",
+                );
                 Protocol::Public
             }
+        };
+
+        let own_client = client_credentials(
+            c,
+            &format!("route[{i}]"),
+            f.client_id.as_deref(),
+            f.client_secret.as_ref(),
+            f.token_endpoint_auth.as_deref(),
+            base_dir,
+            env,
+        );
+        let client = match protocol {
+            Protocol::Oidc | Protocol::OAuth2 => {
+                let client = own_client.or_else(|| provider.and_then(|p| p.client.clone()));
+                if client.is_none() && provider.is_some() {
+                    c.add(
+                        at("client_id"),
+                        "an oidc or oauth2 route needs a client: client_id and client_secret here or in [provider]",
+                    );
+                }
+                client
+            }
+            Protocol::Cas | Protocol::Public => {
+                if own_client.is_some() {
+                    c.add(at("client_id"), "only oidc and oauth2 routes use a client");
+                }
+                None
+            }
+        };
+        let cas = match (protocol, f.cas.as_ref()) {
+            (Protocol::Cas, cf) => Some(cas_settings(c, i, cf)),
+            (_, Some(_)) => {
+                c.add(at("cas"), "only cas routes take cas options");
+                None
+            }
+            (_, None) => None,
+        };
+        let client_id = client.as_ref().map_or("", |cl| cl.client_id.as_str());
+        let realm = match protocol {
+            Protocol::Oidc | Protocol::OAuth2 => format!("{}:{client_id}", protocol.as_str()),
+            Protocol::Cas | Protocol::Public => protocol.as_str().to_string(),
         };
 
         let headers = header_rules(c, i, f.headers.as_ref());
@@ -647,10 +795,54 @@ fn route_specs(
                 protocol,
                 headers,
                 origin,
+                client,
+                cas,
+                realm,
             });
         }
     }
     out
+}
+
+fn cas_settings(c: &mut Collector, i: usize, f: Option<&CasFile>) -> CasSettings {
+    let version = match f.and_then(|f| f.version.as_deref()) {
+        None | Some("3.0" | "3") => CasVersion::V3,
+        Some("2.0" | "2") => CasVersion::V2,
+        Some("1.0" | "1") => CasVersion::V1,
+        Some(v) => {
+            c.add(
+                format!("route[{i}].cas.version"),
+                format!("`{v}` is not 1.0, 2.0 or 3.0"),
+            );
+            CasVersion::V3
+        }
+    };
+    let format = match f.and_then(|f| f.format.as_deref()) {
+        // OneAccess answers JSON unless told otherwise (the CAS spec says XML).
+        None | Some("json" | "JSON") => CasFormat::Json,
+        Some("xml" | "XML") => CasFormat::Xml,
+        Some(v) => {
+            c.add(
+                format!("route[{i}].cas.format"),
+                format!("`{v}` is not json or xml"),
+            );
+            CasFormat::Json
+        }
+    };
+    let renew = f.is_some_and(|f| f.renew);
+    let gateway = f.is_some_and(|f| f.gateway);
+    if renew && gateway {
+        c.add(
+            format!("route[{i}].cas"),
+            "renew and gateway cannot both be set (CAS protocol 2.1)",
+        );
+    }
+    CasSettings {
+        version,
+        format,
+        renew,
+        gateway,
+    }
 }
 
 fn header_rules(

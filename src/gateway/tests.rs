@@ -119,13 +119,14 @@ fn logout_clears_cookies_and_goes_to_global_logout() {
         "/_sso/logout?rd=/bye",
         &[
             ("host", "app.example.com"),
+            ("sec-fetch-site", "same-origin"),
             (
                 "cookie",
                 "__Host-oag_session=x; __Host-oag_session_login_abc=y; other=1",
             ),
         ],
     );
-    let r = g.logout(&p);
+    let r = g.logout(&p, 1000);
     assert_eq!(r.status, 302);
     assert_eq!(
         header(&r, "location"),
@@ -158,9 +159,9 @@ fn logout_refuses_hostile_targets() {
         let p = parts(
             "GET",
             &format!("/_sso/logout?rd={q}"),
-            &[("host", "app.example.com")],
+            &[("host", "app.example.com"), ("sec-fetch-site", "none")],
         );
-        let loc = header(&g.logout(&p), "location")[0].to_string();
+        let loc = header(&g.logout(&p, 1000), "location")[0].to_string();
         assert!(
             loc.ends_with("redirect_url=https%3A%2F%2Fapp.example.com%2Fsigned-out"),
             "{rd} -> {loc}"
@@ -169,9 +170,9 @@ fn logout_refuses_hostile_targets() {
     let p = parts(
         "GET",
         "/_sso/logout?rd=https%3A%2F%2Fportal.example.com%2Fhome",
-        &[],
+        &[("referer", "https://app.example.com/some/page")],
     );
-    let loc = header(&g.logout(&p), "location")[0].to_string();
+    let loc = header(&g.logout(&p, 1000), "location")[0].to_string();
     assert!(
         loc.ends_with("redirect_url=https%3A%2F%2Fportal.example.com%2Fhome"),
         "{loc}"
@@ -183,8 +184,14 @@ fn pending_logins_are_bounded_oldest_first() {
     let g = gateway("");
     let mut cookies = Vec::new();
     for (i, created) in [(0, 500u64), (1, 300), (2, 400)] {
-        let p = PendingLogin::new("/".into(), "https://app.example.com".into(), created)
-            .expect("pending");
+        let p = PendingLogin::new(
+            "/".into(),
+            "https://app.example.com".into(),
+            0,
+            "oidc:app".into(),
+            created,
+        )
+        .expect("pending");
         let name = format!("{}{}", g.config.session.pending_prefix, p.cookie_id());
         let v = g
             .sealer
@@ -200,7 +207,7 @@ fn pending_logins_are_bounded_oldest_first() {
         + "; __Host-oag_session_login_garbage=zzz";
     let p = parts("GET", "/", &[("cookie", &header_value)]);
     let cleared: Vec<String> = g
-        .evict_pending(&p, 600)
+        .evict_pending(&p, "__Host-oag_session_login_new", 600)
         .iter()
         .filter_map(|c| pairs(c.as_bytes()).next().map(|(n, _)| n.to_string()))
         .collect();
@@ -226,6 +233,8 @@ fn tampered_and_foreign_session_cookies_are_no_session() {
         },
         issued_at: 0,
         expires_at: 2000,
+        realm: "oidc:app".into(),
+        id_token: None,
     };
     let name = g.config.session.cookie_name.clone();
     let good = session::seal(&g.sealer, &name, &data).expect("seal");
@@ -260,4 +269,81 @@ async fn callback_without_pending_cookie_is_an_expired_login() {
     assert_eq!(g.callback(&p, 1000).await.status, 403);
     let p = parts("GET", "/_sso/callback", &[]);
     assert_eq!(g.callback(&p, 1000).await.status, 400);
+}
+
+#[test]
+fn cross_site_logout_needs_a_confirmation_with_a_token() {
+    let g = gateway("");
+    let session = "__Host-oag_session=x";
+    // A cross-site GET (an <img> or link on another site): no logout, a page.
+    for headers in [
+        vec![("sec-fetch-site", "cross-site"), ("cookie", session)],
+        vec![("sec-fetch-site", "same-site"), ("cookie", session)],
+        vec![
+            ("referer", "https://evil.example.net/"),
+            ("cookie", session),
+        ],
+        vec![("cookie", session)],
+    ] {
+        let r = g.logout(&parts("GET", "/_sso/logout?rd=/bye", &headers), 1000);
+        assert_eq!(r.status, 200, "{headers:?}");
+        assert!(header(&r, "location").is_empty());
+        assert!(header(&r, "set-cookie")
+            .iter()
+            .all(|c| !c.starts_with("__Host-oag_session=")));
+        let csrf = header(&r, "set-cookie")
+            .iter()
+            .find(|c| c.starts_with("__Host-oag_session_csrf="))
+            .map(|c| c.to_string())
+            .expect("csrf cookie");
+        assert!(csrf.contains("SameSite=Strict"), "{csrf}");
+    }
+    // The page's form: POST with the token from the cookie logs out.
+    let page = g.logout(
+        &parts("GET", "/_sso/logout?rd=/bye", &[("cookie", session)]),
+        1000,
+    );
+    let token = header(&page, "set-cookie")
+        .iter()
+        .find_map(|c| {
+            pairs(c.as_bytes())
+                .next()
+                .filter(|(n, _)| *n == "__Host-oag_session_csrf")
+                .map(|(_, v)| v.to_string())
+        })
+        .expect("token");
+    let body = std::str::from_utf8(&page.body).expect("utf8").to_string();
+    assert!(
+        body.contains(&format!(
+            "action=\"/_sso/logout?csrf={token}&amp;rd=%2Fbye\""
+        )),
+        "{body}"
+    );
+    let cookies = format!("{session}; __Host-oag_session_csrf={token}");
+    let r = g.logout(
+        &parts(
+            "POST",
+            &format!("/_sso/logout?csrf={token}&rd=%2Fbye"),
+            &[("cookie", &cookies)],
+        ),
+        1000,
+    );
+    assert_eq!(r.status, 302);
+    assert!(header(&r, "location")[0].ends_with("redirect_url=https%3A%2F%2Fapp.example.com%2Fbye"));
+    // A forged POST: a token without the cookie, or the wrong one.
+    for (query, cookie) in [
+        (format!("csrf={token}"), session.to_string()),
+        ("csrf=forged".to_string(), cookies.clone()),
+        (String::new(), cookies.clone()),
+    ] {
+        let r = g.logout(
+            &parts(
+                "POST",
+                &format!("/_sso/logout?{query}"),
+                &[("cookie", &cookie)],
+            ),
+            1000,
+        );
+        assert_eq!(r.status, 200, "{query} / {cookie}");
+    }
 }

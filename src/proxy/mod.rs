@@ -60,9 +60,12 @@ impl ProxyHttp for GatewayProxy {
             let reply = if path == paths.callback {
                 ctx.outcome = "callback";
                 g.callback(req, now).await
+            } else if path == paths.cas_callback {
+                ctx.outcome = "cas_callback";
+                g.cas_callback(req, now).await
             } else if path == paths.logout {
                 ctx.outcome = "logout";
-                g.logout(req)
+                g.logout(req, now)
             } else {
                 ctx.outcome = "not_found";
                 Reply::page(404, "Not found", "There is nothing at this address.")
@@ -103,6 +106,10 @@ impl ProxyHttp for GatewayProxy {
             Access::Granted(s) => {
                 ctx.outcome = "authenticated";
                 ctx.identity = Some(s.identity);
+                false
+            }
+            Access::Anonymous => {
+                ctx.outcome = "anonymous";
                 false
             }
             Access::LoginRequired => {

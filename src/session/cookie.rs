@@ -18,11 +18,22 @@ pub fn pairs(header: &[u8]) -> impl Iterator<Item = (&str, &str)> {
 
 /// Builds a `Set-Cookie` value. `max_age` of `None` makes a browser-session cookie.
 pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> String {
+    build(name, value, max_age, secure, "Lax")
+}
+
+/// As `set_cookie`, with `SameSite=Strict`: for the logout form's CSRF token, which
+/// must never ride along on a request another site starts.
+pub fn set_strict_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> String {
+    build(name, value, max_age, secure, "Strict")
+}
+
+fn build(name: &str, value: &str, max_age: Option<u64>, secure: bool, same_site: &str) -> String {
     let mut s = String::with_capacity(name.len() + value.len() + 64);
     s.push_str(name);
     s.push('=');
     s.push_str(value);
-    s.push_str("; Path=/; HttpOnly; SameSite=Lax");
+    s.push_str("; Path=/; HttpOnly; SameSite=");
+    s.push_str(same_site);
     if secure {
         s.push_str("; Secure");
     }

@@ -20,6 +20,13 @@ pub struct SessionData {
     /// Absolute end (unix seconds): the session is over then, whatever happens.
     #[serde(rename = "e")]
     pub expires_at: u64,
+    /// The realm of the route that made it (`oidc:client`, `oauth2:client`, `cas`):
+    /// only routes of the same realm accept it, and logout follows its protocol.
+    #[serde(rename = "r")]
+    pub realm: String,
+    /// The raw ID token, kept only when logout sends it as `id_token_hint`.
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<crate::secret::Secret<String>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -76,6 +83,8 @@ mod tests {
             },
             issued_at: 100,
             expires_at: exp,
+            realm: "oidc:c".into(),
+            id_token: None,
         }
     }
 

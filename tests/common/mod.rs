@@ -389,17 +389,22 @@ pub fn extract_hidden(html: &str, name: &str) -> Option<String> {
     )
 }
 
-/// Sends raw bytes to the gateway and returns the status line's code (for request
-/// targets a URL library would normalise away, like `/a/../b`).
-pub async fn raw_status(port: u16, request: &str) -> u16 {
+/// Sends raw bytes to the gateway and returns the whole answer as text (for
+/// request targets and Host headers a URL library would not let through).
+pub async fn raw_response(port: u16, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
     s.write_all(request.as_bytes()).await.expect("write");
-    let mut buf = vec![0u8; 4096];
-    let n = s.read(&mut buf).await.expect("read");
-    let text = String::from_utf8_lossy(&buf[..n]);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The status code of a raw request's answer.
+pub async fn raw_status(port: u16, request: &str) -> u16 {
+    let text = raw_response(port, request).await;
     text.split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())

@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::http::{
-    clear_sso_cookie, error_page, html, param, query, redirect, sso_cookie, with_cookie, STYLE,
+    clear_sso_cookie, error_page, html, injected, param, query, redirect, sso_cookie, with_cookie,
+    STYLE,
 };
 use super::oidc::end_sso_session;
 use super::state::{lock, State};
@@ -185,24 +186,56 @@ fn check<'a>(state: &'a State, q: &HashMap<String, String>) -> Result<Success<'a
 
 /// CAS 1.0: `yes\n{user}\n` or `no\n\n`.
 pub(crate) async fn validate_v1(AxState(state): Shared, RawQuery(raw): RawQuery) -> Response {
-    let body = match query(raw.as_deref()) {
-        Ok(q) => match check(&state, &q) {
-            Ok(ok) => format!("yes\n{}\n", ok.user.user_name),
+    overridable(&state, |state| {
+        let body = match query(raw.as_deref()) {
+            Ok(q) => match check(state, &q) {
+                Ok(ok) => format!("yes\n{}\n", ok.user.user_name),
+                Err(_) => "no\n\n".to_string(),
+            },
             Err(_) => "no\n\n".to_string(),
-        },
-        Err(_) => "no\n\n".to_string(),
-    };
-    text(body, "text/plain;charset=UTF-8")
+        };
+        text(body, "text/plain;charset=UTF-8")
+    })
 }
 
 /// CAS 2.0: the user only.
 pub(crate) async fn validate_v2(AxState(state): Shared, RawQuery(raw): RawQuery) -> Response {
-    service_validate(&state, raw.as_deref(), false)
+    overridable(&state, |state| {
+        service_validate(state, raw.as_deref(), false)
+    })
 }
 
 /// CAS 3.0: the user and attributes.
 pub(crate) async fn validate_v3(AxState(state): Shared, RawQuery(raw): RawQuery) -> Response {
-    service_validate(&state, raw.as_deref(), true)
+    overridable(&state, |state| {
+        service_validate(state, raw.as_deref(), true)
+    })
+}
+
+/// Runs the normal validation (so the ticket is consumed exactly as without a test
+/// override), then answers the `cas_validate_override`, if one is set, instead.
+fn overridable(state: &State, normal: impl FnOnce(&State) -> Response) -> Response {
+    let injected_answer = lock(&state.knobs).cas_validate_override.clone();
+    let resp = normal(state);
+    match injected_answer {
+        Some((status, body)) => {
+            let content_type = override_content_type(&body);
+            injected(status, body, content_type)
+        }
+        None => resp,
+    }
+}
+
+/// XML if it looks like XML, plain text if it looks like a CAS 1.0 answer, else JSON.
+fn override_content_type(body: &str) -> &'static str {
+    let first_line = body.split('\n').next().unwrap_or("").trim_end_matches('\r');
+    if body.trim_start().starts_with('<') {
+        "application/xml;charset=UTF-8"
+    } else if matches!(first_line, "yes" | "no") {
+        "text/plain"
+    } else {
+        "application/json"
+    }
 }
 
 fn service_validate(state: &State, raw: Option<&str>, with_attributes: bool) -> Response {

@@ -45,6 +45,15 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) ->
     )
 }
 
+/// A test-injected answer: `status` (a code that is not a valid HTTP status answers 500)
+/// with `body` verbatim as `content_type`, `Cache-Control: no-store`.
+pub(crate) fn injected(status: u16, body: String, content_type: &'static str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+    no_store(&mut resp);
+    resp
+}
+
 pub(crate) fn html(status: StatusCode, body: String) -> Response {
     (
         status,

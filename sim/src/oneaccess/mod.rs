@@ -241,6 +241,51 @@ impl Sim {
         lock(&self.state().knobs).hook = h;
     }
 
+    /// `Some((status, body))`: every `GET /api/v1/oauth2/userinfo` answers exactly
+    /// `status` with `body` (`Content-Type: application/json`, even when `body` is not
+    /// JSON) instead of the user, whatever bearer token it carries (none, invalid or
+    /// valid). The request is still counted and recorded ([`Sim::last_userinfo_authorization`]);
+    /// latency and [`Sim::set_fail_status`] still apply first. A `status` that is not a
+    /// valid HTTP status code is answered as 500. `None` restores normal behaviour.
+    pub fn set_userinfo_override(&self, o: Option<(u16, String)>) {
+        lock(&self.state().knobs).userinfo_override = o;
+    }
+
+    /// `Some((status, body))`: every CAS validation endpoint (`/api/v1/cas/validate`,
+    /// `/api/v1/cas/serviceValidate`, `/api/v1/cas/p3/serviceValidate`) answers exactly
+    /// `status` with `body`, whatever the request. `Content-Type` is
+    /// `application/xml;charset=UTF-8` when `body` starts with `<` (after leading
+    /// whitespace), `text/plain` for a CAS 1.0 style body (its first line is `yes` or `no`),
+    /// else `application/json`. The request's ticket is still consumed exactly as
+    /// on the normal path, so replaying it after `None` fails as usual; the request is
+    /// still counted and recorded ([`Sim::last_cas_validate_query`]); latency and
+    /// [`Sim::set_fail_status`] still apply first (an injected failure consumes nothing).
+    /// A `status` that is not a valid HTTP status code is answered as 500. `None` restores
+    /// normal behaviour.
+    pub fn set_cas_validate_override(&self, o: Option<(u16, String)>) {
+        lock(&self.state().knobs).cas_validate_override = o;
+    }
+
+    /// The raw query string (undecoded, without `?`) of the most recent request to any CAS
+    /// validation endpoint; `None` before the first one or when it had no query.
+    /// Recorded on arrival, so also for requests answered by an injected failure.
+    pub fn last_cas_validate_query(&self) -> Option<String> {
+        lock(&self.state().seen).cas_validate_query.clone()
+    }
+
+    /// The raw `Authorization` header of the most recent `GET /api/v1/oauth2/userinfo`;
+    /// `None` before the first one or when it had none. Recorded on arrival.
+    pub fn last_userinfo_authorization(&self) -> Option<String> {
+        lock(&self.state().seen).userinfo_authorization.clone()
+    }
+
+    /// The raw query string (undecoded, without `?`) of the most recent
+    /// `GET /api/v1/oauth2/userinfo`; `None` before the first one or when it had no query.
+    /// Recorded on arrival.
+    pub fn last_userinfo_query(&self) -> Option<String> {
+        lock(&self.state().seen).userinfo_query.clone()
+    }
+
     /// A snapshot of the request counters.
     pub fn counters(&self) -> SimCounters {
         lock(&self.state().counters).clone()
@@ -328,9 +373,11 @@ fn router(state: Arc<State>) -> Router {
         .with_state(state)
 }
 
-/// Applies the test knobs to every request: count, then latency, then `fail_status`.
+/// Applies the test knobs to every request: count (and record what the `last_*`
+/// accessors report), then latency, then `fail_status`.
 async fn knobs(AxState(state): AxState<Arc<State>>, req: Request, next: Next) -> Response {
     state.count(req.uri().path());
+    state.observe(req.uri().path(), req.uri().query(), req.headers());
     let latency = lock(&state.knobs).latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

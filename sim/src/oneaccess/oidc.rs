@@ -16,8 +16,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::http::{
-    clear_sso_cookie, error_page, json, json_no_store, oauth_error, param, query, redirect,
-    sso_cookie, with_cookie,
+    clear_sso_cookie, error_page, injected, json, json_no_store, oauth_error, param, query,
+    redirect, sso_cookie, with_cookie,
 };
 use super::state::{lock, AccessGrant, CodeGrant, RefreshGrant, State, CODE_TTL_SECS};
 use super::{ExpiresInStyle, User};
@@ -447,6 +447,10 @@ pub(crate) async fn userinfo(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
+    let injected_answer = lock(&state.knobs).userinfo_override.clone();
+    if let Some((status, body)) = injected_answer {
+        return injected(status, body, "application/json");
+    }
     let q = query(raw.as_deref()).unwrap_or_default();
     if q.contains_key("access_token") {
         return unauthorized("access_token must be sent in the Authorization header");

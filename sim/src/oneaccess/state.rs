@@ -6,6 +6,7 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::http::header::{self, HeaderMap};
 use serde_json::{Map, Value};
 
 use super::{Signing, SimConfig, SimCounters, TokenHook, User};
@@ -28,6 +29,8 @@ pub(crate) struct State {
     keys: Mutex<Vec<Arc<SigningKey>>>,
     pub knobs: Mutex<Knobs>,
     pub counters: Mutex<SimCounters>,
+    /// What the most recent requests to some endpoints carried (see [`Seen`]).
+    pub seen: Mutex<Seen>,
     pub store: Mutex<Store>,
 }
 
@@ -37,6 +40,21 @@ pub(crate) struct Knobs {
     pub fail_status: Option<u16>,
     pub signing: Signing,
     pub hook: Option<TokenHook>,
+    /// `(status, body)` answered by userinfo instead of the real user.
+    pub userinfo_override: Option<(u16, String)>,
+    /// `(status, body)` answered by every CAS validation endpoint (ticket still consumed).
+    pub cas_validate_override: Option<(u16, String)>,
+}
+
+/// Raw parts of the most recent request to some endpoints, recorded on arrival.
+#[derive(Default)]
+pub(crate) struct Seen {
+    /// Query string of the last CAS validation request (any of the three endpoints).
+    pub cas_validate_query: Option<String>,
+    /// `Authorization` header of the last userinfo request.
+    pub userinfo_authorization: Option<String>,
+    /// Query string of the last userinfo request.
+    pub userinfo_query: Option<String>,
 }
 
 #[derive(Default)]
@@ -151,6 +169,7 @@ impl State {
             keys: Mutex::new(vec![Arc::new(key)]),
             knobs: Mutex::new(Knobs::default()),
             counters: Mutex::new(SimCounters::default()),
+            seen: Mutex::new(Seen::default()),
             store: Mutex::new(Store::default()),
         }
     }
@@ -290,6 +309,26 @@ impl State {
             "/api/v1/cas/validate"
             | "/api/v1/cas/serviceValidate"
             | "/api/v1/cas/p3/serviceValidate" => c.cas_validate += 1,
+            _ => {}
+        }
+    }
+
+    /// Records the raw query (and for userinfo the `Authorization` header) of a request
+    /// to userinfo or a CAS validation endpoint; other paths are ignored.
+    pub fn observe(&self, path: &str, query: Option<&str>, headers: &HeaderMap) {
+        let query = query.map(str::to_string);
+        match path {
+            "/api/v1/oauth2/userinfo" => {
+                let authorization = headers
+                    .get(header::AUTHORIZATION)
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+                let mut seen = lock(&self.seen);
+                seen.userinfo_authorization = authorization;
+                seen.userinfo_query = query;
+            }
+            "/api/v1/cas/validate"
+            | "/api/v1/cas/serviceValidate"
+            | "/api/v1/cas/p3/serviceValidate" => lock(&self.seen).cas_validate_query = query,
             _ => {}
         }
     }

@@ -58,8 +58,15 @@ fn a_good_file_gives_ready_values() {
     let p = c.provider.as_ref().expect("provider");
     assert_eq!(p.issuer, "https://tenant.example.com/api/v1/oauth2");
     assert_eq!(p.logout_url, "https://tenant.example.com/api/v1/logout");
-    assert_eq!(p.client_secret.expose(), "s3cret");
-    assert_eq!(p.token_auth, TokenAuth::ClientSecretPost);
+    let client = p.client.as_ref().expect("client");
+    assert_eq!(client.client_secret.expose(), "s3cret");
+    assert_eq!(client.token_auth, TokenAuth::ClientSecretPost);
+    assert_eq!(p.base_url, "https://tenant.example.com");
+    assert_eq!(p.logout, LogoutMode::Global);
+    assert_eq!(p.oauth2_scopes, ["get_user_info"]);
+    assert_eq!(c.routes[0].realm, "oidc:app");
+    assert_eq!(c.routes[1].realm, "public");
+    assert!(c.routes[1].client.is_none());
     assert!(c.server.tls);
     assert_eq!(c.session.cookie_name, "__Host-oag_session");
     assert_eq!(c.session.keys.len(), 1);
@@ -186,7 +193,8 @@ fn inline_secret_needs_dev_flag() {
     assert_eq!(
         parse_ok(&text)
             .provider
-            .expect("provider")
+            .and_then(|p| p.client)
+            .expect("client")
             .client_secret
             .expose(),
         "plain"
@@ -204,7 +212,11 @@ fn secret_files_are_read_relative_to_the_config() {
     );
     let c = parse(&text, &dir, &env).expect("valid");
     assert_eq!(
-        c.provider.expect("provider").client_secret.expose(),
+        c.provider
+            .and_then(|p| p.client)
+            .expect("client")
+            .client_secret
+            .expose(),
         "from-file"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -253,4 +265,110 @@ fn debug_output_never_shows_secrets() {
     let dump = format!("{c:?}");
     assert!(!dump.contains("s3cret"));
     assert!(dump.contains("[redacted]"));
+}
+
+#[test]
+fn routes_of_every_protocol_with_their_options() {
+    let text = format!(
+        r#"{GOOD}
+[[route]]
+path = "/reports"
+upstream = "http://127.0.0.1:3002"
+protocol = "oauth2"
+client_id = "reports-app"
+client_secret = {{ env = "SECRET" }}
+token_endpoint_auth = "client_secret_basic"
+
+[[route]]
+path = "/legacy"
+upstream = "http://127.0.0.1:3003"
+protocol = "cas"
+cas = {{ version = "2.0", format = "xml", gateway = true }}
+"#
+    );
+    let c = parse_ok(&text);
+    let oauth2 = &c.routes[2];
+    assert_eq!(oauth2.protocol, Protocol::OAuth2);
+    assert_eq!(oauth2.realm, "oauth2:reports-app");
+    let client = oauth2.client.as_ref().expect("own client");
+    assert_eq!(client.client_id, "reports-app");
+    assert_eq!(client.token_auth, TokenAuth::ClientSecretBasic);
+    let cas = &c.routes[3];
+    assert_eq!(cas.realm, "cas");
+    assert!(cas.client.is_none());
+    assert_eq!(
+        cas.cas,
+        Some(CasSettings {
+            version: CasVersion::V2,
+            format: CasFormat::Xml,
+            renew: false,
+            gateway: true
+        })
+    );
+    assert_eq!(c.server.paths.cas_callback, "/_sso/cas/callback");
+}
+
+#[test]
+fn protocol_options_are_checked() {
+    let text = format!(
+        r#"{GOOD}
+[[route]]
+path = "/a"
+upstream = "http://127.0.0.1:3002"
+protocol = "cas"
+cas = {{ version = "4.0", format = "yaml", renew = true, gateway = true }}
+
+[[route]]
+path = "/b"
+upstream = "http://127.0.0.1:3002"
+protocol = "public"
+cas = {{ version = "3.0" }}
+client_id = "x"
+client_secret = {{ env = "SECRET" }}
+
+[[route]]
+path = "/c"
+upstream = "http://127.0.0.1:3002"
+protocol = "oauth2"
+client_id = "half"
+"#
+    );
+    let text = text.replace(
+        "[provider]",
+        "[provider]\nuserinfo_claims = { userName = \"preferred_username\" }\nlogout = \"sometimes\"",
+    );
+    let got = problems(&text).join("\n");
+    for want in [
+        "route[2].cas.version: `4.0` is not 1.0, 2.0 or 3.0",
+        "route[2].cas.format: `yaml` is not json or xml",
+        "route[2].cas: renew and gateway cannot both be set",
+        "route[3].cas: only cas routes take cas options",
+        "route[3].client_id: only oidc and oauth2 routes use a client",
+        "route[4].client_secret: is required with client_id",
+        "provider.userinfo_claims: exactly one userinfo field must map to `sub`",
+        "provider.logout: `sometimes` is not `global` or `end_session`",
+    ] {
+        assert!(got.contains(want), "missing `{want}` in:\n{got}");
+    }
+}
+
+#[test]
+fn a_cas_only_gateway_needs_no_client() {
+    let text = r#"
+[session]
+keys = [{ env = "KEY" }]
+[provider]
+domain = "tenant.example.com"
+[[route]]
+upstream = "http://127.0.0.1:3000"
+protocol = "cas"
+"#;
+    let c = parse_ok(text);
+    assert!(c.provider.expect("provider").client.is_none());
+    let oidc_without_client = text.replace("protocol = \"cas\"", "protocol = \"oidc\"");
+    let got = problems(&oidc_without_client).join("\n");
+    assert!(
+        got.contains("route[0].client_id: an oidc or oauth2 route needs a client"),
+        "{got}"
+    );
 }
