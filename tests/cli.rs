@@ -69,7 +69,7 @@ fn check_accepts_the_shipped_demo_config() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("OK (2 routes"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK (4 routes"));
 }
 
 #[test]

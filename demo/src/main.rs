@@ -93,7 +93,9 @@ fn main() -> ExitCode {
     println!();
     println!("  oneaccess-gateway demo");
     println!("  ----------------------");
-    println!("  Open            {origin}/            (protected: you will be sent to OneAccess)");
+    println!("  OIDC            {origin}/            (protected: you will be sent to OneAccess)");
+    println!("  OAuth2          {origin}/oauth2/     (identity from OneAccess userinfo)");
+    println!("  CAS 3.0         {origin}/cas/");
     println!("  Public page     {origin}/public/");
     println!(
         "  Log out         {origin}{}",
