@@ -300,28 +300,16 @@ async fn idp_error_at_callback_is_a_clear_page() {
     assert_eq!(b.get(&env.url("/_sso/nothing")).await.status, 404);
 }
 
-/// Walks a fresh browser through the login form and returns the callback URL the
-/// IdP sends it to, without following it.
-async fn callback_url(b: &Browser, env: &Env, path: &str) -> String {
-    let hops = b.visit(&env.url(path)).await;
-    let posted = b.submit_login(hops.last().expect("form"), USER).await;
-    let authorize = posted.location().expect("back to authorize");
-    let r = b.get(&authorize).await;
-    let cb = r.location().expect("to the callback");
-    assert!(cb.starts_with(&env.url("/_sso/callback?")), "{cb}");
-    cb
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stolen_code_is_useless_with_another_login_state() {
     let env = start().await;
     let victim = Browser::new();
-    let victim_cb = callback_url(&victim, &env, "/").await;
+    let victim_cb = victim.to_callback(&env, "/").await;
     let code = query(&victim_cb, "code").expect("code");
     // The thief starts a login of their own, then swaps in the victim's code: the
     // PKCE verifier in the thief's pending login does not match the code.
     let thief = Browser::new();
-    let thief_cb = callback_url(&thief, &env, "/").await;
+    let thief_cb = thief.to_callback(&env, "/").await;
     let thief_state = query(&thief_cb, "state").expect("state");
     let forged = env.url(&format!("/_sso/callback?code={code}&state={thief_state}"));
     let r = thief.get(&forged).await;
@@ -333,7 +321,7 @@ async fn a_stolen_code_is_useless_with_another_login_state() {
 async fn a_failing_token_endpoint_gives_a_clear_503() {
     let env = start().await;
     let b = Browser::new();
-    let cb = callback_url(&b, &env, "/").await;
+    let cb = b.to_callback(&env, "/").await;
     env.sim.set_fail_status(Some(500));
     let r = b.get(&cb).await;
     assert_eq!(r.status, 503, "{}", r.body);
@@ -345,7 +333,7 @@ async fn a_failing_token_endpoint_gives_a_clear_503() {
 async fn a_slow_idp_times_out_instead_of_hanging() {
     let env = start_with(SimConfig::default(), "http_timeout_seconds = 1", "").await;
     let b = Browser::new();
-    let cb = callback_url(&b, &env, "/").await;
+    let cb = b.to_callback(&env, "/").await;
     env.sim.set_latency(std::time::Duration::from_secs(3));
     let started = std::time::Instant::now();
     let r = b.get(&cb).await;

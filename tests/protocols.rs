@@ -12,61 +12,49 @@ use oneaccess_sim::SimConfig;
 const ROUTES: &str = r#"
 [[route]]
 path = "/oauth2"
-upstream = "UP"
+upstream = "{upstream}"
 protocol = "oauth2"
 
 [[route]]
 path = "/cas"
-upstream = "UP"
+upstream = "{upstream}"
 protocol = "cas"
 headers = { "X-Forwarded-User" = "sub", "X-Forwarded-Email" = "email", "X-Groups" = "memberOf" }
 
 [[route]]
 path = "/cas-xml"
-upstream = "UP"
+upstream = "{upstream}"
 protocol = "cas"
 cas = { format = "xml" }
 headers = { "X-Forwarded-User" = "sub", "X-Forwarded-Email" = "email", "X-Groups" = "memberOf" }
 
 [[route]]
 path = "/cas2"
-upstream = "UP"
+upstream = "{upstream}"
 protocol = "cas"
 cas = { version = "2.0" }
 
 [[route]]
 path = "/cas1"
-upstream = "UP"
+upstream = "{upstream}"
 protocol = "cas"
 cas = { version = "1.0" }
 
 [[route]]
 path = "/cas-passive"
-upstream = "UP"
+upstream = "{upstream}"
 protocol = "cas"
 cas = { gateway = true }
 
 [[route]]
 path = "/cas-renew"
-upstream = "UP"
+upstream = "{upstream}"
 protocol = "cas"
 cas = { renew = true }
 "#;
 
 async fn start_all() -> Env {
-    let sim = oneaccess_sim::Sim::start(SimConfig::default())
-        .await
-        .expect("sim");
-    let echo = oneaccess_sim::echo::Echo::start().await.expect("echo");
-    let port = free_port();
-    let extra = ROUTES.replace("UP", &echo.base_url());
-    let gw = start_gateway(&config_text(port, &sim, &echo, "", &extra)).await;
-    Env {
-        sim,
-        echo,
-        gw,
-        port,
-    }
+    start_with(SimConfig::default(), "", ROUTES).await
 }
 
 fn query(url: &str, name: &str) -> Option<String> {
@@ -190,20 +178,6 @@ async fn cas1_login_request_logout() {
     full_flow("/cas1", "alice", "/api/v1/cas/logout").await;
 }
 
-/// Logs in at the sim's form and stops at the gateway's callback URL.
-async fn to_callback(b: &Browser, env: &Env, path: &str) -> String {
-    let hops = b.visit(&env.url(path)).await;
-    let posted = b.submit_login(hops.last().expect("form"), USER).await;
-    let mut next = posted.location().expect("redirect");
-    for _ in 0..5 {
-        if next.starts_with(&env.url("/_sso/")) {
-            return next;
-        }
-        next = b.get(&next).await.location().expect("redirect");
-    }
-    panic!("never reached the gateway's callback: {next}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth2_userinfo_failures_make_no_session() {
     let env = start_all().await;
@@ -226,7 +200,7 @@ async fn oauth2_userinfo_failures_make_no_session() {
     ];
     for (name, status, body, want) in cases {
         let b = Browser::new();
-        let cb = to_callback(&b, &env, "/oauth2/x").await;
+        let cb = b.to_callback(&env, "/oauth2/x").await;
         env.sim
             .set_userinfo_override(Some((status, body.to_string())));
         let r = b.get(&cb).await;
@@ -245,7 +219,7 @@ async fn cas_failure_codes_end_in_a_page() {
     let env = start_all().await;
     // A ticket the server never issued.
     let b = Browser::new();
-    let cb = to_callback(&b, &env, "/cas/x").await;
+    let cb = b.to_callback(&env, "/cas/x").await;
     let forged = cb.replace(
         &query(&cb, "ticket").expect("ticket"),
         "ST-not-issued-by-anyone",
@@ -257,7 +231,7 @@ async fn cas_failure_codes_end_in_a_page() {
 
     // A ticket issued for another service.
     let b = Browser::new();
-    let cb = to_callback(&b, &env, "/cas/x").await;
+    let cb = b.to_callback(&env, "/cas/x").await;
     let other = env
         .sim
         .mint_cas_ticket("alice", "http://other.example.com/cas");
@@ -269,7 +243,7 @@ async fn cas_failure_codes_end_in_a_page() {
 
     // CAS 1.0's `no`.
     let b = Browser::new();
-    let cb = to_callback(&b, &env, "/cas1/x").await;
+    let cb = b.to_callback(&env, "/cas1/x").await;
     env.sim
         .set_cas_validate_override(Some((200, "no\n\n".into())));
     let r = b.get(&cb).await;
@@ -291,7 +265,7 @@ async fn an_xml_entity_bomb_is_refused_not_expanded() {
         r#"<?xml version="1.0"?><!DOCTYPE lolz [{entities}]><cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas"><cas:authenticationSuccess><cas:user>&lol9;</cas:user></cas:authenticationSuccess></cas:serviceResponse>"#
     );
     let b = Browser::new();
-    let cb = to_callback(&b, &env, "/cas-xml/x").await;
+    let cb = b.to_callback(&env, "/cas-xml/x").await;
     env.sim.set_cas_validate_override(Some((200, bomb)));
     let r = b.get(&cb).await;
     assert_eq!(r.status, 502, "{}", r.body);
@@ -302,7 +276,7 @@ async fn an_xml_entity_bomb_is_refused_not_expanded() {
 async fn a_replayed_ticket_is_refused() {
     let env = start_all().await;
     let b = Browser::new();
-    let cb = to_callback(&b, &env, "/cas/x").await;
+    let cb = b.to_callback(&env, "/cas/x").await;
     let pending = b.cookies("localhost");
     assert_eq!(b.get(&cb).await.status, 302);
     assert!(b.cookie("localhost", "oag_session").is_some());
@@ -325,7 +299,7 @@ async fn a_replayed_ticket_is_refused() {
 async fn hostile_tickets_are_refused_before_any_call() {
     let env = start_all().await;
     let b = Browser::new();
-    let _ = to_callback(&b, &env, "/cas/x").await;
+    let _ = b.to_callback(&env, "/cas/x").await;
     let validations = env.sim.counters().cas_validate;
     for t in [
         "ST-1%26service%3Dhttp%3A%2F%2Fevil.example",

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::code_flow::sanitize_code;
-use super::http::{HttpClient, OutboundRequest};
+use super::http::{call, HttpClient, OutboundRequest};
 use crate::config::{CasFormat, CasSettings, CasVersion};
 use crate::error::AuthError;
 use crate::identity::Identity;
@@ -108,17 +108,7 @@ impl CasClient {
         }
         let mut req = OutboundRequest::get(url.as_str());
         req.headers.clear();
-        let resp = self
-            .http
-            .send(req)
-            .await
-            .map_err(AuthError::IdpUnavailable)?;
-        if resp.status >= 500 {
-            return Err(AuthError::IdpUnavailable(format!(
-                "CAS validation answered {}",
-                resp.status
-            )));
-        }
+        let resp = call(self.http.as_ref(), req, "CAS validation").await?;
         if resp.status != 200 {
             return Err(AuthError::Cas(format!(
                 "validation answered {}",

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
-use super::http::{HttpClient, Method, OutboundRequest};
+use super::http::{call, HttpClient, Method, OutboundRequest};
 use super::pending::PendingLogin;
 use crate::config::{ClientCredentials, TokenAuth};
 use crate::error::AuthError;
@@ -103,21 +103,13 @@ pub async fn exchange(
             headers.push(("authorization", format!("Basic {}", STANDARD.encode(pair))));
         }
     }
-    let resp = http
-        .send(OutboundRequest {
-            method: Method::Post,
-            url: token_endpoint.to_string(),
-            headers,
-            form,
-        })
-        .await
-        .map_err(AuthError::IdpUnavailable)?;
-    if resp.status >= 500 {
-        return Err(AuthError::IdpUnavailable(format!(
-            "token endpoint answered {}",
-            resp.status
-        )));
-    }
+    let req = OutboundRequest {
+        method: Method::Post,
+        url: token_endpoint.to_string(),
+        headers,
+        form,
+    };
+    let resp = call(http, req, "token endpoint").await?;
     if resp.status != 200 {
         // Only the error code is kept: descriptions may echo what was sent.
         let code = serde_json::from_slice::<TokenError>(&resp.body)

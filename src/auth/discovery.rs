@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::http::{HttpClient, OutboundRequest};
+use super::http::{call, HttpClient, OutboundRequest};
 use crate::error::AuthError;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -31,16 +31,7 @@ pub fn discovery_url(issuer: &str) -> String {
 /// document) are configuration faults; `IdpUnavailable` may pass.
 pub async fn discover(http: &dyn HttpClient, issuer: &str) -> Result<ProviderMetadata, AuthError> {
     let url = discovery_url(issuer);
-    let resp = http
-        .send(OutboundRequest::get(&url))
-        .await
-        .map_err(AuthError::IdpUnavailable)?;
-    if resp.status >= 500 {
-        return Err(AuthError::IdpUnavailable(format!(
-            "discovery answered {}",
-            resp.status
-        )));
-    }
+    let resp = call(http, OutboundRequest::get(&url), "discovery").await?;
     if resp.status != 200 {
         return Err(AuthError::Discovery(format!(
             "{url} answered {}",

@@ -6,6 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::error::AuthError;
+
 /// Largest body the gateway reads from the identity provider. Discovery documents,
 /// JWKS and token responses are a few KiB; anything bigger is refused, not buffered.
 pub const MAX_BODY: usize = 1 << 20;
@@ -41,6 +43,27 @@ impl OutboundRequest {
 pub struct OutboundResponse {
     pub status: u16,
     pub body: Bytes,
+}
+
+/// Sends `req` to the identity provider: no answer, or a 5xx, is the provider being
+/// unavailable (`what` names the endpoint in the error). Other statuses are the
+/// caller's to judge.
+pub async fn call(
+    http: &dyn HttpClient,
+    req: OutboundRequest,
+    what: &str,
+) -> Result<OutboundResponse, AuthError> {
+    let resp = http
+        .send(req)
+        .await
+        .map_err(|e| AuthError::IdpUnavailable(format!("{what}: {e}")))?;
+    if resp.status >= 500 {
+        return Err(AuthError::IdpUnavailable(format!(
+            "{what} answered {}",
+            resp.status
+        )));
+    }
+    Ok(resp)
 }
 
 #[async_trait]

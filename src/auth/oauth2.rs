@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::code_flow;
-use super::http::{HttpClient, OutboundRequest};
+use super::http::{call, HttpClient, OutboundRequest};
 use super::pending::PendingLogin;
 use crate::config::{ClientCredentials, ProviderSettings};
 use crate::error::AuthError;
@@ -87,16 +87,9 @@ impl OAuth2Client {
         // Never as a query parameter: URLs end up in logs (RFC 6750 section 5.3).
         req.headers
             .push(("authorization", format!("Bearer {}", access_token.expose())));
-        let resp = self
-            .http
-            .send(req)
-            .await
-            .map_err(AuthError::IdpUnavailable)?;
+        let resp = call(self.http.as_ref(), req, "userinfo").await?;
         match resp.status {
             200 => {}
-            s if s >= 500 => {
-                return Err(AuthError::IdpUnavailable(format!("userinfo answered {s}")))
-            }
             s => {
                 return Err(AuthError::Userinfo(format!(
                     "userinfo refused the token ({s})"

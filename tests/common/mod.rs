@@ -45,7 +45,8 @@ pub fn free_port() -> u16 {
 }
 
 /// The standard test config: `/` protected by OIDC, `/public` public. `provider_extra`
-/// lines go into `[provider]`, `extra` at the end of the file.
+/// lines go into `[provider]`, `extra` at the end of the file, with `{upstream}` in
+/// it standing for the echo app's URL.
 pub fn config_text(port: u16, sim: &Sim, echo: &Echo, provider_extra: &str, extra: &str) -> String {
     format!(
         r#"
@@ -77,6 +78,7 @@ protocol = "public"
 "#,
         issuer = sim.issuer(),
         up = echo.base_url(),
+        extra = extra.replace("{upstream}", &echo.base_url()),
     )
 }
 
@@ -344,6 +346,21 @@ impl Browser {
         let posted = self.submit_login(hops.last().expect("a page"), user).await;
         let hops = self.follow(posted).await;
         hops.into_iter().last().expect("final")
+    }
+
+    /// Opens `path` on the gateway, logs in at the simulator's form, and stops at
+    /// the gateway's callback URL (OIDC, OAuth2 or CAS) without following it.
+    pub async fn to_callback(&self, env: &Env, path: &str) -> String {
+        let hops = self.visit(&env.url(path)).await;
+        let posted = self.submit_login(hops.last().expect("form"), USER).await;
+        let mut next = posted.location().expect("redirect");
+        for _ in 0..5 {
+            if next.starts_with(&env.url("/_sso/")) {
+                return next;
+            }
+            next = self.get(&next).await.location().expect("redirect");
+        }
+        panic!("never reached the gateway's callback: {next}");
     }
 
     /// Fills in and posts the simulator's login form shown in `form_page`; returns
