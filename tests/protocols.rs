@@ -456,3 +456,43 @@ async fn a_cross_site_logout_needs_confirmation() {
     assert!(b.cookie("localhost", "oag_session").is_none());
     assert!(posted.location().expect("loc").contains("/api/v1/logout?"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_session_logout_sends_the_id_token_hint() {
+    let env = start_with(SimConfig::default(), r#"logout = "end_session""#, "").await;
+    let b = Browser::new();
+    assert_eq!(b.login(&env.url("/x"), USER).await.status, 200);
+    let cookie = b.cookie("localhost", "oag_session").expect("session");
+    assert!(
+        cookie.len() + "oag_session=".len() < 4096,
+        "the session with its ID token is {} bytes: over the browser limit",
+        cookie.len()
+    );
+    let out = b
+        .get_with(
+            &env.url("/_sso/logout?rd=/bye"),
+            &[("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    let to = out.location().expect("location");
+    let end_session = format!("{}/api/v1/logout?", env.sim.base_url());
+    assert!(to.starts_with(&end_session), "{to}");
+    assert_eq!(
+        query(&to, "post_logout_redirect_uri"),
+        Some(env.url("/bye"))
+    );
+    assert_eq!(query(&to, "client_id").as_deref(), Some("demo-client"));
+    assert!(query(&to, "state").is_some_and(|s| s.len() >= 16));
+    // The hint is the ID token the user logged in with: its `sub` is theirs.
+    let hint = query(&to, "id_token_hint").expect("id_token_hint");
+    let payload = hint.split('.').nth(1).expect("a JWT");
+    use base64::Engine;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64"),
+    )
+    .expect("json");
+    assert_eq!(claims["sub"], ALICE_ID);
+    assert!(b.cookie("localhost", "oag_session").is_none());
+}
