@@ -1,18 +1,22 @@
-//! Criterion benches of the hot path (a request with a valid session cookie) and of
-//! the login path's most expensive step. Compare figures within one run: these
-//! machines are shared.
+//! Criterion benches of the hot path (a request with a valid session cookie) in each
+//! session mode, and of the login path's most expensive step. Compare figures
+//! within one run: these machines are shared.
 //!
 //! `cargo bench -p oneaccess-gateway --bench hot_path`
+//! (the server/Redis case starts `redis-server` on a free loopback port; it is
+//! skipped, with a note, when the binary is missing).
 
 use std::path::Path;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use http::request::Parts;
 use http::{HeaderName, Request};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use oneaccess_gateway::auth::oidc::verify_claims;
 use oneaccess_gateway::config;
-use oneaccess_gateway::gateway::Gateway;
+use oneaccess_gateway::gateway::{Gateway, NewSession};
 use oneaccess_gateway::identity::{header_values, Identity};
 use oneaccess_gateway::session::{self, now_secs, Sealer, SessionData};
 use serde_json::json;
@@ -22,6 +26,7 @@ const CONFIG: &str = r#"
 public_url = "https://app.example.com"
 [session]
 keys = [{ value = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=", dev = true }]
+SESSION
 [provider]
 issuer = "http://127.0.0.1:9/api/v1/oauth2"
 client_id = "demo-client"
@@ -31,31 +36,26 @@ upstream = "http://127.0.0.1:3000"
 protocol = "oidc"
 "#;
 
-fn hot_path(c: &mut Criterion) {
-    let cfg = config::parse(CONFIG, Path::new("."), &|_| None).expect("config");
-    let sealer = Sealer::new(&cfg.session.keys);
-    let name = cfg.session.cookie_name.clone();
-    let rules = cfg.routes[0].headers.clone();
-    let now = now_secs();
-    let data = SessionData {
-        identity: Identity {
-            sub: "20240001".into(),
-            claims: vec![
-                ("email".into(), "alice@example.com".into()),
-                ("preferred_username".into(), "alice".into()),
-                ("name".into(), "Alice Zhang".into()),
-            ],
-        },
-        issued_at: now,
-        expires_at: now + 3600,
-        realm: "oidc:demo-client".into(),
-        id_token: None,
-    };
-    let sealed = session::seal(&sealer, &name, &data).expect("seal");
-    let gateway = Gateway::with_http(cfg, None);
+fn gateway(session_lines: &str) -> Gateway {
+    let text = CONFIG.replace("SESSION", session_lines);
+    let cfg = config::parse(&text, Path::new("."), &|_| None).expect("config");
+    Gateway::with_http(cfg, None).expect("gateway")
+}
 
-    // A typical browser request: a dozen headers, the session among other cookies.
-    let parts = Request::builder()
+fn alice() -> Identity {
+    Identity {
+        sub: "20240001".into(),
+        claims: vec![
+            ("email".into(), "alice@example.com".into()),
+            ("preferred_username".into(), "alice".into()),
+            ("name".into(), "Alice Zhang".into()),
+        ],
+    }
+}
+
+/// A typical browser request: a dozen headers, the session among other cookies.
+fn request(cookie_name: &str, value: &str) -> Parts {
+    Request::builder()
         .uri("/app/page?x=1")
         .header("host", "app.example.com")
         .header(
@@ -70,7 +70,7 @@ fn hot_path(c: &mut Criterion) {
         .header("accept-encoding", "gzip, deflate, br")
         .header(
             "cookie",
-            format!("_ga=GA1.2.123456789.1700000000; theme=dark; {name}={sealed}; lang=en"),
+            format!("_ga=GA1.2.123456789.1700000000; theme=dark; {cookie_name}={value}; lang=en"),
         )
         .header("sec-fetch-mode", "navigate")
         .header("sec-fetch-site", "same-origin")
@@ -80,25 +80,117 @@ fn hot_path(c: &mut Criterion) {
         .body(())
         .expect("request")
         .into_parts()
-        .0;
+        .0
+}
 
+fn hot_path(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let now = now_secs();
+
+    // The pieces, alone.
+    let g = gateway("");
+    let sealer = Sealer::new(&g.config.session.keys);
+    let name = g.config.session.cookie_name.clone();
+    let data = SessionData {
+        identity: alice(),
+        issued_at: now,
+        expires_at: now + 3600,
+        realm: "oidc:demo-client".into(),
+        id_token: None,
+        id: "k".repeat(43),
+        sid: Some("s".repeat(22)),
+        ticket_hash: None,
+        last_seen: now,
+    };
+    let sealed = session::seal(&sealer, &name, &data).expect("seal");
     c.bench_function("session/open_cookie", |b| {
         b.iter(|| session::open(&sealer, &name, std::hint::black_box(&sealed), now).expect("open"))
     });
-    c.bench_function("gateway/session_of_request (Cookie parse + open)", |b| {
-        b.iter(|| {
-            gateway
-                .session_of(std::hint::black_box(&parts), now)
-                .expect("session")
-        })
-    });
+    let rules = g.config.routes[0].headers.clone();
+    let parts = request(&name, &sealed);
     c.bench_function("identity/upstream_header_set (strip + set)", |b| {
         b.iter(|| {
-            let strip: Vec<HeaderName> = gateway.managed.to_strip(parts.headers.keys());
+            let strip: Vec<HeaderName> = g.managed.to_strip(parts.headers.keys());
             let set: Vec<_> = header_values(&rules, &data.identity).collect();
             (strip, set)
         })
     });
+
+    // The whole session step of a request (parse Cookie, open, check), per mode.
+    let mut modes: Vec<(&str, Gateway)> = vec![
+        ("cookie", gateway("")),
+        ("cookie + revocation check", gateway("")),
+        ("server/memory", gateway(r#"mode = "server""#)),
+    ];
+    let redis = redis_server();
+    if let Some((_, port)) = &redis {
+        let lines = format!(
+            "mode = \"server\"\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:{port}/0\""
+        );
+        modes.push(("server/redis", gateway(&lines)));
+        let lines = format!("store = \"redis\"\nredis_url = \"redis://127.0.0.1:{port}/0\"");
+        modes.push(("cookie + revocation check in redis", gateway(&lines)));
+    } else {
+        eprintln!("redis-server not found: the Redis cases are skipped");
+    }
+    for (label, g) in &modes {
+        let value = rt
+            .block_on(g.issue_session(NewSession::of(alice()), "oidc:demo-client", now))
+            .expect("session");
+        if label.contains("revocation") {
+            // Something revoked (another user), so the check really runs.
+            rt.block_on(
+                g.store()
+                    .revoke("rev:sub:someone-else", now, Duration::from_secs(3600)),
+            )
+            .expect("revoke");
+        }
+        let parts = request(&g.config.session.cookie_name, &value);
+        c.bench_function(&format!("session_of_request/{label}"), |b| {
+            b.to_async(&rt).iter(|| async {
+                g.session_of(std::hint::black_box(&parts), now)
+                    .await
+                    .expect("store")
+                    .expect("session")
+            })
+        });
+    }
+    if let Some((mut child, _)) = redis {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// `redis-server` on a free port, if installed.
+fn redis_server() -> Option<(std::process::Child, u16)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let mut child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some((child, port));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 fn id_token(c: &mut Criterion) {
@@ -107,7 +199,9 @@ fn id_token(c: &mut Criterion) {
         .block_on(oneaccess_sim::Sim::start(Default::default()))
         .expect("simulator");
     let issuer = sim.issuer();
-    let text = CONFIG.replace("http://127.0.0.1:9/api/v1/oauth2", &issuer);
+    let text = CONFIG
+        .replace("SESSION", "")
+        .replace("http://127.0.0.1:9/api/v1/oauth2", &issuer);
     let cfg = config::parse(&text, Path::new("."), &|_| None).expect("config");
     let settings = cfg.provider.expect("provider");
     let now = now_secs();

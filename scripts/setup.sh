@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian/Ubuntu machine:
-# cmake (Pingora builds zlib-ng with it) and a C toolchain. Idempotent: does
+# cmake (Pingora builds zlib-ng with it), a C toolchain, and redis-server (the
+# tests run the Redis session store against a real server). Idempotent: does
 # nothing when everything is there.
 set -euo pipefail
 
@@ -8,6 +9,7 @@ need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is missing: install Rust from rustup.rs first" >&2; exit 1; }
 
 if [ ${#need[@]} -gt 0 ]; then

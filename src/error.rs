@@ -64,6 +64,10 @@ pub enum AuthError {
     Cas(String),
     #[error("the CAS server refused the ticket: {code}")]
     CasRejected { code: String },
+    #[error("{0}")]
+    Store(#[from] crate::session::store::StoreError),
+    #[error("the logout token is invalid: {0}")]
+    InvalidLogoutToken(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -8,24 +8,28 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::request::Parts;
-use moka::sync::Cache;
 
 use crate::auth::http::{HttpClient, ReqwestClient};
 use crate::auth::logout::global_logout_url;
 use crate::auth::pending::{cookie_id, PendingLogin};
 use crate::auth::redirect::{absolute, safe_return_url};
 use crate::auth::{CasClient, OAuth2Client, OidcClient};
-use crate::config::{Config, LogoutMode, Protocol, RouteSpec, DEFAULT_HEADER_CLAIMS};
+use crate::config::{Config, LogoutMode, Protocol, RouteSpec, SessionMode, DEFAULT_HEADER_CLAIMS};
 use crate::error::{AuthError, StartupError};
 use crate::identity::{Identity, ManagedHeaders};
 use crate::reply::Reply;
 use crate::route::{Route, Router};
 use crate::secret::{ct_eq, Secret};
+use crate::session::store::{self, Store, StoreError};
 use crate::session::{self, cookie, Sealer, SessionData};
 
 /// The longest return URL kept in a pending-login cookie: a browser drops a cookie
 /// over 4 KiB, and with it the login.
 const MAX_PENDING_RETURN: usize = 1536;
+
+/// How long a logout token's `jti` is remembered: longer than any logout token
+/// lives (OneAccess's last two minutes).
+const JTI_MEMORY: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// The one pending-login cookie id of CAS: its `service` URL is fixed (OneAccess
 /// wants it equal to the registered one), so no state comes back to tell logins
@@ -33,12 +37,16 @@ const MAX_PENDING_RETURN: usize = 1536;
 const CAS_PENDING_ID: &str = "cas";
 
 /// What a request to a route may do.
+// Returned once per request and moved, not stored: boxing the session would add an
+// allocation to the hot path for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Access {
     /// A public route: no identity, served as is.
     Public,
-    /// A valid session of this route's realm.
-    Granted(SessionData),
+    /// A valid session of this route's realm, and a `Set-Cookie` to send when the
+    /// idle timeout needs the cookie's last-seen time moved.
+    Granted(SessionData, Option<String>),
     /// A CAS `gateway` route whose passive login found no SSO session: served
     /// without identity rather than sent round again.
     Anonymous,
@@ -56,9 +64,9 @@ pub struct Gateway {
     sealer: Sealer,
     /// Claims kept in the session: every claim some route maps, and a few common ones.
     keep_claims: Vec<String>,
-    /// States and CAS tickets already used on this instance, so a replayed callback
-    /// fails here, before the IdP is asked.
-    used: Cache<String, ()>,
+    /// Server-mode sessions, revocations, and single-use states, tickets and
+    /// logout-token ids: shared by every gateway when it is Redis.
+    store: Arc<dyn Store>,
 }
 
 impl Gateway {
@@ -70,11 +78,16 @@ impl Gateway {
             )),
             None => None,
         };
-        Ok(Gateway::with_http(config, http))
+        Gateway::with_http(config, http)
     }
 
     /// As `new`, with the outbound HTTP client given (tests pass fakes or none).
-    pub fn with_http(config: Config, http: Option<Arc<dyn HttpClient>>) -> Gateway {
+    pub fn with_http(
+        config: Config,
+        http: Option<Arc<dyn HttpClient>>,
+    ) -> Result<Gateway, StartupError> {
+        let store = store::build(&config.session.store, config.session.lifetime)
+            .map_err(|e| StartupError::Server(e.to_string()))?;
         let router = Router::new(&config);
         let managed = ManagedHeaders::new(
             config
@@ -106,12 +119,9 @@ impl Gateway {
                 cas = Some(CasClient::new(&p.base_url, h));
             }
         }
-        Gateway {
+        Ok(Gateway {
             sealer: Sealer::new(&config.session.keys),
-            used: Cache::builder()
-                .max_capacity(200_000)
-                .time_to_live(config.session.pending_ttl)
-                .build(),
+            store,
             router,
             managed,
             oidc,
@@ -119,7 +129,7 @@ impl Gateway {
             cas,
             keep_claims,
             config,
-        }
+        })
     }
 
     /// OIDC discovery and JWKS at start-up. `Err` only for a provider whose metadata
@@ -139,6 +149,11 @@ impl Gateway {
         }
     }
 
+    /// The session store (for tests and benches; requests go through the methods).
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
     pub fn is_sso_path(&self, path: &str) -> bool {
         let p = &self.config.server.paths.prefix;
         path.starts_with(p.as_str()) && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
@@ -150,37 +165,122 @@ impl Gateway {
         name == s.cookie_name || name.starts_with(s.family_prefix.as_str())
     }
 
-    /// The session, if the request carries a valid one. The hot path: no I/O, no lock.
-    pub fn session_of(&self, parts: &Parts, now: u64) -> Option<SessionData> {
+    /// The session, if the request carries a valid one, and a refreshed cookie when
+    /// the idle timeout needs its last-seen time moved. The hot path: cookie mode
+    /// with the memory store does no I/O and takes no lock; server mode or Redis
+    /// costs one store round trip.
+    pub async fn session_of(
+        &self,
+        parts: &Parts,
+        now: u64,
+    ) -> Result<Option<(SessionData, Option<String>)>, StoreError> {
         let name = self.config.session.cookie_name.as_str();
         for h in parts.headers.get_all(http::header::COOKIE) {
             for (n, v) in cookie::pairs(h.as_bytes()) {
                 if n != name {
                     continue;
                 }
-                match session::open(&self.sealer, name, v, now) {
-                    Ok(s) => return Some(s),
-                    // Debug only: a stale cookie after a key rotation or expiry is normal.
-                    Err(e) => tracing::debug!(reason = %e, "session cookie refused"),
+                let found = match self.config.session.mode {
+                    SessionMode::Cookie => self.cookie_session(name, v, now).await?,
+                    SessionMode::Server => self.server_session(name, v, now).await?,
+                };
+                if found.is_some() {
+                    return Ok(found);
                 }
             }
         }
-        None
+        Ok(None)
     }
 
-    pub fn access(&self, route: &Route, parts: &Parts, now: u64) -> Access {
-        if route.spec.protocol == Protocol::Public {
-            return Access::Public;
+    async fn cookie_session(
+        &self,
+        name: &str,
+        value: &str,
+        now: u64,
+    ) -> Result<Option<(SessionData, Option<String>)>, StoreError> {
+        let mut data = match session::open(&self.sealer, name, value, now) {
+            Ok(d) => d,
+            // Debug only: a stale cookie after a key rotation or expiry is normal.
+            Err(e) => {
+                tracing::debug!(reason = %e, "session cookie refused");
+                return Ok(None);
+            }
+        };
+        let idle = self.config.session.idle_timeout.map(|d| d.as_secs());
+        if idle.is_some_and(|idle| now >= data.last_seen + idle) {
+            tracing::debug!("session idle for too long");
+            return Ok(None);
         }
-        match self.session_of(parts, now) {
-            Some(s) if s.realm == route.spec.realm => Access::Granted(s),
+        if self.store.may_have_revocations() {
+            let keys = revocation_keys(&data);
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            if self.store.is_revoked(&keys, data.issued_at).await? {
+                tracing::debug!(user = %data.identity.sub, "session revoked");
+                return Ok(None);
+            }
+        }
+        // Move last-seen forward at most every quarter of the idle timeout, so an
+        // active user is not cut off and a cookie is not re-sealed on every request.
+        let refresh = match idle {
+            Some(idle) if now >= data.last_seen + (idle / 4).max(1) => {
+                data.last_seen = now;
+                self.session_cookie(&data).ok().map(|v| {
+                    let s = &self.config.session;
+                    let left = data.expires_at.saturating_sub(now);
+                    cookie::set_cookie(&s.cookie_name, &v, Some(left), s.secure)
+                })
+            }
+            _ => None,
+        };
+        Ok(Some((data, refresh)))
+    }
+
+    async fn server_session(
+        &self,
+        name: &str,
+        value: &str,
+        now: u64,
+    ) -> Result<Option<(SessionData, Option<String>)>, StoreError> {
+        let Some(id) = self
+            .sealer
+            .open(name, value)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+        else {
+            tracing::debug!("session cookie refused");
+            return Ok(None);
+        };
+        let Some(record) = self
+            .store
+            .load(&format!("ses:{id}"), self.config.session.idle_timeout)
+            .await?
+        else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<SessionData>(&record) {
+            Ok(data) if now < data.expires_at && data.id == id => Ok(Some((data, None))),
+            _ => Ok(None),
+        }
+    }
+
+    pub async fn access(
+        &self,
+        route: &Route,
+        parts: &Parts,
+        now: u64,
+    ) -> Result<Access, StoreError> {
+        if route.spec.protocol == Protocol::Public {
+            return Ok(Access::Public);
+        }
+        Ok(match self.session_of(parts, now).await? {
+            Some((s, refresh)) if s.realm == route.spec.realm => Access::Granted(s, refresh),
             _ if route.spec.cas.is_some_and(|c| c.gateway)
                 && cookie_value(parts, &self.config.session.cas_gateway_cookie).is_some() =>
             {
                 Access::Anonymous
             }
             _ => Access::LoginRequired,
-        }
+        })
     }
 
     /// The answer to a protected request without a session: a login redirect for a
@@ -378,10 +478,14 @@ impl Gateway {
         Ok((pending, route))
     }
 
-    /// Marks a state or ticket used; `false` if it already was. moka's entry API
-    /// makes check-and-insert one step, so two concurrent replays cannot both pass.
-    fn first_use(&self, key: String) -> bool {
-        self.used.entry(key).or_insert(()).is_fresh()
+    /// Marks a state, ticket or logout-token id used; `false` if it already was. The
+    /// store makes check-and-insert one step, across every gateway sharing it, so two
+    /// concurrent replays cannot both pass.
+    async fn first_use(&self, key: &str) -> Result<bool, AuthError> {
+        Ok(self
+            .store
+            .first_use(&format!("use:{key}"), self.config.session.pending_ttl)
+            .await?)
     }
 
     async fn finish_code_login(
@@ -409,16 +513,16 @@ impl Gateway {
         if !ct_eq(pending.state().as_bytes(), state.as_bytes()) {
             return Err(AuthError::UnknownState);
         }
-        if !self.first_use(format!("state:{state}")) {
+        if !self.first_use(&format!("state:{state}")).await? {
             return Err(AuthError::StateReplayed);
         }
         let client = client_of(route)?;
         let redirect_uri = self.redirect_uri(&pending.origin);
         let return_to = pending.return_to.clone();
         let code = Secret::new(code.to_string());
-        let (identity, id_token) = match route.protocol {
+        let login = match route.protocol {
             Protocol::Oidc => {
-                let (identity, id_token) = self
+                let login = self
                     .oidc()?
                     .finish(client, code, pending, &redirect_uri, &self.keep_claims)
                     .await?;
@@ -427,18 +531,25 @@ impl Gateway {
                     .provider
                     .as_ref()
                     .is_some_and(|p| p.logout == LogoutMode::EndSession);
-                (identity, keep.then_some(id_token))
+                NewSession {
+                    identity: login.identity,
+                    id_token: keep.then_some(login.id_token),
+                    sid: login.sid,
+                    ticket_hash: None,
+                }
             }
-            Protocol::OAuth2 => {
-                let identity = self
+            Protocol::OAuth2 => NewSession {
+                identity: self
                     .oauth2()?
                     .finish(client, code, pending, &redirect_uri, &self.keep_claims)
-                    .await?;
-                (identity, None)
-            }
+                    .await?,
+                id_token: None,
+                sid: None,
+                ticket_hash: None,
+            },
             Protocol::Cas | Protocol::Public => return Err(AuthError::UnknownState),
         };
-        self.establish(identity, route, id_token, return_to, now)
+        self.establish(login, route, return_to, now).await
     }
 
     async fn finish_cas_login(
@@ -472,9 +583,13 @@ impl Gateway {
             }
             return Err(AuthError::BadCallback("no ticket"));
         };
-        if !self.first_use(format!("ticket:{ticket}")) {
+        if !self
+            .first_use(&format!("ticket:{}", ticket_hash(ticket)))
+            .await?
+        {
             return Err(AuthError::StateReplayed);
         }
+        let hash = ticket_hash(ticket);
         let identity = self
             .cas()?
             .validate(
@@ -484,38 +599,101 @@ impl Gateway {
                 &self.keep_claims,
             )
             .await?;
-        self.establish(identity, route, None, pending.return_to, now)
+        let login = NewSession {
+            identity,
+            id_token: None,
+            sid: None,
+            ticket_hash: Some(hash),
+        };
+        self.establish(login, route, pending.return_to, now).await
     }
 
-    /// Seals the new session and sends the user where they were going.
-    fn establish(
+    /// Makes the new session and sends the user where they were going.
+    async fn establish(
         &self,
-        identity: Identity,
+        login: NewSession,
         route: &RouteSpec,
-        id_token: Option<Secret<String>>,
         return_to: String,
         now: u64,
     ) -> Result<Reply, AuthError> {
-        tracing::info!(user = %identity.sub, realm = %route.realm, "login completed");
+        tracing::info!(user = %login.identity.sub, realm = %route.realm, "login completed");
+        let value = self.issue_session(login, &route.realm, now).await?;
+        let s = &self.config.session;
+        let reply = Reply::redirect(return_to)
+            .with_cookie(cookie::set_cookie(
+                &s.cookie_name,
+                &value,
+                Some(s.lifetime.as_secs()),
+                s.secure,
+            ))
+            // A real login ends any anonymous passive-login pass.
+            .with_cookie(cookie::clear_cookie(&s.cas_gateway_cookie, s.secure));
+        Ok(reply)
+    }
+
+    /// Makes a session (in the store too, in server mode), indexes it for
+    /// back-channel and single logout, and returns the session cookie's value.
+    pub async fn issue_session(
+        &self,
+        login: NewSession,
+        realm: &str,
+        now: u64,
+    ) -> Result<String, AuthError> {
         let s = &self.config.session;
         let data = SessionData {
-            identity,
+            identity: login.identity,
             issued_at: now,
             expires_at: now + s.lifetime.as_secs(),
-            realm: route.realm.clone(),
-            id_token,
+            realm: realm.to_string(),
+            id_token: login.id_token,
+            id: random_id().map_err(AuthError::Internal)?,
+            sid: login.sid,
+            ticket_hash: login.ticket_hash,
+            last_seen: now,
         };
-        let sealed = session::seal(&self.sealer, &s.cookie_name, &data)
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
-        let mut reply = Reply::redirect(return_to).with_cookie(cookie::set_cookie(
-            &s.cookie_name,
-            &sealed,
-            Some(s.lifetime.as_secs()),
-            s.secure,
-        ));
-        // A real login ends any anonymous passive-login pass.
-        reply = reply.with_cookie(cookie::clear_cookie(&s.cas_gateway_cookie, s.secure));
-        Ok(reply)
+        if s.mode == SessionMode::Server {
+            let record = serde_json::to_vec(&data).unwrap_or_default();
+            let ttl = s.idle_timeout.unwrap_or(s.lifetime).min(s.lifetime);
+            self.store
+                .save(&format!("ses:{}", data.id), &record, ttl)
+                .await?;
+        }
+        // Server mode: the sessions a back-channel or CAS logout must delete. Cookie
+        // mode keeps only the CAS ticket mark: SLO acts only on tickets it issued a
+        // session for.
+        for key in index_keys(&data) {
+            if s.mode == SessionMode::Server || key.starts_with("st:") {
+                self.store
+                    .index(&format!("idx:{key}"), &data.id, s.lifetime)
+                    .await?;
+            }
+        }
+        self.session_cookie(&data)
+    }
+
+    /// The session cookie's value: the whole sealed session in cookie mode, the
+    /// sealed id in server mode.
+    fn session_cookie(&self, data: &SessionData) -> Result<String, AuthError> {
+        let name = &self.config.session.cookie_name;
+        let sealed = match self.config.session.mode {
+            SessionMode::Cookie => session::seal(&self.sealer, name, data),
+            SessionMode::Server => self.sealer.seal(name, data.id.as_bytes()),
+        };
+        sealed.map_err(|e| AuthError::Internal(e.to_string()))
+    }
+
+    /// Ends every session that `key` (`sid:…`, `sub:…`, `st:…`) names, in both modes:
+    /// server-mode records are deleted, cookie-mode sessions issued until now are
+    /// revoked. Returns how many server-mode sessions ended.
+    async fn end_sessions(&self, key: &str, now: u64) -> Result<usize, StoreError> {
+        let ids = self.store.take_index(&format!("idx:{key}")).await?;
+        for id in &ids {
+            self.store.remove(&format!("ses:{id}")).await?;
+        }
+        self.store
+            .revoke(&format!("rev:{key}"), now, self.config.session.lifetime)
+            .await?;
+        Ok(ids.len())
     }
 
     /// `{prefix}/logout[?rd=/where]`: clear the gateway's cookies and end the IdP's
@@ -526,7 +704,7 @@ impl Gateway {
     /// `Sec-Fetch-Site` is `same-origin` or `none` (typed, bookmarked), or, without
     /// fetch metadata, when `Origin`/`Referer` is this origin. Anything else gets a
     /// confirmation page whose POST carries a double-submit token.
-    pub fn logout(&self, parts: &Parts, now: u64) -> Reply {
+    pub async fn logout(&self, parts: &Parts, now: u64) -> Reply {
         let server = &self.config.server;
         let host = parts
             .headers
@@ -550,7 +728,33 @@ impl Gateway {
                 .unwrap_or(server.post_logout_redirect.as_str()),
             origin,
         );
-        let session = self.session_of(parts, now);
+        // The user must be able to log out even when the store is down: then only
+        // the cookie goes, and the error is logged.
+        let session = match self.session_of(parts, now).await {
+            Ok(found) => found.map(|(data, _)| data),
+            Err(e) => {
+                tracing::warn!(error = %e, "logout without the session store");
+                None
+            }
+        };
+        if let Some(data) = &session {
+            let ended = match self.config.session.mode {
+                SessionMode::Server => self.store.remove(&format!("ses:{}", data.id)).await,
+                // A copy of the cookie must not outlive the logout.
+                SessionMode::Cookie => {
+                    self.store
+                        .revoke(
+                            &format!("rev:ses:{}", data.id),
+                            now,
+                            self.config.session.lifetime,
+                        )
+                        .await
+                }
+            };
+            if let Err(e) = ended {
+                tracing::warn!(error = %e, "logout could not end the session in the store");
+            }
+        }
         let location = self.idp_logout_url(session.as_ref(), &target);
         let s = &self.config.session;
         let mut clear = vec![cookie::clear_cookie(&s.cookie_name, s.secure)];
@@ -564,6 +768,85 @@ impl Gateway {
         let mut reply = Reply::redirect(location).with_cookies(clear);
         reply.headers.push(("cache-control", "no-store".into()));
         reply
+    }
+
+    /// `POST {prefix}/backchannel-logout` (OIDC Back-Channel Logout 1.0): ends the
+    /// sessions of the logout token's `sid`, or of its `sub` when it has no `sid`.
+    /// 200 when done (or nothing to do), 400 for any invalid token; never cached.
+    pub async fn backchannel_logout(&self, body: &[u8], now: u64) -> Reply {
+        let mut reply = match self.try_backchannel_logout(body, now).await {
+            Ok(ended) => {
+                tracing::info!(sessions = ended, "back-channel logout");
+                Reply::empty(200)
+            }
+            Err(e @ (AuthError::Store(_) | AuthError::IdpUnavailable(_))) => {
+                tracing::warn!(error = %e, "back-channel logout could not be done now");
+                Reply::json_error(503, "temporarily_unavailable", "Try again later.")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "back-channel logout refused");
+                Reply::json_error(400, "invalid_request", "The logout token is not valid.")
+            }
+        };
+        reply.headers.push(("cache-control", "no-store".into()));
+        reply
+    }
+
+    async fn try_backchannel_logout(&self, body: &[u8], now: u64) -> Result<usize, AuthError> {
+        let bad = |m: &str| AuthError::InvalidLogoutToken(m.to_string());
+        // Unknown form fields are ignored, as the spec asks.
+        let token = url::form_urlencoded::parse(body)
+            .find(|(k, _)| k == "logout_token")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| bad("no logout_token"))?;
+        let mut audiences: Vec<&str> = self
+            .config
+            .routes
+            .iter()
+            .filter(|r| r.protocol == Protocol::Oidc)
+            .filter_map(|r| r.client.as_ref().map(|c| c.client_id.as_str()))
+            .collect();
+        audiences.dedup();
+        let (sub, sid, jti) = self.oidc()?.verify_logout_token(&token, &audiences).await?;
+        if !self
+            .store
+            .first_use(&format!("use:jti:{jti}"), JTI_MEMORY)
+            .await?
+        {
+            return Err(bad("jti already used"));
+        }
+        let key = match (sid, sub) {
+            (Some(sid), _) => format!("sid:{sid}"),
+            (None, Some(sub)) => format!("sub:{sub}"),
+            (None, None) => return Err(bad("neither sub nor sid")),
+        };
+        Ok(self.end_sessions(&key, now).await?)
+    }
+
+    /// A CAS Single Logout request (POSTed to the service URL): ends the session
+    /// made with that ticket, if this gateway made one; otherwise nothing happens.
+    pub async fn cas_single_logout(&self, body: &[u8], now: u64) -> Reply {
+        let index = url::form_urlencoded::parse(body)
+            .find(|(k, _)| k == "logoutRequest")
+            .and_then(|(_, v)| crate::auth::cas::parse_logout_request(&v));
+        let Some(ticket) = index else {
+            return Reply::json_error(400, "invalid_request", "No valid logoutRequest.");
+        };
+        let key = format!("st:{}", ticket_hash(&ticket));
+        let outcome = match self.store.has_index(&format!("idx:{key}")).await {
+            Ok(true) => self.end_sessions(&key, now).await.map(Some),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(Some(_)) => tracing::info!("CAS single logout"),
+            Ok(None) => tracing::debug!("CAS single logout for a ticket this gateway did not use"),
+            Err(e) => {
+                tracing::warn!(error = %e, "CAS single logout could not be done now");
+                return Reply::json_error(503, "temporarily_unavailable", "Try again later.");
+            }
+        }
+        Reply::empty(200)
     }
 
     fn logout_allowed(&self, parts: &Parts, origin: &str, q: &Query) -> bool {
@@ -660,6 +943,64 @@ impl Gateway {
             .as_ref()
             .ok_or_else(|| AuthError::Internal("no CAS client".into()))
     }
+}
+
+/// What a finished login brings to a new session.
+pub struct NewSession {
+    pub identity: Identity,
+    pub id_token: Option<Secret<String>>,
+    pub sid: Option<String>,
+    pub ticket_hash: Option<String>,
+}
+
+impl NewSession {
+    pub fn of(identity: Identity) -> NewSession {
+        NewSession {
+            identity,
+            id_token: None,
+            sid: None,
+            ticket_hash: None,
+        }
+    }
+}
+
+/// A session id: 32 random bytes, base64url.
+fn random_id() -> Result<String, String> {
+    let mut b = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| "the system random generator failed".to_string())?;
+    Ok(URL_SAFE_NO_PAD.encode(b))
+}
+
+/// A CAS ticket as the store knows it: hashed, so a store dump holds no live
+/// ticket.
+fn ticket_hash(ticket: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, ticket.as_bytes());
+    URL_SAFE_NO_PAD.encode(&d.as_ref()[..24])
+}
+
+/// The index keys a session is found by: its IdP session, its user (OIDC and
+/// OAuth2 carry OneAccess's user id; a CAS `sub` is a login name and stays out),
+/// its CAS ticket.
+fn index_keys(data: &SessionData) -> Vec<String> {
+    let mut keys = Vec::with_capacity(3);
+    if let Some(sid) = &data.sid {
+        keys.push(format!("sid:{sid}"));
+    }
+    if data.realm != "cas" {
+        keys.push(format!("sub:{}", data.identity.sub));
+    }
+    if let Some(h) = &data.ticket_hash {
+        keys.push(format!("st:{h}"));
+    }
+    keys
+}
+
+/// The revocation keys that can end a cookie-mode session: its own id (a logout),
+/// and its index keys (back-channel and CAS single logout).
+fn revocation_keys(data: &SessionData) -> Vec<String> {
+    let mut keys = vec![format!("rev:ses:{}", data.id)];
+    keys.extend(index_keys(data).into_iter().map(|k| format!("rev:{k}")));
+    keys
 }
 
 fn client_of(route: &RouteSpec) -> Result<&crate::config::ClientCredentials, AuthError> {

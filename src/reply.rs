@@ -25,6 +25,15 @@ impl Reply {
         }
     }
 
+    /// An answer with no body (a back-channel acknowledgement).
+    pub fn empty(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
     /// A small HTML page. `title` and `message` are escaped.
     pub fn page(status: u16, title: &str, message: &str) -> Reply {
         let body = format!(
@@ -112,6 +121,16 @@ impl Reply {
                 "Sign-in was not completed",
                 "The identity provider did not sign you in. Go back to the page you wanted to try again.",
             ),
+            AuthError::Store(_) => Reply::page(
+                503,
+                "Sessions are unavailable",
+                "The gateway cannot reach its session store right now. Please try again in a minute.",
+            ),
+            AuthError::InvalidLogoutToken(_) => Reply::json_error(
+                400,
+                "invalid_request",
+                "The logout token is not valid.",
+            ),
             AuthError::Internal(_) => Reply::page(
                 500,
                 "Sign-in failed",
@@ -177,6 +196,8 @@ mod tests {
             AuthError::TokenRejected("x".into()),
             AuthError::InvalidIdToken("x".into()),
             AuthError::Internal("x".into()),
+            AuthError::InvalidLogoutToken("x".into()),
+            AuthError::Store(crate::session::store::StoreError::Unavailable("x".into())),
             AuthError::Userinfo("x".into()),
             AuthError::Cas("x".into()),
             AuthError::CasRejected { code: "x".into() },

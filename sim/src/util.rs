@@ -69,6 +69,15 @@ pub(crate) fn iso8601_millis(unix_millis: u128) -> String {
     )
 }
 
+/// `2024-04-30T06:43:30Z` style timestamp (RFC 3339, UTC, whole seconds).
+pub(crate) fn rfc3339(unix_secs: u64) -> String {
+    let millis = iso8601_millis(u128::from(unix_secs) * 1000);
+    match millis.strip_suffix(".000Z") {
+        Some(whole) => format!("{whole}Z"),
+        None => millis,
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_millis() -> u128 {
     now_nanos() / 1_000_000
@@ -179,6 +188,7 @@ mod tests {
             iso8601_millis(1_581_403_410_588),
             "2020-02-11T06:43:30.588Z"
         );
+        assert_eq!(rfc3339(1_581_403_410), "2020-02-11T06:43:30Z");
     }
 
     #[test]

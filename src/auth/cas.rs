@@ -257,20 +257,7 @@ pub fn parse_xml(body: &str) -> Result<CasAnswer, AuthError> {
             Event::Text(t) => text.push_str(&t.xml10_content()),
             Event::CData(t) => text.push_str(t.as_ref()),
             Event::GeneralRef(r) => {
-                // Only the five predefined entities and character references; any
-                // other entity would need a DTD, which is refused.
-                let resolved = match r.resolve_char_ref() {
-                    Ok(Some(c)) => c,
-                    _ => match r.as_ref() {
-                        "lt" => '<',
-                        "gt" => '>',
-                        "amp" => '&',
-                        "apos" => '\'',
-                        "quot" => '"',
-                        _ => return Err(bad("unknown entity")),
-                    },
-                };
-                text.push(resolved);
+                text.push(resolve_entity(&r).ok_or_else(|| bad("unknown entity"))?)
             }
             Event::End(_) => {
                 let name = path.pop().unwrap_or_default();
@@ -302,6 +289,47 @@ pub fn parse_xml(body: &str) -> Result<CasAnswer, AuthError> {
 }
 
 /// Directly inside `serviceResponse/authenticationSuccess/attributes`.
+/// Only the five predefined entities and character references; any other entity
+/// would need a DTD, which is refused.
+fn resolve_entity(r: &quick_xml::events::BytesRef) -> Option<char> {
+    match r.resolve_char_ref() {
+        Ok(Some(c)) => Some(c),
+        _ => match r.as_ref() {
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "amp" => Some('&'),
+            "apos" => Some('\''),
+            "quot" => Some('"'),
+            _ => None,
+        },
+    }
+}
+
+/// The `SessionIndex` (the service ticket) of a CAS Single Logout request
+/// (`<samlp:LogoutRequest …><samlp:SessionIndex>ST-…</samlp:SessionIndex>`), read
+/// with the same rules as validation answers: no DTD, no entity expansion.
+pub fn parse_logout_request(xml: &str) -> Option<String> {
+    let mut reader = Reader::from_str(xml);
+    let mut inside = false;
+    let mut text = String::new();
+    loop {
+        match reader.read_event().ok()? {
+            Event::DocType(_) | Event::Eof => return None,
+            Event::Start(e) => {
+                inside = e.local_name().as_ref() == "SessionIndex";
+                text.clear();
+            }
+            Event::Text(t) if inside => text.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) if inside => text.push(resolve_entity(&r)?),
+            Event::End(_) if inside => {
+                let t = text.trim();
+                return check_ticket(t).ok().map(|_| t.to_string());
+            }
+            _ => {}
+        }
+    }
+}
+
 fn in_attributes(path: &[String]) -> bool {
     path.len() == 3 && path[1] == "authenticationSuccess" && path[2] == "attributes"
 }

@@ -19,6 +19,15 @@ use crate::error::AuthError;
 use crate::identity::Identity;
 use crate::secret::{ct_eq, Secret};
 
+/// What an OIDC login yields.
+pub struct OidcLogin {
+    pub identity: Identity,
+    /// The raw ID token, kept only when logout needs it as `id_token_hint`.
+    pub id_token: Secret<String>,
+    /// The IdP's session id, when the ID token has one (back-channel logout).
+    pub sid: Option<String>,
+}
+
 pub struct OidcClient {
     settings: ProviderSettings,
     http: Arc<dyn HttpClient>,
@@ -77,8 +86,7 @@ impl OidcClient {
     }
 
     /// Exchanges the code and verifies the ID token. Consumes the pending login: it
-    /// cannot be used twice. Returns the identity and the raw ID token (kept only
-    /// when logout needs it as `id_token_hint`).
+    /// cannot be used twice.
     pub async fn finish(
         &self,
         client: &ClientCredentials,
@@ -86,7 +94,7 @@ impl OidcClient {
         pending: PendingLogin,
         redirect_uri: &str,
         keep_claims: &[String],
-    ) -> Result<(Identity, Secret<String>), AuthError> {
+    ) -> Result<OidcLogin, AuthError> {
         let meta = self.metadata().await?;
         let tokens = code_flow::exchange(
             self.http.as_ref(),
@@ -108,7 +116,79 @@ impl OidcClient {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        Ok((Identity::from_claims(sub, &claims, keep_claims), id_token))
+        let sid = claims
+            .get("sid")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && s.len() <= 255)
+            .map(str::to_string);
+        Ok(OidcLogin {
+            identity: Identity::from_claims(sub, &claims, keep_claims),
+            id_token,
+            sid,
+        })
+    }
+
+    /// Checks a back-channel logout token (OIDC Back-Channel Logout 1.0 section
+    /// 2.6): signature by a published key, allow-listed `alg`, exact `iss`, `aud`
+    /// one of `audiences`, `iat`/`exp`, the logout event, `sub` or `sid`, and no
+    /// `nonce`. Returns `(sub, sid, jti)`.
+    pub async fn verify_logout_token(
+        &self,
+        token: &str,
+        audiences: &[&str],
+    ) -> Result<(Option<String>, Option<String>, String), AuthError> {
+        let bad = |m: &str| AuthError::InvalidLogoutToken(m.to_string());
+        let meta = self.metadata().await?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| bad("unreadable header or unsupported alg"))?;
+        if !self.settings.algorithms.contains(&header.alg) {
+            return Err(bad("alg not allowed"));
+        }
+        let key = self
+            .jwks
+            .key(self.http.as_ref(), &meta.jwks_uri, header.kid.as_deref())
+            .await
+            .map_err(|e| match e {
+                AuthError::InvalidIdToken(m) => AuthError::InvalidLogoutToken(m),
+                other => other,
+            })?;
+        if key.alg.is_some_and(|a| a != header.alg) {
+            return Err(bad("alg does not match the key's alg"));
+        }
+        let mut v = Validation::new(header.alg);
+        v.leeway = self.settings.clock_skew.as_secs();
+        v.set_issuer(&[&meta.issuer]);
+        v.set_audience(audiences);
+        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &v)
+            .map_err(|e| bad(&format!("{:?}", e.kind())))?
+            .claims;
+        if claims.get("iat").and_then(Value::as_u64).is_none() {
+            return Err(bad("iat missing"));
+        }
+        let event = claims
+            .get("events")
+            .and_then(Value::as_object)
+            .and_then(|e| e.get("http://schemas.openid.net/event/backchannel-logout"));
+        if !matches!(event, Some(Value::Object(_))) {
+            return Err(bad("no back-channel logout event"));
+        }
+        if claims.contains_key("nonce") {
+            return Err(bad("a logout token must not have a nonce"));
+        }
+        let text = |name: &str| {
+            claims
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty() && s.len() <= 255)
+                .map(str::to_string)
+        };
+        let (sub, sid) = (text("sub"), text("sid"));
+        if sub.is_none() && sid.is_none() {
+            return Err(bad("neither sub nor sid"));
+        }
+        let jti = text("jti").ok_or_else(|| bad("jti missing"))?;
+        Ok((sub, sid, jti))
     }
 
     /// The RP-initiated logout URL (OIDC RP-Initiated Logout 1.0), if the provider

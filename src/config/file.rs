@@ -36,6 +36,17 @@ pub struct SessionFile {
     pub keys: Vec<SecretFile>,
     pub pending_login_ttl_seconds: Option<u64>,
     pub max_pending_logins: Option<usize>,
+    /// `cookie` (everything sealed in the cookie) or `server` (the cookie holds a
+    /// sealed id; the session lives in the store).
+    pub mode: Option<String>,
+    /// Ends a session unused for this long; 0 or absent: no idle timeout.
+    pub idle_timeout_seconds: Option<u64>,
+    /// `memory` (one gateway) or `redis` (several gateways sharing sessions and
+    /// revocations).
+    pub store: Option<String>,
+    pub redis_url: Option<String>,
+    pub redis_password: Option<SecretFile>,
+    pub redis_key_prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -37,8 +37,10 @@ pub struct SsoPaths {
     pub prefix: String,
     /// OIDC and OAuth2 redirect URI path.
     pub callback: String,
-    /// CAS service URL path.
+    /// CAS service URL path; CAS Single Logout POSTs arrive there too.
     pub cas_callback: String,
+    /// OIDC Back-Channel Logout endpoint (register it at OneAccess).
+    pub backchannel_logout: String,
     pub logout: String,
 }
 
@@ -61,6 +63,30 @@ pub struct SessionSettings {
     pub keys: Vec<Secret<[u8; 32]>>,
     pub pending_ttl: Duration,
     pub max_pending: usize,
+    pub mode: SessionMode,
+    pub idle_timeout: Option<Duration>,
+    pub store: StoreSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionMode {
+    /// The whole session sealed in the cookie: no lookup per request.
+    Cookie,
+    /// The cookie carries a sealed random id; the session lives in the store.
+    Server,
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreSettings {
+    Memory,
+    Redis {
+        /// `redis://host:port/db`, without a password (that is `password`).
+        url: String,
+        password: Option<Secret<String>>,
+        /// Prefix of every key, so gateways of different deployments can share a
+        /// Redis.
+        prefix: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -233,6 +233,7 @@ fn server_settings(c: &mut Collector, f: ServerFile) -> ServerSettings {
         paths: SsoPaths {
             callback: format!("{prefix}/callback"),
             cas_callback: format!("{prefix}/cas/callback"),
+            backchannel_logout: format!("{prefix}/backchannel-logout"),
             logout: format!("{prefix}/logout"),
             prefix,
         },
@@ -315,7 +316,86 @@ fn session_settings(
     if !(1..=10).contains(&max_pending) {
         c.add("session.max_pending_logins", "must be between 1 and 10");
     }
+    let mode = match f.mode.as_deref() {
+        None | Some("cookie") => SessionMode::Cookie,
+        Some("server") => SessionMode::Server,
+        Some(other) => {
+            c.add(
+                "session.mode",
+                format!("`{other}` is not `cookie` or `server`"),
+            );
+            SessionMode::Cookie
+        }
+    };
+    let idle_timeout = match f.idle_timeout_seconds {
+        None | Some(0) => None,
+        Some(s) if s < 60 => {
+            c.add(
+                "session.idle_timeout_seconds",
+                "must be 0 (off) or at least 60",
+            );
+            None
+        }
+        Some(s) => Some(Duration::from_secs(s)),
+    };
+    if idle_timeout.is_some_and(|i| i.as_secs() >= lifetime) {
+        c.add(
+            "session.idle_timeout_seconds",
+            "must be shorter than lifetime_seconds",
+        );
+    }
+    let store = match f.store.as_deref() {
+        None | Some("memory") => {
+            if f.redis_url.is_some() {
+                c.add("session.redis_url", "is only used with store = \"redis\"");
+            }
+            StoreSettings::Memory
+        }
+        Some("redis") => {
+            let url = f.redis_url.clone().unwrap_or_default();
+            match Url::parse(&url) {
+                Ok(u) if matches!(u.scheme(), "redis" | "rediss") => {
+                    if u.password().is_some() {
+                        c.add(
+                            "session.redis_url",
+                            "must not contain a password: use redis_password = { env = \"REDIS_PASSWORD\" }",
+                        );
+                    }
+                }
+                _ => c.add(
+                    "session.redis_url",
+                    "is required with store = \"redis\", e.g. \"redis://127.0.0.1:6379/0\"",
+                ),
+            }
+            let password = f
+                .redis_password
+                .as_ref()
+                .and_then(|p| read_secret(c, "session.redis_password", p, base_dir, env));
+            let prefix = f.redis_key_prefix.clone().unwrap_or_else(|| "oag:".into());
+            if prefix.contains([' ', '\n', '\r']) {
+                c.add(
+                    "session.redis_key_prefix",
+                    "must not contain spaces or newlines",
+                );
+            }
+            StoreSettings::Redis {
+                url,
+                password,
+                prefix,
+            }
+        }
+        Some(other) => {
+            c.add(
+                "session.store",
+                format!("`{other}` is not `memory` or `redis`"),
+            );
+            StoreSettings::Memory
+        }
+    };
     SessionSettings {
+        mode,
+        idle_timeout,
+        store,
         cookie_name: format!("{host_prefix}{base_name}"),
         family_prefix: format!("{host_prefix}{base_name}_"),
         pending_prefix: format!("{host_prefix}{base_name}_login_"),

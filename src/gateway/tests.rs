@@ -32,7 +32,7 @@ protocol = "public"
     );
     let cfg = crate::config::parse(&text, Path::new("."), &|_| None).expect("config");
     // No HTTP client: these tests never reach the IdP.
-    Gateway::with_http(cfg, None)
+    Gateway::with_http(cfg, None).expect("gateway")
 }
 
 fn parts(method: &str, uri: &str, headers: &[(&str, &str)]) -> Parts {
@@ -111,8 +111,8 @@ async fn api_clients_get_401_json_not_a_redirect() {
     assert_eq!(header(&r, "content-type"), ["application/json"]);
 }
 
-#[test]
-fn logout_clears_cookies_and_goes_to_global_logout() {
+#[tokio::test]
+async fn logout_clears_cookies_and_goes_to_global_logout() {
     let g = gateway("");
     let p = parts(
         "GET",
@@ -126,7 +126,7 @@ fn logout_clears_cookies_and_goes_to_global_logout() {
             ),
         ],
     );
-    let r = g.logout(&p, 1000);
+    let r = g.logout(&p, 1000).await;
     assert_eq!(r.status, 302);
     assert_eq!(
         header(&r, "location"),
@@ -145,8 +145,8 @@ fn logout_clears_cookies_and_goes_to_global_logout() {
         .all(|c| c.contains("Max-Age=0") && c.contains("Secure")));
 }
 
-#[test]
-fn logout_refuses_hostile_targets() {
+#[tokio::test]
+async fn logout_refuses_hostile_targets() {
     let g = gateway(r#"post_logout_redirect = "/signed-out""#);
     for rd in [
         "//evil.com",
@@ -161,7 +161,7 @@ fn logout_refuses_hostile_targets() {
             &format!("/_sso/logout?rd={q}"),
             &[("host", "app.example.com"), ("sec-fetch-site", "none")],
         );
-        let loc = header(&g.logout(&p, 1000), "location")[0].to_string();
+        let loc = header(&g.logout(&p, 1000).await, "location")[0].to_string();
         assert!(
             loc.ends_with("redirect_url=https%3A%2F%2Fapp.example.com%2Fsigned-out"),
             "{rd} -> {loc}"
@@ -172,7 +172,7 @@ fn logout_refuses_hostile_targets() {
         "/_sso/logout?rd=https%3A%2F%2Fportal.example.com%2Fhome",
         &[("referer", "https://app.example.com/some/page")],
     );
-    let loc = header(&g.logout(&p, 1000), "location")[0].to_string();
+    let loc = header(&g.logout(&p, 1000).await, "location")[0].to_string();
     assert!(
         loc.ends_with("redirect_url=https%3A%2F%2Fportal.example.com%2Fhome"),
         "{loc}"
@@ -223,8 +223,8 @@ fn pending_logins_are_bounded_oldest_first() {
     assert_eq!(got, want);
 }
 
-#[test]
-fn tampered_and_foreign_session_cookies_are_no_session() {
+#[tokio::test]
+async fn tampered_and_foreign_session_cookies_are_no_session() {
     let g = gateway("");
     let data = SessionData {
         identity: crate::identity::Identity {
@@ -235,24 +235,48 @@ fn tampered_and_foreign_session_cookies_are_no_session() {
         expires_at: 2000,
         realm: "oidc:app".into(),
         id_token: None,
+        id: "session-1".into(),
+        sid: None,
+        ticket_hash: None,
+        last_seen: 0,
     };
     let name = g.config.session.cookie_name.clone();
     let good = session::seal(&g.sealer, &name, &data).expect("seal");
     let ok = parts("GET", "/", &[("cookie", &format!("{name}={good}"))]);
-    assert_eq!(g.session_of(&ok, 1000), Some(data.clone()));
-    assert_eq!(g.session_of(&ok, 2000), None, "expired");
+    assert_eq!(
+        g.session_of(&ok, 1000)
+            .await
+            .expect("store")
+            .map(|(d, _)| d),
+        Some(data.clone())
+    );
+    assert_eq!(
+        g.session_of(&ok, 2000)
+            .await
+            .expect("store")
+            .map(|(d, _)| d),
+        None,
+        "expired"
+    );
     let mut bad = good.clone().into_bytes();
     let i = bad.len() / 2;
     bad[i] = if bad[i] == b'A' { b'B' } else { b'A' };
     let bad = String::from_utf8(bad).expect("utf8");
     for v in [bad.as_str(), "", "x", &good[..good.len() - 4]] {
         let p = parts("GET", "/", &[("cookie", &format!("{name}={v}"))]);
-        assert_eq!(g.session_of(&p, 1000), None, "{v}");
+        assert_eq!(
+            g.session_of(&p, 1000).await.expect("store").map(|(d, _)| d),
+            None,
+            "{v}"
+        );
     }
     // A value sealed for another cookie name is not a session.
     let other = session::seal(&g.sealer, "__Host-oag_session_login_x", &data).expect("seal");
     let p = parts("GET", "/", &[("cookie", &format!("{name}={other}"))]);
-    assert_eq!(g.session_of(&p, 1000), None);
+    assert_eq!(
+        g.session_of(&p, 1000).await.expect("store").map(|(d, _)| d),
+        None
+    );
 }
 
 #[tokio::test]
@@ -271,8 +295,8 @@ async fn callback_without_pending_cookie_is_an_expired_login() {
     assert_eq!(g.callback(&p, 1000).await.status, 400);
 }
 
-#[test]
-fn cross_site_logout_needs_a_confirmation_with_a_token() {
+#[tokio::test]
+async fn cross_site_logout_needs_a_confirmation_with_a_token() {
     let g = gateway("");
     let session = "__Host-oag_session=x";
     // A cross-site GET (an <img> or link on another site): no logout, a page.
@@ -285,7 +309,9 @@ fn cross_site_logout_needs_a_confirmation_with_a_token() {
         ],
         vec![("cookie", session)],
     ] {
-        let r = g.logout(&parts("GET", "/_sso/logout?rd=/bye", &headers), 1000);
+        let r = g
+            .logout(&parts("GET", "/_sso/logout?rd=/bye", &headers), 1000)
+            .await;
         assert_eq!(r.status, 200, "{headers:?}");
         assert!(header(&r, "location").is_empty());
         assert!(header(&r, "set-cookie")
@@ -299,10 +325,12 @@ fn cross_site_logout_needs_a_confirmation_with_a_token() {
         assert!(csrf.contains("SameSite=Strict"), "{csrf}");
     }
     // The page's form: POST with the token from the cookie logs out.
-    let page = g.logout(
-        &parts("GET", "/_sso/logout?rd=/bye", &[("cookie", session)]),
-        1000,
-    );
+    let page = g
+        .logout(
+            &parts("GET", "/_sso/logout?rd=/bye", &[("cookie", session)]),
+            1000,
+        )
+        .await;
     let token = header(&page, "set-cookie")
         .iter()
         .find_map(|c| {
@@ -320,14 +348,16 @@ fn cross_site_logout_needs_a_confirmation_with_a_token() {
         "{body}"
     );
     let cookies = format!("{session}; __Host-oag_session_csrf={token}");
-    let r = g.logout(
-        &parts(
-            "POST",
-            &format!("/_sso/logout?csrf={token}&rd=%2Fbye"),
-            &[("cookie", &cookies)],
-        ),
-        1000,
-    );
+    let r = g
+        .logout(
+            &parts(
+                "POST",
+                &format!("/_sso/logout?csrf={token}&rd=%2Fbye"),
+                &[("cookie", &cookies)],
+            ),
+            1000,
+        )
+        .await;
     assert_eq!(r.status, 302);
     assert!(header(&r, "location")[0].ends_with("redirect_url=https%3A%2F%2Fapp.example.com%2Fbye"));
     // A forged POST: a token without the cookie, or the wrong one.
@@ -336,14 +366,16 @@ fn cross_site_logout_needs_a_confirmation_with_a_token() {
         ("csrf=forged".to_string(), cookies.clone()),
         (String::new(), cookies.clone()),
     ] {
-        let r = g.logout(
-            &parts(
-                "POST",
-                &format!("/_sso/logout?{query}"),
-                &[("cookie", &cookie)],
-            ),
-            1000,
-        );
+        let r = g
+            .logout(
+                &parts(
+                    "POST",
+                    &format!("/_sso/logout?{query}"),
+                    &[("cookie", &cookie)],
+                ),
+                1000,
+            )
+            .await;
         assert_eq!(r.status, 200, "{query} / {cookie}");
     }
 }

@@ -12,7 +12,8 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
-use crate::gateway::{Access, Gateway};
+use crate::error::AuthError;
+use crate::gateway::{is_api_request, Access, Gateway};
 use crate::identity::{header_values, Identity};
 use crate::reply::Reply;
 use crate::route::{is_ambiguous_path, Route};
@@ -34,6 +35,8 @@ pub struct RequestCtx {
     route: Option<Arc<Route>>,
     identity: Option<Identity>,
     outcome: &'static str,
+    /// `Set-Cookie` values for the upstream's response (a refreshed session).
+    set_cookies: Vec<String>,
 }
 
 #[async_trait]
@@ -46,6 +49,7 @@ impl ProxyHttp for GatewayProxy {
             route: None,
             identity: None,
             outcome: "",
+            set_cookies: Vec::new(),
         }
     }
 
@@ -57,15 +61,29 @@ impl ProxyHttp for GatewayProxy {
 
         if g.is_sso_path(path) {
             let paths = &g.config.server.paths;
+            let post = req.method == http::Method::POST;
             let reply = if path == paths.callback {
                 ctx.outcome = "callback";
                 g.callback(req, now).await
+            } else if path == paths.cas_callback && post {
+                // CAS Single Logout: the CAS server POSTs to the service URL.
+                ctx.outcome = "cas_single_logout";
+                match read_body(session, MAX_ENDPOINT_BODY).await? {
+                    Some(body) => g.cas_single_logout(&body, now).await,
+                    None => Reply::json_error(413, "too_large", "The request body is too large."),
+                }
             } else if path == paths.cas_callback {
                 ctx.outcome = "cas_callback";
                 g.cas_callback(req, now).await
+            } else if path == paths.backchannel_logout && post {
+                ctx.outcome = "backchannel_logout";
+                match read_body(session, MAX_ENDPOINT_BODY).await? {
+                    Some(body) => g.backchannel_logout(&body, now).await,
+                    None => Reply::json_error(413, "too_large", "The request body is too large."),
+                }
             } else if path == paths.logout {
                 ctx.outcome = "logout";
-                g.logout(req, now)
+                g.logout(session.req_header(), now).await
             } else {
                 ctx.outcome = "not_found";
                 Reply::page(404, "Not found", "There is nothing at this address.")
@@ -97,15 +115,33 @@ impl ProxyHttp for GatewayProxy {
             return Ok(true);
         };
 
-        let verdict = g.access(&route, req, now);
+        let verdict = match g.access(&route, req, now).await {
+            Ok(v) => v,
+            Err(e) => {
+                // Never a silent login loop: a clear 503 until the store is back.
+                ctx.outcome = "store_unavailable";
+                let reply = if is_api_request(req) {
+                    Reply::json_error(
+                        503,
+                        "store_unavailable",
+                        "Sessions are unavailable; try again shortly.",
+                    )
+                } else {
+                    Reply::for_auth_error(&AuthError::Store(e))
+                };
+                respond::send(session, reply).await?;
+                return Ok(true);
+            }
+        };
         let done = match verdict {
             Access::Public => {
                 ctx.outcome = "public";
                 false
             }
-            Access::Granted(s) => {
+            Access::Granted(s, refresh) => {
                 ctx.outcome = "authenticated";
                 ctx.identity = Some(s.identity);
+                ctx.set_cookies.extend(refresh);
                 false
             }
             Access::Anonymous => {
@@ -160,7 +196,7 @@ impl ProxyHttp for GatewayProxy {
         &self,
         _session: &mut Session,
         upstream_response: &mut ResponseHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
         // An app must not overwrite or clear the gateway's cookies (that would be a
         // way to fixate or drop a user's session).
@@ -184,6 +220,11 @@ impl ProxyHttp for GatewayProxy {
             }
             tracing::warn!("dropped an upstream Set-Cookie for a gateway cookie");
         }
+        for c in ctx.set_cookies.drain(..) {
+            if let Ok(v) = http::HeaderValue::from_str(&c) {
+                upstream_response.append_header(http::header::SET_COOKIE, v)?;
+            }
+        }
         Ok(())
     }
 
@@ -204,6 +245,23 @@ impl ProxyHttp for GatewayProxy {
             micros = ctx.started.elapsed().as_micros() as u64,
         );
     }
+}
+
+/// Largest body the gateway's own POST endpoints read (logout tokens, CAS logout
+/// requests are a few KiB).
+const MAX_ENDPOINT_BODY: usize = 64 * 1024;
+
+/// Reads a request body for an endpoint the gateway answers itself; `None` when it
+/// is larger than `max`.
+async fn read_body(session: &mut Session, max: usize) -> Result<Option<Vec<u8>>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 fn host_of(req: &RequestHeader) -> Option<&str> {

@@ -3,6 +3,7 @@
 
 pub mod cookie;
 pub mod seal;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,19 @@ pub struct SessionData {
     /// The raw ID token, kept only when logout sends it as `id_token_hint`.
     #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
     pub id_token: Option<crate::secret::Secret<String>>,
+    /// This session's own random id: the server-mode store key, and what a logout
+    /// revokes in cookie mode so a copied cookie dies with it.
+    #[serde(rename = "k", default)]
+    pub id: String,
+    /// The IdP's session id (`sid` of the ID token), for back-channel logout.
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Hash of the CAS service ticket that made it, for CAS single logout.
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    pub ticket_hash: Option<String>,
+    /// Last use (unix seconds), for the idle timeout of cookie-mode sessions.
+    #[serde(rename = "l", default)]
+    pub last_seen: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -85,6 +99,10 @@ mod tests {
             expires_at: exp,
             realm: "oidc:c".into(),
             id_token: None,
+            id: "k1".into(),
+            sid: None,
+            ticket_hash: None,
+            last_seen: 100,
         }
     }
 

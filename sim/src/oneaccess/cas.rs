@@ -14,7 +14,7 @@ use super::http::{
     clear_sso_cookie, error_page, html, injected, param, query, redirect, sso_cookie, with_cookie,
     STYLE,
 };
-use super::oidc::end_sso_session;
+use super::slo::end_sso_session;
 use super::state::{lock, State};
 use super::User;
 use crate::util::{append_query, escape_html, form_encode, iso8601_millis, now_secs};
@@ -59,15 +59,21 @@ pub(crate) async fn login(
         .filter(|_| !renew);
 
     match (session, service) {
-        (Some((sid, session)), Some(service)) => {
+        (Some((session_id, session)), Some(service)) => {
             let ticket = {
                 let mut store = lock(&state.store);
                 let fresh = store
                     .sessions
-                    .get_mut(&sid)
+                    .get_mut(&session_id)
                     .map(|s| std::mem::replace(&mut s.fresh, false))
                     .unwrap_or(false);
-                store.new_ticket(&session.user_id, service, fresh, session.auth_millis)
+                let ticket =
+                    store.new_ticket(&session.user_id, service, fresh, session.auth_millis);
+                // Remembered for single logout (even after the ticket is validated).
+                if let Some(s) = store.sessions.get_mut(&session_id) {
+                    s.tickets.push(ticket.clone());
+                }
+                ticket
             };
             tracing::debug!(user = %session.user_id, "issued CAS service ticket");
             match append_query(service, &[("ticket", &ticket)]) {
@@ -108,7 +114,7 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    end_sso_session(&state, &headers);
+    end_sso_session(&state, &headers).await;
     let q = query(raw.as_deref()).unwrap_or_default();
     let target = param(&q, "service")
         .filter(|s| service_allowed(&state, s))

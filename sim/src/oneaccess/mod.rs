@@ -5,6 +5,7 @@ mod cas;
 mod http;
 mod login;
 mod oidc;
+mod slo;
 mod state;
 mod users;
 
@@ -109,7 +110,8 @@ pub enum Signing {
 pub type TokenHook = Arc<dyn Fn(&mut Map<String, Value>, &mut Map<String, Value>) + Send + Sync>;
 
 /// Requests seen per endpoint, counted on arrival (so also those answered by an
-/// injected `fail_status`; never those refused while down).
+/// injected `fail_status`; never those refused while down), and logout requests the
+/// simulator sent.
 #[derive(Default, Debug, Clone, PartialEq, Eq)]
 pub struct SimCounters {
     /// `GET /api/v1/oauth2/.well-known/openid-configuration`
@@ -132,6 +134,12 @@ pub struct SimCounters {
     pub cas_login: u64,
     /// `GET /api/v1/cas/logout`
     pub cas_logout: u64,
+    /// Back-channel logout POSTs sent (fan-out and [`Sim::send_backchannel_logout`]),
+    /// including those that got no answer.
+    pub backchannel_sent: u64,
+    /// CAS single-logout POSTs sent (fan-out and [`Sim::send_cas_logout`]), including
+    /// those that got no answer.
+    pub cas_slo_sent: u64,
 }
 
 /// A running OneAccess simulator. Cheap to clone; the server stops when the last clone
@@ -318,6 +326,116 @@ impl Sim {
         lock(&self.state().store).new_session(&user_id)
     }
 
+    /// The OIDC `sid` of a live SSO session (the value of its [`SSO_COOKIE`]); ID tokens
+    /// issued from that session, and the logout tokens sent when it ends, carry it.
+    /// `None` for an unknown or ended session.
+    pub fn sso_session_sid(&self, sso_session_id: &str) -> Option<String> {
+        lock(&self.state().store)
+            .sessions
+            .get(sso_session_id)
+            .map(|s| s.sid.clone())
+    }
+
+    /// The `sid`s of `user_name`'s live SSO sessions, oldest session first.
+    /// Panics if there is no such user.
+    pub fn sids_of(&self, user_name: &str) -> Vec<String> {
+        let user_id = self.user_id_of(user_name);
+        let store = lock(&self.state().store);
+        let mut sessions: Vec<_> = store
+            .sessions
+            .values()
+            .filter(|s| s.user_id == user_id)
+            .map(|s| (s.auth_millis, s.sid.clone()))
+            .collect();
+        sessions.sort();
+        sessions.into_iter().map(|(_, sid)| sid).collect()
+    }
+
+    /// A back-channel logout token (OIDC Back-Channel Logout 1.0): header
+    /// `kid, alg: RS256, typ: logout+jwt`; claims `iss`, `aud` (the client id), `iat`,
+    /// `exp` (`iat + 120`), a random `jti`, `events` with the back-channel logout event,
+    /// and `sub` and/or `sid` when given. Signed like ID tokens: the [`Signing`] mode
+    /// applies, the token hook does not. Panics if aws-lc fails.
+    pub fn mint_logout_token(&self, sub: Option<&str>, sid: Option<&str>) -> String {
+        self.state()
+            .logout_token(sub, sid)
+            .expect("JWT signing failed")
+    }
+
+    /// Signs exactly `claims` with header `typ: logout+jwt` (for negative tests of a
+    /// logout-token verifier). The [`Signing`] mode applies; the token hook does not.
+    /// Panics if aws-lc fails.
+    pub fn mint_logout_token_with(&self, claims: Map<String, Value>) -> String {
+        self.state()
+            .sign_jwt_typed(claims, false, state::LOGOUT_TOKEN_TYP)
+            .expect("JWT signing failed")
+    }
+
+    /// POSTs `logout_token=<logout_token>` (`application/x-www-form-urlencoded`) to `url`
+    /// and returns the answer's status and body. Redirects are not followed; the request
+    /// times out after 10 s. Counted ([`SimCounters::backchannel_sent`]) and recorded
+    /// ([`Sim::backchannel_log`]) like the logout fan-out.
+    pub async fn send_backchannel_logout(
+        &self,
+        url: &str,
+        logout_token: &str,
+    ) -> io::Result<(u16, String)> {
+        slo::send_backchannel(self.state(), url, logout_token).await
+    }
+
+    /// POSTs a CAS single-logout request for `session_index` (a service ticket) to `url`:
+    /// the form field `logoutRequest` carries
+    /// `<samlp:LogoutRequest .. ID="LR-.." Version="2.0" IssueInstant="<RFC 3339 now>">`
+    /// `<saml:NameID>@NOT_USED@</saml:NameID><samlp:SessionIndex>{session_index}</samlp:SessionIndex>`
+    /// `</samlp:LogoutRequest>` (CAS protocol 3.0). Returns the answer's status and body.
+    /// Counted ([`SimCounters::cas_slo_sent`]) and recorded ([`Sim::backchannel_log`]).
+    pub async fn send_cas_logout(
+        &self,
+        url: &str,
+        session_index: &str,
+    ) -> io::Result<(u16, String)> {
+        slo::send_cas_slo(self.state(), url, session_index).await
+    }
+
+    /// Registers an OIDC back-channel logout URI: whenever an SSO session ends through
+    /// `GET /api/v1/logout`, `GET /api/v1/cas/logout` or [`Sim::end_sso_sessions_of`], it
+    /// receives a logout token with the session's `sub` (the user's id) and `sid`, before
+    /// the ending request is answered. Registering a URI twice has no further effect.
+    pub fn register_backchannel_logout_uri(&self, url: &str) {
+        let mut reg = lock(&self.state().logout);
+        if !reg.backchannel_uris.iter().any(|u| u == url) {
+            reg.backchannel_uris.push(url.to_string());
+        }
+    }
+
+    /// Registers a CAS single-logout URL: whenever an SSO session ends (as for
+    /// [`Sim::register_backchannel_logout_uri`]), it receives one SLO request
+    /// ([`Sim::send_cas_logout`]) per CAS service ticket issued from that session by
+    /// `GET /api/v1/cas/login` (validated or not). Registering a URL twice has no
+    /// further effect.
+    pub fn register_cas_logout_url(&self, url: &str) {
+        let mut reg = lock(&self.state().logout);
+        if !reg.cas_logout_urls.iter().any(|u| u == url) {
+            reg.cas_logout_urls.push(url.to_string());
+        }
+    }
+
+    /// Ends every SSO session of `user_name`, as an administrator would at OneAccess:
+    /// the registered back-channel and CAS logout receivers are notified for each session
+    /// (oldest first) before this returns. Panics if there is no such user.
+    pub async fn end_sso_sessions_of(&self, user_name: &str) {
+        let user_id = self.user_id_of(user_name);
+        slo::end_sessions_of(self.state(), &user_id).await;
+    }
+
+    /// Every logout POST the simulator sent, in order: `(url, status)`, status 0 when no
+    /// answer arrived (connection refused, timeout, ..). Includes the logout fan-out (the
+    /// back-channel URIs, in registration order, then the CAS logout URLs, each with every
+    /// ticket of the session) and [`Sim::send_backchannel_logout`] / [`Sim::send_cas_logout`].
+    pub fn backchannel_log(&self) -> Vec<(String, u16)> {
+        lock(&self.state().logout).log.clone()
+    }
+
     fn user_id_of(&self, user_name: &str) -> String {
         self.state()
             .cfg
@@ -329,7 +447,8 @@ impl Sim {
             .clone()
     }
 
-    /// Ends every SSO session (as if each had expired at OneAccess).
+    /// Ends every SSO session (as if each had expired at OneAccess); no logout
+    /// notifications are sent.
     pub fn clear_sso_sessions(&self) {
         lock(&self.state().store).sessions.clear();
     }

@@ -19,6 +19,7 @@ use super::http::{
     clear_sso_cookie, error_page, injected, json, json_no_store, oauth_error, param, query,
     redirect, sso_cookie, with_cookie,
 };
+use super::slo::end_sso_session;
 use super::state::{lock, AccessGrant, CodeGrant, RefreshGrant, State, CODE_TTL_SECS};
 use super::{ExpiresInStyle, User};
 use crate::util::{
@@ -44,7 +45,7 @@ pub(crate) async fn discovery(AxState(state): Shared) -> Response {
         "code_challenge_methods_supported": ["S256"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "claims_supported": [
-            "iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce",
+            "iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "sid",
             "name", "email", "preferred_username", "phone_number"
         ],
     });
@@ -144,6 +145,7 @@ pub(crate) async fn authorize(
                 nonce: param(&q, "nonce").map(str::to_string),
                 code_challenge,
                 auth_time: session.auth_time,
+                sid: Some(session.sid.clone()),
                 expires: now_secs() + CODE_TTL_SECS,
             },
         );
@@ -347,6 +349,7 @@ fn code_grant(state: &State, form: &HashMap<String, String>) -> Result<Response,
         &grant.scope,
         grant.nonce.as_deref(),
         grant.auth_time,
+        grant.sid,
     )
 }
 
@@ -364,7 +367,7 @@ fn refresh_grant(state: &State, form: &HashMap<String, String>) -> Result<Respon
     let user = state
         .user_by_id(&grant.user_id)
         .ok_or_else(|| invalid_grant("Invalid refresh token"))?;
-    issue_tokens(state, user, &grant.scope, None, grant.auth_time)
+    issue_tokens(state, user, &grant.scope, None, grant.auth_time, grant.sid)
 }
 
 fn issue_tokens(
@@ -373,6 +376,7 @@ fn issue_tokens(
     scope: &str,
     nonce: Option<&str>,
     auth_time: u64,
+    sid: Option<String>,
 ) -> Result<Response, TokenError> {
     let ttl = state.cfg.access_token_ttl.as_secs();
     let access_token = random_token(32);
@@ -380,7 +384,7 @@ fn issue_tokens(
     let client_id = state.cfg.client_id.clone();
     let id_token = if scope.split_whitespace().any(|s| s == "openid") {
         let t = state
-            .id_token(user, &client_id, nonce, auth_time)
+            .id_token(user, &client_id, nonce, auth_time, sid.as_deref())
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot sign an ID token");
                 TokenError::new(
@@ -410,6 +414,7 @@ fn issue_tokens(
                 client_id,
                 scope: scope.to_string(),
                 auth_time,
+                sid,
             },
         );
     }
@@ -497,17 +502,8 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    end_sso_session(&state, &headers);
+    end_sso_session(&state, &headers).await;
     let q = query(raw.as_deref()).unwrap_or_default();
     let target = param(&q, "redirect_url").unwrap_or("/api/v1/login");
     with_cookie(redirect(target), &clear_sso_cookie())
-}
-
-/// Deletes the browser's SSO session server-side (the caller clears the cookie).
-pub(crate) fn end_sso_session(state: &State, headers: &HeaderMap) {
-    if let Some(sid) = sso_cookie(headers) {
-        if lock(&state.store).sessions.remove(&sid).is_some() {
-            tracing::info!("SSO session ended");
-        }
-    }
 }

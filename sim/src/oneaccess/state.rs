@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use axum::http::header::{self, HeaderMap};
@@ -15,6 +15,16 @@ use crate::util::{b64url, now_millis, now_secs, random_token};
 
 /// How long authorization codes and CAS tickets live.
 pub(crate) const CODE_TTL_SECS: u64 = 300;
+
+/// Lifetime of a logout token (`exp - iat`).
+pub(crate) const LOGOUT_TOKEN_TTL_SECS: u64 = 120;
+
+/// The JOSE `typ` of logout tokens (OIDC Back-Channel Logout 1.0, section 2.4).
+pub(crate) const LOGOUT_TOKEN_TYP: &str = "logout+jwt";
+
+/// The `events` member that marks a JWT as a logout token.
+pub(crate) const BACKCHANNEL_LOGOUT_EVENT: &str =
+    "http://schemas.openid.net/event/backchannel-logout";
 
 /// Locks a mutex, shrugging off poisoning (a panicking test hook must not wedge the sim).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -32,6 +42,21 @@ pub(crate) struct State {
     /// What the most recent requests to some endpoints carried (see [`Seen`]).
     pub seen: Mutex<Seen>,
     pub store: Mutex<Store>,
+    /// Registered logout receivers and what was sent to them.
+    pub logout: Mutex<LogoutRegistry>,
+    /// The HTTP client for logout POSTs, built on first use.
+    pub http: OnceLock<reqwest::Client>,
+}
+
+/// Where IdP-initiated logout notifications go, and what was sent so far.
+#[derive(Default)]
+pub(crate) struct LogoutRegistry {
+    /// OIDC back-channel logout URIs (registration order, no duplicates).
+    pub backchannel_uris: Vec<String>,
+    /// CAS single-logout URLs (registration order, no duplicates).
+    pub cas_logout_urls: Vec<String>,
+    /// Every logout POST sent: `(url, status)`, status 0 when no answer arrived.
+    pub log: Vec<(String, u16)>,
 }
 
 #[derive(Default)]
@@ -69,6 +94,11 @@ pub(crate) struct Store {
 #[derive(Clone)]
 pub(crate) struct SsoSession {
     pub user_id: String,
+    /// The OIDC session id (`sid` claim of ID and logout tokens).
+    pub sid: String,
+    /// Every CAS service ticket issued from this session (kept after validation),
+    /// for CAS single logout.
+    pub tickets: Vec<String>,
     /// Login time, seconds since the epoch (the `auth_time` claim).
     pub auth_time: u64,
     /// Login time in milliseconds (the CAS `authenticationDate`).
@@ -85,6 +115,8 @@ pub(crate) struct CodeGrant {
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
     pub auth_time: u64,
+    /// `sid` of the SSO session the code was issued from.
+    pub sid: Option<String>,
     pub expires: u64,
 }
 
@@ -98,6 +130,8 @@ pub(crate) struct RefreshGrant {
     pub client_id: String,
     pub scope: String,
     pub auth_time: u64,
+    /// `sid` of the SSO session the tokens were first issued from.
+    pub sid: Option<String>,
 }
 
 pub(crate) struct CasTicket {
@@ -117,19 +151,22 @@ impl Store {
         self.access.retain(|_, a| a.expires > now);
     }
 
-    /// Starts a new SSO session for `user_id` and returns its id.
+    /// Starts a new SSO session for `user_id` and returns its id (the cookie value).
+    /// The session also gets its own random OIDC `sid`.
     pub fn new_session(&mut self, user_id: &str) -> String {
-        let sid = random_token(32);
+        let id = random_token(32);
         self.sessions.insert(
-            sid.clone(),
+            id.clone(),
             SsoSession {
                 user_id: user_id.to_string(),
+                sid: random_token(16),
+                tickets: Vec::new(),
                 auth_time: now_secs(),
                 auth_millis: now_millis(),
                 fresh: true,
             },
         );
-        sid
+        id
     }
 
     /// Issues a single-use CAS service ticket bound to `service`.
@@ -171,6 +208,8 @@ impl State {
             counters: Mutex::new(SimCounters::default()),
             seen: Mutex::new(Seen::default()),
             store: Mutex::new(Store::default()),
+            logout: Mutex::new(LogoutRegistry::default()),
+            http: OnceLock::new(),
         }
     }
 
@@ -220,9 +259,20 @@ impl State {
 
     // ---- tokens ------------------------------------------------------------------
 
-    /// Signs `claims` as a JWT with the current key and the current [`Signing`] mode;
-    /// the token hook (if any and if `hook` is true) may edit header and claims first.
-    pub fn sign_jwt(&self, mut claims: Map<String, Value>, hook: bool) -> io::Result<String> {
+    /// Signs `claims` as a JWT (`typ: JWT`) with the current key and the current
+    /// [`Signing`] mode; the token hook (if any and if `hook` is true) may edit header
+    /// and claims first.
+    pub fn sign_jwt(&self, claims: Map<String, Value>, hook: bool) -> io::Result<String> {
+        self.sign_jwt_typed(claims, hook, "JWT")
+    }
+
+    /// As [`State::sign_jwt`], with header `typ` set to `typ`.
+    pub fn sign_jwt_typed(
+        &self,
+        mut claims: Map<String, Value>,
+        hook: bool,
+        typ: &str,
+    ) -> io::Result<String> {
         let (signing, token_hook) = {
             let knobs = lock(&self.knobs);
             (knobs.signing, knobs.hook.clone())
@@ -231,7 +281,7 @@ impl State {
         let mut header = Map::new();
         header.insert("kid".into(), key.kid().into());
         header.insert("alg".into(), "RS256".into());
-        header.insert("typ".into(), "JWT".into());
+        header.insert("typ".into(), typ.into());
         match signing {
             Signing::Normal | Signing::CorruptSignature => {}
             Signing::AlgNone => {
@@ -264,13 +314,15 @@ impl State {
         Ok(format!("{input}.{}", b64url(&signature)))
     }
 
-    /// An ID token for `user`, as the token endpoint issues it.
+    /// An ID token for `user`, as the token endpoint issues it (with the SSO session's
+    /// `sid` when there is one).
     pub fn id_token(
         &self,
         user: &User,
         client_id: &str,
         nonce: Option<&str>,
         auth_time: u64,
+        sid: Option<&str>,
     ) -> io::Result<String> {
         let now = now_secs();
         let mut claims = Map::new();
@@ -284,11 +336,36 @@ impl State {
         if let Some(nonce) = nonce {
             claims.insert("nonce".into(), nonce.into());
         }
+        if let Some(sid) = sid {
+            claims.insert("sid".into(), sid.into());
+        }
         claims.insert("name".into(), user.name.clone().into());
         claims.insert("email".into(), user.email.clone().into());
         claims.insert("preferred_username".into(), user.user_name.clone().into());
         claims.insert("phone_number".into(), user.mobile.clone().into());
         self.sign_jwt(claims, true)
+    }
+
+    /// An OIDC back-channel logout token (header `typ: logout+jwt`) for `sub` and/or
+    /// `sid`, audience the registered client. Signed like ID tokens; no token hook.
+    pub fn logout_token(&self, sub: Option<&str>, sid: Option<&str>) -> io::Result<String> {
+        let now = now_secs();
+        let mut claims = Map::new();
+        claims.insert("iss".into(), self.issuer.clone().into());
+        claims.insert("aud".into(), self.cfg.client_id.clone().into());
+        claims.insert("iat".into(), now.into());
+        claims.insert("exp".into(), (now + LOGOUT_TOKEN_TTL_SECS).into());
+        claims.insert("jti".into(), random_token(16).into());
+        let mut events = Map::new();
+        events.insert(BACKCHANNEL_LOGOUT_EVENT.into(), Value::Object(Map::new()));
+        claims.insert("events".into(), Value::Object(events));
+        if let Some(sub) = sub {
+            claims.insert("sub".into(), sub.into());
+        }
+        if let Some(sid) = sid {
+            claims.insert("sid".into(), sid.into());
+        }
+        self.sign_jwt_typed(claims, false, LOGOUT_TOKEN_TYP)
     }
 
     // ---- counters ----------------------------------------------------------------

@@ -138,3 +138,18 @@ fn tickets_that_could_change_the_request_are_refused() {
         assert!(check_ticket(t).is_err(), "{t:?}");
     }
 }
+
+#[test]
+fn logout_requests_give_their_session_index() {
+    let xml = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="LR-1" Version="2.0" IssueInstant="2024-04-30T06:43:30Z"><saml:NameID>@NOT_USED@</saml:NameID><samlp:SessionIndex>ST-12345-abc</samlp:SessionIndex></samlp:LogoutRequest>"#;
+    assert_eq!(parse_logout_request(xml).as_deref(), Some("ST-12345-abc"));
+    for bad in [
+        "",
+        "<x>",
+        r#"<!DOCTYPE x [<!ENTITY e "ST-1">]><samlp:LogoutRequest xmlns:samlp="u"><samlp:SessionIndex>&e;</samlp:SessionIndex></samlp:LogoutRequest>"#,
+        r#"<samlp:LogoutRequest xmlns:samlp="u"><samlp:SessionIndex>ST-1&amp;x=1</samlp:SessionIndex></samlp:LogoutRequest>"#,
+        r#"<samlp:LogoutRequest xmlns:samlp="u"></samlp:LogoutRequest>"#,
+    ] {
+        assert_eq!(parse_logout_request(bad), None, "{bad}");
+    }
+}

@@ -1,0 +1,69 @@
+//! Where sessions live when they do not live in the cookie, and the shared
+//! revocation and single-use sets, behind one trait: `memory` for one gateway,
+//! `redis` for several behind a load balancer. The same test suite
+//! (`tests/store.rs`) runs against both.
+
+mod memory;
+mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use self::redis::RedisStore;
+pub use memory::MemoryStore;
+
+use crate::config::StoreSettings;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("the session store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Keys are namespaced by the caller: `ses:{id}` records, `sid:…`/`sub:…`/`st:…`
+/// indexes and revocations, `use:…` single-use marks.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// A session record. With `idle`, its expiry slides to now + idle.
+    async fn load(&self, key: &str, idle: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn save(&self, key: &str, record: &[u8], ttl: Duration) -> Result<(), StoreError>;
+    async fn remove(&self, key: &str) -> Result<(), StoreError>;
+    /// Adds `member` to the set at `key`, kept for `ttl`.
+    async fn index(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// Removes the set at `key` and returns its members.
+    async fn take_index(&self, key: &str) -> Result<Vec<String>, StoreError>;
+    /// Whether a set exists at `key` (a CAS ticket this gateway made a session for).
+    async fn has_index(&self, key: &str) -> Result<bool, StoreError>;
+    /// Revokes every session matching `key` issued at or before `at` (unix
+    /// seconds), for `ttl`. Sessions made later are not affected.
+    async fn revoke(&self, key: &str, at: u64, ttl: Duration) -> Result<(), StoreError>;
+    /// Whether any of `keys` revokes a session issued at `issued_at`.
+    async fn is_revoked(&self, keys: &[&str], issued_at: u64) -> Result<bool, StoreError>;
+    /// `true` the first time `key` is used within `ttl` (a `jti`, a state, a ticket);
+    /// atomic across every gateway sharing the store.
+    async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// `false` only when nothing was ever revoked, so the per-request check can be
+    /// skipped without building keys (the memory store knows; Redis must be asked).
+    fn may_have_revocations(&self) -> bool {
+        true
+    }
+}
+
+/// The store the settings ask for. Redis connects lazily: a gateway starts while
+/// Redis is down, and answers 503 until it is back.
+pub fn build(settings: &StoreSettings, max_ttl: Duration) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match settings {
+        StoreSettings::Memory => Arc::new(MemoryStore::new(max_ttl)),
+        StoreSettings::Redis {
+            url,
+            password,
+            prefix,
+        } => Arc::new(RedisStore::new(
+            url,
+            password.as_ref().map(|p| p.expose().as_str()),
+            prefix,
+        )?),
+    })
+}

@@ -1,0 +1,154 @@
+//! The Redis store, for several gateways behind a load balancer: a logout or a
+//! revocation on one is honoured by all. One connection manager, multiplexed, with
+//! bounded reconnect retries and timeouts: a Redis outage makes requests fail fast
+//! with a clear log line (and 503), never hang.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+
+use super::{Store, StoreError};
+
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl RedisStore {
+    /// Does not connect: the first command does, and reconnects after a loss.
+    pub fn new(url: &str, password: Option<&str>, prefix: &str) -> Result<RedisStore, StoreError> {
+        let mut info: redis::ConnectionInfo = url.parse().map_err(|e: redis::RedisError| {
+            StoreError::Unavailable(format!("bad redis_url: {e}"))
+        })?;
+        if let Some(p) = password {
+            let settings = info.redis_settings().clone().set_password(p);
+            info = info.set_redis_settings(settings);
+        }
+        let client = redis::Client::open(info)
+            .map_err(|e| StoreError::Unavailable(format!("bad redis_url: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500))
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(RedisStore {
+            conn,
+            prefix: prefix.to_string(),
+        })
+    }
+
+    fn key(&self, k: &str) -> String {
+        format!("{}{k}", self.prefix)
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    // The error names the failing step (connect, timeout, ...), never a value.
+    tracing::warn!(error = %e, "session store (redis) error");
+    StoreError::Unavailable(e.to_string())
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn load(&self, key: &str, idle: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut c = self.conn.clone();
+        let key = self.key(key);
+        let v: Option<Vec<u8>> = match idle {
+            // GETEX: read and slide the expiry in one round trip.
+            Some(idle) => c
+                .get_ex(&key, redis::Expiry::EX(idle.as_secs().max(1)))
+                .await
+                .map_err(unavailable)?,
+            None => c.get(&key).await.map_err(unavailable)?,
+        };
+        Ok(v)
+    }
+
+    async fn save(&self, key: &str, record: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        c.set_ex::<_, _, ()>(self.key(key), record, ttl.as_secs().max(1))
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn remove(&self, key: &str) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        c.del::<_, ()>(self.key(key)).await.map_err(unavailable)
+    }
+
+    async fn index(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let key = self.key(key);
+        redis::pipe()
+            .atomic()
+            .sadd(&key, member)
+            .ignore()
+            .expire(&key, ttl.as_secs().max(1) as i64)
+            .ignore()
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn take_index(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let mut c = self.conn.clone();
+        let key = self.key(key);
+        let (members,): (Vec<String>,) = redis::pipe()
+            .atomic()
+            .smembers(&key)
+            .del(&key)
+            .ignore()
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok(members)
+    }
+
+    async fn has_index(&self, key: &str) -> Result<bool, StoreError> {
+        let mut c = self.conn.clone();
+        c.exists(self.key(key)).await.map_err(unavailable)
+    }
+
+    async fn revoke(&self, key: &str, at: u64, ttl: Duration) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        // Revocation times only grow, so a plain SET keeps the latest.
+        c.set_ex::<_, _, ()>(self.key(key), at, ttl.as_secs().max(1))
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn is_revoked(&self, keys: &[&str], issued_at: u64) -> Result<bool, StoreError> {
+        if keys.is_empty() {
+            return Ok(false);
+        }
+        let mut c = self.conn.clone();
+        let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        // One round trip for all keys.
+        let values: Vec<Option<u64>> = redis::cmd("MGET")
+            .arg(&full)
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok(values.into_iter().flatten().any(|at| issued_at <= at))
+    }
+
+    async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut c = self.conn.clone();
+        // SET NX: atomic across every gateway sharing this Redis.
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl.as_secs().max(1))
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
+    }
+}

@@ -1,0 +1,159 @@
+//! One suite, every store: the same checks run against the in-memory store and a
+//! real Redis server. Then what only Redis has to show: an outage fails fast with
+//! an error (never a hang), and the store recovers when Redis is back.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::RedisServer;
+use oneaccess_gateway::session::store::{MemoryStore, RedisStore, Store};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+async fn suite(store: Arc<dyn Store>) {
+    // Records.
+    assert_eq!(store.load("ses:none", None).await.expect("load"), None);
+    store.save("ses:a", b"record-a", HOUR).await.expect("save");
+    assert_eq!(
+        store.load("ses:a", None).await.expect("load"),
+        Some(b"record-a".to_vec())
+    );
+    store.remove("ses:a").await.expect("remove");
+    assert_eq!(store.load("ses:a", None).await.expect("load"), None);
+
+    // Expiry, and the idle timeout sliding it.
+    store
+        .save("ses:short", b"x", Duration::from_secs(1))
+        .await
+        .expect("save");
+    store
+        .save("ses:slide", b"y", Duration::from_secs(2))
+        .await
+        .expect("save");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        store
+            .load("ses:slide", Some(Duration::from_secs(4)))
+            .await
+            .expect("load"),
+        Some(b"y".to_vec())
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        store.load("ses:short", None).await.expect("load"),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        store.load("ses:slide", None).await.expect("load"),
+        Some(b"y".to_vec()),
+        "the idle load pushed the expiry out"
+    );
+
+    // Indexes.
+    store.index("sub:u1", "s1", HOUR).await.expect("index");
+    store.index("sub:u1", "s2", HOUR).await.expect("index");
+    store.index("sub:u1", "s2", HOUR).await.expect("index");
+    assert!(store.has_index("sub:u1").await.expect("has"));
+    assert!(!store.has_index("sub:u2").await.expect("has"));
+    let mut members = store.take_index("sub:u1").await.expect("take");
+    members.sort();
+    assert_eq!(members, ["s1", "s2"]);
+    assert!(store.take_index("sub:u1").await.expect("take").is_empty());
+    assert!(!store.has_index("sub:u1").await.expect("has"));
+
+    // Revocations: sessions issued at or before the mark, not after.
+    assert!(!store
+        .is_revoked(&["sid:a", "sub:b"], 100)
+        .await
+        .expect("check"));
+    store.revoke("sid:a", 100, HOUR).await.expect("revoke");
+    assert!(store
+        .is_revoked(&["sid:a", "sub:b"], 100)
+        .await
+        .expect("check"));
+    assert!(store
+        .is_revoked(&["sub:b", "sid:a"], 50)
+        .await
+        .expect("check"));
+    assert!(
+        !store.is_revoked(&["sid:a"], 101).await.expect("check"),
+        "a later login stays"
+    );
+    assert!(!store.is_revoked(&["sid:other"], 10).await.expect("check"));
+    assert!(!store.is_revoked(&[], 10).await.expect("check"));
+    store.revoke("sid:a", 200, HOUR).await.expect("revoke");
+    assert!(store.is_revoked(&["sid:a"], 150).await.expect("check"));
+
+    // Single use, atomic under concurrency.
+    assert!(store.first_use("use:j1", HOUR).await.expect("use"));
+    assert!(!store.first_use("use:j1", HOUR).await.expect("use"));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = store.clone();
+            tokio::spawn(async move { s.first_use("use:race", HOUR).await.expect("use") })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.expect("join"));
+    }
+    assert_eq!(winners, 1, "exactly one concurrent first use wins");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_passes_the_suite() {
+    suite(Arc::new(MemoryStore::new(HOUR))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_passes_the_suite() {
+    let redis = RedisServer::start();
+    let store = RedisStore::new(&redis.url(), None, "test:").expect("store");
+    suite(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_fails_fast_and_recovers() {
+    let mut redis = RedisServer::start();
+    let port = redis.port;
+    let store = RedisStore::new(&redis.url(), None, "test:").expect("store");
+    store.save("ses:k", b"v", HOUR).await.expect("save");
+    redis.stop();
+    let started = Instant::now();
+    let err = store.load("ses:k", None).await.expect_err("Redis is down");
+    assert!(err.to_string().contains("unavailable"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Back (empty: no persistence), and the same store object works again.
+    let _redis = RedisServer::start_on(port);
+    let mut ok = false;
+    for _ in 0..40 {
+        if store.save("ses:k2", b"v2", HOUR).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(ok, "the store did not reconnect");
+    assert_eq!(
+        store.load("ses:k2", None).await.expect("load"),
+        Some(b"v2".to_vec())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_prefixed_so_deployments_can_share_a_redis() {
+    let redis = RedisServer::start();
+    let a = RedisStore::new(&redis.url(), None, "a:").expect("store");
+    let b = RedisStore::new(&redis.url(), None, "b:").expect("store");
+    a.save("ses:x", b"from-a", HOUR).await.expect("save");
+    assert_eq!(b.load("ses:x", None).await.expect("load"), None);
+    assert!(a.first_use("use:j", HOUR).await.expect("use"));
+    assert!(b.first_use("use:j", HOUR).await.expect("use"));
+}
