@@ -48,6 +48,18 @@ pub fn free_port() -> u16 {
 /// lines go into `[provider]`, `extra` at the end of the file, with `{upstream}` in
 /// it standing for the echo app's URL.
 pub fn config_text(port: u16, sim: &Sim, echo: &Echo, provider_extra: &str, extra: &str) -> String {
+    config_text_with(port, sim, echo, "", provider_extra, extra)
+}
+
+/// As `config_text`, with `session_extra` lines in `[session]`.
+pub fn config_text_with(
+    port: u16,
+    sim: &Sim,
+    echo: &Echo,
+    session_extra: &str,
+    provider_extra: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"
 [server]
@@ -57,6 +69,7 @@ threads = 2
 
 [session]
 keys = [{{ value = "{COOKIE_KEY}", dev = true }}]
+{session_extra}
 
 [provider]
 issuer = "{issuer}"
@@ -87,10 +100,24 @@ pub async fn start() -> Env {
 }
 
 pub async fn start_with(sim_cfg: SimConfig, provider_extra: &str, extra: &str) -> Env {
+    start_full(sim_cfg, "", provider_extra, extra).await
+}
+
+/// A gateway with `session_extra` lines in `[session]` (mode, store, ...).
+pub async fn start_sessions(session_extra: &str) -> Env {
+    start_full(SimConfig::default(), session_extra, "", "").await
+}
+
+pub async fn start_full(
+    sim_cfg: SimConfig,
+    session_extra: &str,
+    provider_extra: &str,
+    extra: &str,
+) -> Env {
     let sim = Sim::start(sim_cfg).await.expect("simulator");
     let echo = Echo::start().await.expect("echo upstream");
     let port = free_port();
-    let text = config_text(port, &sim, &echo, provider_extra, extra);
+    let text = config_text_with(port, &sim, &echo, session_extra, provider_extra, extra);
     let gw = start_gateway(&text).await;
     Env {
         sim,

@@ -12,12 +12,17 @@ use redis::AsyncCommands;
 use super::{Store, StoreError};
 
 pub struct RedisStore {
-    conn: ConnectionManager,
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// Made by the first command, on the runtime that serves requests (the manager
+    /// runs its own tasks there); a failed connect leaves it empty to try again.
+    conn: tokio::sync::OnceCell<ConnectionManager>,
     prefix: String,
 }
 
 impl RedisStore {
-    /// Does not connect: the first command does, and reconnects after a loss.
+    /// Does not connect: the first command does, and the manager reconnects after
+    /// a loss.
     pub fn new(url: &str, password: Option<&str>, prefix: &str) -> Result<RedisStore, StoreError> {
         let mut info: redis::ConnectionInfo = url.parse().map_err(|e: redis::RedisError| {
             StoreError::Unavailable(format!("bad redis_url: {e}"))
@@ -34,12 +39,22 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500))
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(1)));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(RedisStore {
-            conn,
+            client,
+            config,
+            conn: tokio::sync::OnceCell::new(),
             prefix: prefix.to_string(),
         })
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        self.conn
+            .get_or_try_init(|| {
+                ConnectionManager::new_with_config(self.client.clone(), self.config.clone())
+            })
+            .await
+            .cloned()
+            .map_err(unavailable)
     }
 
     fn key(&self, k: &str) -> String {
@@ -56,7 +71,7 @@ fn unavailable(e: redis::RedisError) -> StoreError {
 #[async_trait]
 impl Store for RedisStore {
     async fn load(&self, key: &str, idle: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await?;
         let key = self.key(key);
         let v: Option<Vec<u8>> = match idle {
             // GETEX: read and slide the expiry in one round trip.
@@ -70,19 +85,19 @@ impl Store for RedisStore {
     }
 
     async fn save(&self, key: &str, record: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await?;
         c.set_ex::<_, _, ()>(self.key(key), record, ttl.as_secs().max(1))
             .await
             .map_err(unavailable)
     }
 
     async fn remove(&self, key: &str) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await?;
         c.del::<_, ()>(self.key(key)).await.map_err(unavailable)
     }
 
     async fn index(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await?;
         let key = self.key(key);
         redis::pipe()
             .atomic()
@@ -96,7 +111,7 @@ impl Store for RedisStore {
     }
 
     async fn take_index(&self, key: &str) -> Result<Vec<String>, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await?;
         let key = self.key(key);
         let (members,): (Vec<String>,) = redis::pipe()
             .atomic()
@@ -110,12 +125,12 @@ impl Store for RedisStore {
     }
 
     async fn has_index(&self, key: &str) -> Result<bool, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await?;
         c.exists(self.key(key)).await.map_err(unavailable)
     }
 
     async fn revoke(&self, key: &str, at: u64, ttl: Duration) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await?;
         // Revocation times only grow, so a plain SET keeps the latest.
         c.set_ex::<_, _, ()>(self.key(key), at, ttl.as_secs().max(1))
             .await
@@ -126,7 +141,7 @@ impl Store for RedisStore {
         if keys.is_empty() {
             return Ok(false);
         }
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await?;
         let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
         // One round trip for all keys.
         let values: Vec<Option<u64>> = redis::cmd("MGET")
@@ -138,7 +153,7 @@ impl Store for RedisStore {
     }
 
     async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await?;
         // SET NX: atomic across every gateway sharing this Redis.
         let set: Option<String> = redis::cmd("SET")
             .arg(self.key(key))

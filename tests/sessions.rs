@@ -1,0 +1,531 @@
+//! Sessions that can be ended before they expire, in both modes:
+//! - logout kills a copied cookie too;
+//! - OIDC back-channel logout, by `sid` or by `sub`, straight from the simulator
+//!   or fanned out when the user logs out at OneAccess;
+//! - CAS single logout;
+//! - every malformed logout token refused;
+//! - a Redis outage answered with 503, not a login loop;
+//! - two gateway processes sharing Redis, where what happens on one holds on the
+//!   other.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Map, Value};
+
+const MODES: [(&str, &str); 2] = [
+    ("cookie", r#"mode = "cookie""#),
+    ("server", r#"mode = "server""#),
+];
+
+fn backchannel(env: &Env) -> String {
+    env.url("/_sso/backchannel-logout")
+}
+
+/// Logs a fresh browser in at `/`; returns it and its session cookie.
+async fn logged_in(env: &Env) -> (Browser, String) {
+    let b = Browser::new();
+    let page = b.login(&env.url("/"), USER).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let cookie = b.cookie("localhost", "oag_session").expect("session");
+    (b, cookie)
+}
+
+async fn is_logged_in(b: &Browser, env: &Env) -> bool {
+    let r = b.get(&env.url("/check")).await;
+    match r.status {
+        200 => true,
+        302 => false,
+        s => panic!("unexpected {s}: {}", r.body),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_also_kills_a_copied_cookie_in_both_modes() {
+    for (mode, lines) in MODES {
+        let env = start_sessions(lines).await;
+        let (b, cookie) = logged_in(&env).await;
+        if mode == "server" {
+            assert!(
+                cookie.len() < 120,
+                "server mode keeps only an id in the cookie: {}",
+                cookie.len()
+            );
+        }
+        let copy = Browser::new();
+        copy.set_cookie("localhost", "oag_session", &cookie);
+        assert!(is_logged_in(&copy, &env).await, "{mode}");
+        let out = b
+            .get_with(
+                &env.url("/_sso/logout"),
+                &[("sec-fetch-site", "same-origin")],
+            )
+            .await;
+        assert_eq!(out.status, 302);
+        assert!(
+            !is_logged_in(&copy, &env).await,
+            "{mode}: the copied cookie outlived the logout"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backchannel_logout_by_sid_ends_that_session_only() {
+    for (mode, lines) in MODES {
+        let env = start_sessions(lines).await;
+        let (alice1, _) = logged_in(&env).await;
+        let (alice2, _) = logged_in(&env).await;
+        let sids = env.sim.sids_of("alice");
+        assert_eq!(sids.len(), 2, "two SSO sessions at the IdP");
+        let token = env.sim.mint_logout_token(None, Some(&sids[0]));
+        let (status, _) = env
+            .sim
+            .send_backchannel_logout(&backchannel(&env), &token)
+            .await
+            .expect("post");
+        assert_eq!(status, 200, "{mode}");
+        assert!(
+            !is_logged_in(&alice1, &env).await,
+            "{mode}: the sid's session lives on"
+        );
+        assert!(
+            is_logged_in(&alice2, &env).await,
+            "{mode}: another session was ended"
+        );
+        // A later login is not affected by the old revocation.
+        let (alice3, _) = logged_in(&env).await;
+        assert!(is_logged_in(&alice3, &env).await, "{mode}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backchannel_logout_by_sub_ends_every_session_of_the_user() {
+    for (mode, lines) in MODES {
+        let env = start_sessions(lines).await;
+        let (a1, _) = logged_in(&env).await;
+        let (a2, _) = logged_in(&env).await;
+        let bob = Browser::new();
+        assert_eq!(
+            bob.login(&env.url("/"), ("bob", "bob-password"))
+                .await
+                .status,
+            200
+        );
+        let token = env.sim.mint_logout_token(Some(ALICE_ID), None);
+        let (status, _) = env
+            .sim
+            .send_backchannel_logout(&backchannel(&env), &token)
+            .await
+            .expect("post");
+        assert_eq!(status, 200);
+        assert!(!is_logged_in(&a1, &env).await, "{mode}");
+        assert!(!is_logged_in(&a2, &env).await, "{mode}");
+        assert!(
+            is_logged_in(&bob, &env).await,
+            "{mode}: another user was logged out"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_out_at_oneaccess_reaches_the_gateway() {
+    let env = start_sessions(r#"mode = "server""#).await;
+    env.sim.register_backchannel_logout_uri(&backchannel(&env));
+    let (b, _) = logged_in(&env).await;
+    // The user logs out at OneAccess from another application.
+    env.sim.end_sso_sessions_of("alice").await;
+    assert_eq!(env.sim.backchannel_log().last().map(|(_, s)| *s), Some(200));
+    assert!(!is_logged_in(&b, &env).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_logout_tokens_get_400_and_end_nothing() {
+    let env = start().await;
+    let (b, _) = logged_in(&env).await;
+    let sid = env.sim.sids_of("alice")[0].clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64;
+    let base = || -> Map<String, Value> {
+        json!({
+            "iss": env.sim.issuer(), "aud": "demo-client", "iat": now, "exp": now + 120,
+            "jti": format!("j-{}", rand_suffix()), "sid": sid,
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}}
+        })
+        .as_object()
+        .expect("object")
+        .clone()
+    };
+    let with = |f: &dyn Fn(&mut Map<String, Value>)| {
+        let mut c = base();
+        f(&mut c);
+        env.sim.mint_logout_token_with(c)
+    };
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "wrong issuer",
+            with(&|c| {
+                c.insert("iss".into(), json!(format!("{}x", env.sim.issuer())));
+            }),
+        ),
+        (
+            "wrong audience",
+            with(&|c| {
+                c.insert("aud".into(), json!("other"));
+            }),
+        ),
+        (
+            "expired",
+            with(&|c| {
+                c.insert("exp".into(), json!(now - 3600));
+            }),
+        ),
+        (
+            "no iat",
+            with(&|c| {
+                c.remove("iat");
+            }),
+        ),
+        (
+            "no events",
+            with(&|c| {
+                c.remove("events");
+            }),
+        ),
+        (
+            "another event",
+            with(&|c| {
+                c.insert("events".into(), json!({"urn:other": {}}));
+            }),
+        ),
+        (
+            "a nonce",
+            with(&|c| {
+                c.insert("nonce".into(), json!("n"));
+            }),
+        ),
+        (
+            "neither sub nor sid",
+            with(&|c| {
+                c.remove("sid");
+            }),
+        ),
+        (
+            "no jti",
+            with(&|c| {
+                c.remove("jti");
+            }),
+        ),
+        ("not a JWT", "abc.def".to_string()),
+    ];
+    for (name, token) in cases {
+        let (status, body) = env
+            .sim
+            .send_backchannel_logout(&backchannel(&env), &token)
+            .await
+            .expect("post");
+        assert_eq!(status, 400, "{name}: {body}");
+        assert!(is_logged_in(&b, &env).await, "{name} ended the session");
+    }
+    // Bad signatures: alg none and a forged signature.
+    for signing in [
+        oneaccess_sim::Signing::AlgNone,
+        oneaccess_sim::Signing::CorruptSignature,
+    ] {
+        env.sim.set_signing(signing);
+        let token = env.sim.mint_logout_token(None, Some(&sid));
+        let (status, _) = env
+            .sim
+            .send_backchannel_logout(&backchannel(&env), &token)
+            .await
+            .expect("post");
+        assert_eq!(status, 400, "{signing:?}");
+    }
+    env.sim.set_signing(oneaccess_sim::Signing::Normal);
+    assert!(is_logged_in(&b, &env).await);
+
+    // A good token works once; its replay is refused.
+    let token = env.sim.mint_logout_token(None, Some(&sid));
+    let (status, _) = env
+        .sim
+        .send_backchannel_logout(&backchannel(&env), &token)
+        .await
+        .expect("post");
+    assert_eq!(status, 200);
+    let (status, _) = env
+        .sim
+        .send_backchannel_logout(&backchannel(&env), &token)
+        .await
+        .expect("post");
+    assert_eq!(status, 400, "a replayed jti");
+    assert!(!is_logged_in(&b, &env).await);
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::Instant::now())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backchannel_endpoint_answers_like_the_spec() {
+    let env = start().await;
+    let c = reqwest::Client::new();
+    // Unknown form fields are ignored; the answer is never cached.
+    let token = env.sim.mint_logout_token(Some("nobody"), None);
+    let r = c
+        .post(backchannel(&env))
+        .form(&[("logout_token", token.as_str()), ("extra", "ignored")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    // No token, and a body over the cap.
+    let r = c
+        .post(backchannel(&env))
+        .form(&[("x", "y")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let big = "a".repeat(100 * 1024);
+    let r = c
+        .post(backchannel(&env))
+        .form(&[("logout_token", big.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cas_single_logout_ends_the_ticket_s_session_only() {
+    for (mode, lines) in MODES {
+        let env = start_full(
+            Default::default(),
+            lines,
+            "",
+            "[[route]]\npath = \"/cas\"\nupstream = \"{upstream}\"\nprotocol = \"cas\"\n",
+        )
+        .await;
+        env.sim
+            .register_cas_logout_url(&env.url("/_sso/cas/callback"));
+        let b = Browser::new();
+        assert_eq!(b.login(&env.url("/cas/x"), USER).await.status, 200);
+        let other = Browser::new();
+        assert_eq!(
+            other
+                .login(&env.url("/cas/x"), ("bob", "bob-password"))
+                .await
+                .status,
+            200
+        );
+        // A ticket this gateway never used: nothing happens.
+        let (status, _) = env
+            .sim
+            .send_cas_logout(&env.url("/_sso/cas/callback"), "ST-never-seen")
+            .await
+            .expect("post");
+        assert_eq!(status, 200);
+        assert_eq!(b.get(&env.url("/cas/y")).await.status, 200, "{mode}");
+        // Alice logs out at OneAccess's CAS: the server sends SLO for her ticket.
+        let hops = b
+            .visit(&format!("{}/api/v1/cas/logout", env.sim.base_url()))
+            .await;
+        assert!(hops.iter().all(|h| h.status < 500));
+        assert!(env.sim.counters().cas_slo_sent >= 1);
+        b.remove_cookie("127.0.0.1", "oa_sso");
+        let r = b.get(&env.url("/cas/y")).await;
+        assert_eq!(r.status, 302, "{mode}: the CAS session lives on after SLO");
+        assert_eq!(
+            other.get(&env.url("/cas/y")).await.status,
+            200,
+            "{mode}: bob was logged out"
+        );
+        // Malformed logout requests are refused.
+        let r = reqwest::Client::new()
+            .post(env.url("/_sso/cas/callback"))
+            .form(&[(
+                "logoutRequest",
+                "<!DOCTYPE x [<!ENTITY e \"ST-1\">]><a>&e;</a>",
+            )])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 400);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_gives_503_not_a_login_loop() {
+    let mut redis = RedisServer::start();
+    let lines = format!(
+        "mode = \"server\"\nstore = \"redis\"\nredis_url = \"{}\"",
+        redis.url()
+    );
+    let env = start_sessions(&lines).await;
+    let (b, _) = logged_in(&env).await;
+    redis.stop();
+    let r = b.get(&env.url("/check")).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("session store"), "{}", r.body);
+    let r = b
+        .get_with(&env.url("/check"), &[("accept", "application/json")])
+        .await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"], "store_unavailable");
+}
+
+/// A gateway process (the real binary) sharing `redis` with others.
+fn gateway_process(env: &Env, port: u16, redis: &RedisServer, mode: &str) -> Child {
+    let text = config_text_with(
+        port,
+        &env.sim,
+        &env.echo,
+        &format!(
+            "mode = \"{mode}\"\nstore = \"redis\"\nredis_url = \"{}\"",
+            redis.url()
+        ),
+        "",
+        "",
+    )
+    // Both gateways answer for the same public origin: the browser's cookies for
+    // `localhost` go to either, as behind a load balancer.
+    .replace(
+        &format!("public_url = \"http://localhost:{port}\""),
+        &format!("public_url = \"http://localhost:{}\"", env.port),
+    );
+    let dir = std::env::temp_dir().join(format!("oag-two-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("gateway.toml");
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oneaccess-gateway"))
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("gateway process on {port} did not listen");
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateway_processes_share_sessions_and_logouts_through_redis() {
+    for mode in ["server", "cookie"] {
+        let redis = RedisServer::start();
+        // The in-process gateway of `env` is not used here; its sim and echo are.
+        let env = start().await;
+        let (pa, pb) = (free_port(), free_port());
+        let _a = Killed(gateway_process(&env, pa, &redis, mode));
+        let _b = Killed(gateway_process(&env, pb, &redis, mode));
+        let at = |port: u16, path: &str| format!("http://localhost:{port}{path}");
+
+        // Log in through A; B knows the session.
+        let browser = Browser::new();
+        let hops = browser.visit(&at(pa, "/x")).await;
+        let posted = browser.submit_login(hops.last().expect("form"), USER).await;
+        // The IdP redirects to the shared public origin; send the callback to A.
+        let mut next = posted.location().expect("redirect");
+        for _ in 0..5 {
+            if next.contains("/_sso/callback") {
+                break;
+            }
+            next = browser.get(&next).await.location().expect("redirect");
+        }
+        let callback = next.replace(
+            &format!("localhost:{}", env.port),
+            &format!("localhost:{pa}"),
+        );
+        let r = browser.get(&callback).await;
+        assert_eq!(r.status, 302, "{mode}: {}", r.body);
+        let r = browser.get(&at(pb, "/seen-by-b")).await;
+        assert_eq!(r.status, 200, "{mode}: B does not know A's session");
+        assert_eq!(r.upstream_header("x-forwarded-user"), [ALICE_ID]);
+
+        // A copy of the cookie, then logout on B: A refuses the copy.
+        let copy = Browser::new();
+        copy.set_cookie(
+            "localhost",
+            "oag_session",
+            &browser.cookie("localhost", "oag_session").expect("cookie"),
+        );
+        assert_eq!(copy.get(&at(pa, "/y")).await.status, 200);
+        let out = browser
+            .get_with(
+                &at(pb, "/_sso/logout"),
+                &[("sec-fetch-site", "same-origin")],
+            )
+            .await;
+        assert_eq!(out.status, 302);
+        assert_eq!(
+            copy.get(&at(pa, "/y")).await.status,
+            302,
+            "{mode}: A honoured no logout from B"
+        );
+
+        // A back-channel logout received by A ends a session used on B.
+        let again = Browser::new();
+        let hops = again.visit(&at(pb, "/z")).await;
+        let posted = again.submit_login(hops.last().expect("form"), USER).await;
+        let mut next = posted.location().expect("redirect");
+        for _ in 0..5 {
+            if next.contains("/_sso/callback") {
+                break;
+            }
+            next = again.get(&next).await.location().expect("redirect");
+        }
+        let callback = next.replace(
+            &format!("localhost:{}", env.port),
+            &format!("localhost:{pb}"),
+        );
+        assert_eq!(again.get(&callback).await.status, 302);
+        assert_eq!(again.get(&at(pb, "/z")).await.status, 200);
+        let token = env.sim.mint_logout_token(Some(ALICE_ID), None);
+        let (status, _) = env
+            .sim
+            .send_backchannel_logout(&at(pa, "/_sso/backchannel-logout"), &token)
+            .await
+            .expect("post");
+        assert_eq!(status, 200);
+        assert_eq!(
+            again.get(&at(pb, "/z")).await.status,
+            302,
+            "{mode}: B honoured no back-channel logout sent to A"
+        );
+    }
+}
