@@ -379,3 +379,79 @@ async fn cross_site_logout_needs_a_confirmation_with_a_token() {
         assert_eq!(r.status, 200, "{query} / {cookie}");
     }
 }
+
+#[tokio::test]
+async fn cookie_sessions_idle_out_and_active_ones_slide() {
+    let text = format!(
+        r#"
+[server]
+public_url = "https://app.example.com"
+[session]
+keys = [{{ value = "{KEY}", dev = true }}]
+lifetime_seconds = 36000
+idle_timeout_seconds = 600
+[provider]
+domain = "tenant.example.com"
+client_id = "app"
+client_secret = {{ value = "s", dev = true }}
+[[route]]
+upstream = "http://127.0.0.1:3000"
+protocol = "oidc"
+"#
+    );
+    let cfg = crate::config::parse(&text, Path::new("."), &|_| None).expect("config");
+    let g = Gateway::with_http(cfg, None).expect("gateway");
+    let identity = crate::identity::Identity {
+        sub: "u".into(),
+        claims: vec![],
+    };
+    let t0 = 1_000_000;
+    let value = g
+        .issue_session(NewSession::of(identity), "oidc:app", t0)
+        .await
+        .expect("session");
+    let req = |v: &str| {
+        parts(
+            "GET",
+            "/",
+            &[("cookie", &format!("__Host-oag_session={v}"))],
+        )
+    };
+
+    // Used within a quarter of the idle timeout: valid, no new cookie.
+    let (_, refresh) = g
+        .session_of(&req(&value), t0 + 100)
+        .await
+        .expect("store")
+        .expect("valid");
+    assert!(refresh.is_none());
+    // Later: valid, and a re-sealed cookie moves last-seen forward.
+    let (_, refresh) = g
+        .session_of(&req(&value), t0 + 400)
+        .await
+        .expect("store")
+        .expect("valid");
+    let refreshed = refresh.expect("a refreshed cookie");
+    assert!(refreshed.contains("Max-Age=35600"), "{refreshed}");
+    let new_value = pairs(refreshed.as_bytes())
+        .next()
+        .expect("pair")
+        .1
+        .to_string();
+    // Idle past the timeout: the old cookie is dead, the refreshed one lives.
+    assert!(g
+        .session_of(&req(&value), t0 + 700)
+        .await
+        .expect("store")
+        .is_none());
+    assert!(g
+        .session_of(&req(&new_value), t0 + 700)
+        .await
+        .expect("store")
+        .is_some());
+    assert!(g
+        .session_of(&req(&new_value), t0 + 400 + 600)
+        .await
+        .expect("store")
+        .is_none());
+}
