@@ -44,9 +44,9 @@ const CAS_PENDING_ID: &str = "cas";
 pub enum Access {
     /// A public route: no identity, served as is.
     Public,
-    /// A valid session of this route's realm, and a `Set-Cookie` to send when the
-    /// idle timeout needs the cookie's last-seen time moved.
-    Granted(SessionData, Option<String>),
+    /// A valid session of this route's realm, and the `Set-Cookie` values to send
+    /// when the idle timeout needs the cookie's last-seen time moved.
+    Granted(SessionData, Vec<String>),
     /// A CAS `gateway` route whose passive login found no SSO session: served
     /// without identity rather than sent round again.
     Anonymous,
@@ -95,10 +95,15 @@ impl Gateway {
                 .iter()
                 .flat_map(|r| r.headers.iter().map(|h| &h.name)),
         );
-        let mut keep_claims: Vec<String> = DEFAULT_HEADER_CLAIMS
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        // Minimal sessions keep only what some route maps into a header.
+        let mut keep_claims: Vec<String> = if config.session.minimal {
+            Vec::new()
+        } else {
+            DEFAULT_HEADER_CLAIMS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
         for r in &config.routes {
             for h in &r.headers {
                 if !keep_claims.contains(&h.claim) {
@@ -173,16 +178,22 @@ impl Gateway {
         &self,
         parts: &Parts,
         now: u64,
-    ) -> Result<Option<(SessionData, Option<String>)>, StoreError> {
+    ) -> Result<Option<(SessionData, Vec<String>)>, StoreError> {
         let name = self.config.session.cookie_name.as_str();
         for h in parts.headers.get_all(http::header::COOKIE) {
-            for (n, v) in cookie::pairs(h.as_bytes()) {
+            for (n, main) in cookie::pairs(h.as_bytes()) {
                 if n != name {
                     continue;
                 }
+                // A large session spans chunk cookies; a bad count or a missing
+                // chunk is no session.
+                let Some(v) = cookie::assemble(name, main, |c| cookie_value(parts, c)) else {
+                    tracing::debug!("session cookie chunks refused");
+                    continue;
+                };
                 let found = match self.config.session.mode {
-                    SessionMode::Cookie => self.cookie_session(name, v, now).await?,
-                    SessionMode::Server => self.server_session(name, v, now).await?,
+                    SessionMode::Cookie => self.cookie_session(parts, name, &v, now).await?,
+                    SessionMode::Server => self.server_session(name, &v, now).await?,
                 };
                 if found.is_some() {
                     return Ok(found);
@@ -194,10 +205,11 @@ impl Gateway {
 
     async fn cookie_session(
         &self,
+        parts: &Parts,
         name: &str,
         value: &str,
         now: u64,
-    ) -> Result<Option<(SessionData, Option<String>)>, StoreError> {
+    ) -> Result<Option<(SessionData, Vec<String>)>, StoreError> {
         let mut data = match session::open(&self.sealer, name, value, now) {
             Ok(d) => d,
             // Debug only: a stale cookie after a key rotation or expiry is normal.
@@ -224,13 +236,12 @@ impl Gateway {
         let refresh = match idle {
             Some(idle) if now >= data.last_seen + (idle / 4).max(1) => {
                 data.last_seen = now;
-                self.session_cookie(&data).ok().map(|v| {
-                    let s = &self.config.session;
-                    let left = data.expires_at.saturating_sub(now);
-                    cookie::set_cookie(&s.cookie_name, &v, Some(left), s.secure)
-                })
+                let left = data.expires_at.saturating_sub(now);
+                self.session_cookie(&data)
+                    .and_then(|v| self.session_set_cookies(parts, &v, left))
+                    .unwrap_or_default()
             }
-            _ => None,
+            _ => Vec::new(),
         };
         Ok(Some((data, refresh)))
     }
@@ -240,7 +251,7 @@ impl Gateway {
         name: &str,
         value: &str,
         now: u64,
-    ) -> Result<Option<(SessionData, Option<String>)>, StoreError> {
+    ) -> Result<Option<(SessionData, Vec<String>)>, StoreError> {
         let Some(id) = self
             .sealer
             .open(name, value)
@@ -258,7 +269,7 @@ impl Gateway {
             return Ok(None);
         };
         match serde_json::from_slice::<SessionData>(&record) {
-            Ok(data) if now < data.expires_at && data.id == id => Ok(Some((data, None))),
+            Ok(data) if now < data.expires_at && data.id == id => Ok(Some((data, Vec::new()))),
             _ => Ok(None),
         }
     }
@@ -526,11 +537,12 @@ impl Gateway {
                     .oidc()?
                     .finish(client, code, pending, &redirect_uri, &self.keep_claims)
                     .await?;
-                let keep = self
-                    .config
-                    .provider
-                    .as_ref()
-                    .is_some_and(|p| p.logout == LogoutMode::EndSession);
+                let keep = !self.config.session.minimal
+                    && self
+                        .config
+                        .provider
+                        .as_ref()
+                        .is_some_and(|p| p.logout == LogoutMode::EndSession);
                 NewSession {
                     identity: login.identity,
                     id_token: keep.then_some(login.id_token),
@@ -549,7 +561,7 @@ impl Gateway {
             },
             Protocol::Cas | Protocol::Public => return Err(AuthError::UnknownState),
         };
-        self.establish(login, route, return_to, now).await
+        self.establish(parts, login, route, return_to, now).await
     }
 
     async fn finish_cas_login(
@@ -605,12 +617,14 @@ impl Gateway {
             sid: None,
             ticket_hash: Some(hash),
         };
-        self.establish(login, route, pending.return_to, now).await
+        self.establish(parts, login, route, pending.return_to, now)
+            .await
     }
 
     /// Makes the new session and sends the user where they were going.
     async fn establish(
         &self,
+        parts: &Parts,
         login: NewSession,
         route: &RouteSpec,
         return_to: String,
@@ -619,16 +633,38 @@ impl Gateway {
         tracing::info!(user = %login.identity.sub, realm = %route.realm, "login completed");
         let value = self.issue_session(login, &route.realm, now).await?;
         let s = &self.config.session;
+        let cookies = self.session_set_cookies(parts, &value, s.lifetime.as_secs())?;
         let reply = Reply::redirect(return_to)
-            .with_cookie(cookie::set_cookie(
-                &s.cookie_name,
-                &value,
-                Some(s.lifetime.as_secs()),
-                s.secure,
-            ))
+            .with_cookies(cookies)
             // A real login ends any anonymous passive-login pass.
             .with_cookie(cookie::clear_cookie(&s.cas_gateway_cookie, s.secure));
         Ok(reply)
+    }
+
+    /// The `Set-Cookie` values that store a session cookie value: one cookie, or a
+    /// `~N` main cookie and `N` chunks, each line under 4096 bytes; and the clearing
+    /// of chunks the request still has that the new value no longer uses.
+    fn session_set_cookies(
+        &self,
+        parts: &Parts,
+        value: &str,
+        max_age: u64,
+    ) -> Result<Vec<String>, AuthError> {
+        let s = &self.config.session;
+        let pieces = cookie::split(&s.cookie_name, value)
+            .ok_or_else(|| AuthError::Internal("the session is too large for cookies".into()))?;
+        let mut out: Vec<String> = pieces
+            .iter()
+            .map(|(n, v)| cookie::set_cookie(n, v, Some(max_age), s.secure))
+            .collect();
+        let used = pieces.len().saturating_sub(1);
+        for i in used..cookie::MAX_CHUNKS {
+            let stale = cookie::chunk_name(&s.cookie_name, i);
+            if cookie_value(parts, &stale).is_some() {
+                out.push(cookie::clear_cookie(&stale, s.secure));
+            }
+        }
+        Ok(out)
     }
 
     /// Makes a session (in the store too, in server mode), indexes it for

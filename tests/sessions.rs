@@ -529,3 +529,130 @@ async fn two_gateway_processes_share_sessions_and_logouts_through_redis() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_session_is_chunked_and_broken_chunks_mean_no_session() {
+    let env = start_full(
+        Default::default(),
+        "",
+        r#"logout = "end_session""#,
+        "[[route]]\npath = \"/bio\"\nupstream = \"{upstream}\"\nprotocol = \"oidc\"\nheaders = { \"X-Bio\" = \"bio\" }\n",
+    )
+    .await;
+    let bio = "a".repeat(6000);
+    let claim = bio.clone();
+    env.sim
+        .set_token_hook(Some(std::sync::Arc::new(move |_, c| {
+            c.insert("bio".into(), json!(claim.clone()));
+        })));
+    let b = Browser::new();
+    let page = b.login(&env.url("/bio/x"), USER).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.upstream_header("x-bio"), [bio.as_str()]);
+    let jar = b.cookies("localhost");
+    let main = jar.get("oag_session").expect("main cookie").clone();
+    assert!(main.starts_with('~'), "not chunked: {} bytes", main.len());
+    let n: usize = main[1..].parse().expect("count");
+    assert!(n >= 2 && jar.contains_key(&format!("oag_session_c{}", n - 1)));
+    // The app sees none of the chunks.
+    assert!(!page
+        .upstream_header("cookie")
+        .join(";")
+        .contains("oag_session"));
+
+    // Every Set-Cookie line of a fresh login fits a browser's 4096 bytes.
+    let fresh = Browser::new();
+    let hops = fresh.visit(&env.url("/bio/x")).await;
+    let posted = fresh.submit_login(hops.last().expect("form"), USER).await;
+    let mut seen_chunk = false;
+    for hop in fresh.follow(posted).await {
+        for line in hop.set_cookies() {
+            assert!(line.len() <= 4096, "{} bytes", line.len());
+            seen_chunk |= line.starts_with("oag_session_c1=");
+        }
+    }
+    assert!(seen_chunk);
+
+    // A missing chunk, or a hostile count: no session, never a 500.
+    let broken = Browser::new();
+    for (k, v) in &jar {
+        broken.set_cookie("localhost", k, v);
+    }
+    broken.remove_cookie("localhost", "oag_session_c1");
+    assert_eq!(broken.get(&env.url("/bio/x")).await.status, 302);
+    for count in ["~0", "~1", "~-3", "~99", "~99999999999999999999", "~x"] {
+        let c = Browser::new();
+        for (k, v) in &jar {
+            c.set_cookie("localhost", k, v);
+        }
+        c.set_cookie("localhost", "oag_session", count);
+        assert_eq!(c.get(&env.url("/bio/x")).await.status, 302, "{count}");
+    }
+
+    // The session shrinks: the stale chunks are cleared.
+    env.sim.set_token_hook(None);
+    let out = b
+        .get_with(
+            &env.url("/_sso/logout"),
+            &[("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert!(
+        !b.cookies("localhost")
+            .keys()
+            .any(|k| k.starts_with("oag_session")),
+        "{:?}",
+        out.set_cookies()
+    );
+    let small = Browser::new();
+    for (k, v) in &jar {
+        if k.starts_with("oag_session_c") {
+            small.set_cookie("localhost", k, v);
+        }
+    }
+    assert_eq!(small.login(&env.url("/"), USER).await.status, 200);
+    let left: Vec<String> = small
+        .cookies("localhost")
+        .keys()
+        .filter(|k| k.starts_with("oag_session"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        left,
+        ["oag_session"],
+        "stale chunks survived a smaller session"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minimal_sessions_keep_no_tokens() {
+    let full = start_full(Default::default(), "", r#"logout = "end_session""#, "").await;
+    let minimal = start_full(
+        Default::default(),
+        "minimal = true",
+        r#"logout = "end_session""#,
+        "",
+    )
+    .await;
+    let (_, full_cookie) = logged_in(&full).await;
+    let (b, minimal_cookie) = logged_in(&minimal).await;
+    assert!(
+        minimal_cookie.len() * 2 < full_cookie.len(),
+        "minimal {} vs full {} bytes",
+        minimal_cookie.len(),
+        full_cookie.len()
+    );
+    // Still a working session with the mapped headers; logout has no hint to send.
+    let r = b.get(&minimal.url("/x")).await;
+    assert_eq!(
+        r.upstream_header("x-forwarded-email"),
+        ["alice@example.com"]
+    );
+    let out = b
+        .get_with(
+            &minimal.url("/_sso/logout"),
+            &[("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert!(!out.location().expect("location").contains("id_token_hint"));
+}

@@ -47,6 +47,10 @@ pub struct SessionFile {
     pub redis_url: Option<String>,
     pub redis_password: Option<SecretFile>,
     pub redis_key_prefix: Option<String>,
+    /// Keep no tokens in the session, and only the claims routes map into headers:
+    /// the smallest cookie, for apps that need nothing more.
+    #[serde(default)]
+    pub minimal: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -65,6 +65,8 @@ pub struct SessionSettings {
     pub max_pending: usize,
     pub mode: SessionMode,
     pub idle_timeout: Option<Duration>,
+    /// No tokens and only mapped claims in the session.
+    pub minimal: bool,
     pub store: StoreSettings,
 }
 

@@ -393,6 +393,7 @@ fn session_settings(
         }
     };
     SessionSettings {
+        minimal: f.minimal,
         mode,
         idle_timeout,
         store,

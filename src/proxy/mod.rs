@@ -141,7 +141,7 @@ impl ProxyHttp for GatewayProxy {
             Access::Granted(s, refresh) => {
                 ctx.outcome = "authenticated";
                 ctx.identity = Some(s.identity);
-                ctx.set_cookies.extend(refresh);
+                ctx.set_cookies = refresh;
                 false
             }
             Access::Anonymous => {

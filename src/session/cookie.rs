@@ -49,6 +49,64 @@ pub fn clear_cookie(name: &str, secure: bool) -> String {
     set_cookie(name, "", Some(0), secure)
 }
 
+/// Largest cookie value the gateway writes in one piece: with the name and the
+/// attributes, a whole `Set-Cookie` line stays under browsers' 4096 bytes.
+pub const MAX_VALUE: usize = 3800;
+/// Most chunks a session may span (30 KiB); a count above it is refused, not
+/// allocated (mod_auth_openidc CVE-2024-24814).
+pub const MAX_CHUNKS: usize = 8;
+
+/// The name of chunk `i` of the cookie `base`.
+pub fn chunk_name(base: &str, i: usize) -> String {
+    format!("{base}_c{i}")
+}
+
+/// Splits a value for the cookie `base`: one `(name, value)` when it fits, else a
+/// main cookie `~N` and `N` chunks. `None` when even `MAX_CHUNKS` cannot hold it.
+pub fn split(base: &str, value: &str) -> Option<Vec<(String, String)>> {
+    if value.len() <= MAX_VALUE {
+        return Some(vec![(base.to_string(), value.to_string())]);
+    }
+    let n = value.len().div_ceil(MAX_VALUE);
+    if n > MAX_CHUNKS || !value.is_ascii() {
+        return None;
+    }
+    let mut out = vec![(base.to_string(), format!("~{n}"))];
+    for (i, piece) in value.as_bytes().chunks(MAX_VALUE).enumerate() {
+        // ASCII (checked above), so every byte boundary is a char boundary.
+        out.push((
+            chunk_name(base, i),
+            String::from_utf8_lossy(piece).into_owned(),
+        ));
+    }
+    Some(out)
+}
+
+/// The whole value of the cookie `base` from a request's cookies, joining chunks
+/// when the main cookie says `~N`. A count that is not a number from 2 to
+/// `MAX_CHUNKS`, or a missing chunk, is `None`: no session, never a panic.
+pub fn assemble<'a>(
+    base: &str,
+    main: &'a str,
+    lookup: impl Fn(&str) -> Option<&'a str>,
+) -> Option<std::borrow::Cow<'a, str>> {
+    let Some(count) = main.strip_prefix('~') else {
+        return Some(std::borrow::Cow::Borrowed(main));
+    };
+    if count.is_empty() || count.len() > 2 || !count.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: usize = count.parse().ok()?;
+    if !(2..=MAX_CHUNKS).contains(&n) {
+        return None;
+    }
+    let mut joined = String::with_capacity(n * MAX_VALUE);
+    for i in 0..n {
+        joined.push_str(lookup(&chunk_name(base, i))?);
+    }
+    Some(std::borrow::Cow::Owned(joined))
+}
+
 /// Rebuilds one `Cookie` header value without the pairs `drop` selects, so the app
 /// behind the gateway never sees the gateway's own cookies. `None`: nothing left.
 /// Returns the input unchanged (no allocation) when nothing is dropped.
@@ -122,6 +180,52 @@ mod tests {
             clear_cookie("s", false),
             "s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
         );
+    }
+
+    #[test]
+    fn large_values_split_into_chunks_that_fit_a_set_cookie_line() {
+        let small = split("s", "abc").expect("fits");
+        assert_eq!(small, vec![("s".to_string(), "abc".to_string())]);
+        let big = "x".repeat(MAX_VALUE * 2 + 10);
+        let parts = split("__Host-oag_session", &big).expect("fits in chunks");
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts[0].1, "~3");
+        for (name, value) in &parts {
+            let line = set_cookie(name, value, Some(28800), true);
+            assert!(line.len() <= 4096, "{} bytes", line.len());
+        }
+        let lookup = |n: &str| parts.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(
+            assemble("__Host-oag_session", &parts[0].1, lookup).as_deref(),
+            Some(big.as_str())
+        );
+        assert!(split("s", &"x".repeat(MAX_VALUE * MAX_CHUNKS + 1)).is_none());
+    }
+
+    #[test]
+    fn hostile_chunk_counts_and_missing_chunks_are_no_session() {
+        let have = |n: &str| match n {
+            "s_c0" => Some("a"),
+            "s_c1" => Some("b"),
+            _ => None,
+        };
+        assert_eq!(assemble("s", "~2", have).as_deref(), Some("ab"));
+        for count in [
+            "~",
+            "~0",
+            "~1",
+            "~3",
+            "~-1",
+            "~9",
+            "~99",
+            "~999999999999",
+            "~2x",
+            "~ 2",
+            "~+2",
+        ] {
+            assert!(assemble("s", count, have).is_none(), "{count}");
+        }
+        assert_eq!(assemble("s", "plain", have).as_deref(), Some("plain"));
     }
 
     #[test]
