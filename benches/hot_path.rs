@@ -101,6 +101,8 @@ fn hot_path(c: &mut Criterion) {
         sid: Some("s".repeat(22)),
         ticket_hash: None,
         last_seen: now,
+        access_expires: None,
+        refresh_token: None,
     };
     let sealed = session::seal(&sealer, &name, &data).expect("seal");
     c.bench_function("session/open_cookie", |b| {

@@ -9,12 +9,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::request::Parts;
 
+use crate::auth::code_flow::Grant;
 use crate::auth::http::{HttpClient, ReqwestClient};
 use crate::auth::logout::global_logout_url;
 use crate::auth::pending::{cookie_id, PendingLogin};
 use crate::auth::redirect::{absolute, safe_return_url};
 use crate::auth::{CasClient, OAuth2Client, OidcClient};
-use crate::config::{Config, LogoutMode, Protocol, RouteSpec, SessionMode, DEFAULT_HEADER_CLAIMS};
+use crate::config::{
+    Config, LogoutMode, Protocol, RefreshFailure, RouteSpec, SessionMode, DEFAULT_HEADER_CLAIMS,
+};
 use crate::error::{AuthError, StartupError};
 use crate::identity::{Identity, ManagedHeaders};
 use crate::reply::Reply;
@@ -67,6 +70,26 @@ pub struct Gateway {
     /// Server-mode sessions, revocations, and single-use states, tickets and
     /// logout-token ids: shared by every gateway when it is Redis.
     store: Arc<dyn Store>,
+    /// Token refreshes under way or just done, per session id: concurrent requests
+    /// of one user share one refresh (rotated refresh tokens break otherwise:
+    /// oauth2-proxy #1992, mod_auth_openidc #204), and a request that still carries
+    /// the old cookie gets the new session.
+    refreshing: moka::sync::Cache<String, Arc<tokio::sync::OnceCell<Refresh>>>,
+}
+
+/// The outcome of one refresh attempt, shared by every request that waited on it.
+#[derive(Clone)]
+enum Refresh {
+    /// New tokens (or, under `serve`, the refused refresh token dropped): the
+    /// session to use from now on.
+    Renewed(Arc<SessionData>),
+    /// The IdP refused the refresh token: the route's policy decides.
+    Refused,
+    /// The IdP is unreachable or another gateway is refreshing: serve as is, try
+    /// again later.
+    NotNow,
+    /// The refreshed ID token names another user: the session ends.
+    Ended,
 }
 
 impl Gateway {
@@ -127,6 +150,10 @@ impl Gateway {
         Ok(Gateway {
             sealer: Sealer::new(&config.session.keys),
             store,
+            refreshing: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(30))
+                .build(),
             router,
             managed,
             oidc,
@@ -284,7 +311,12 @@ impl Gateway {
             return Ok(Access::Public);
         }
         Ok(match self.session_of(parts, now).await? {
-            Some((s, refresh)) if s.realm == route.spec.realm => Access::Granted(s, refresh),
+            Some((s, cookies)) if s.realm == route.spec.realm => {
+                if self.needs_refresh(&s, now) {
+                    return Ok(self.refreshed(route, parts, s, cookies, now).await);
+                }
+                Access::Granted(s, cookies)
+            }
             _ if route.spec.cas.is_some_and(|c| c.gateway)
                 && cookie_value(parts, &self.config.session.cas_gateway_cookie).is_some() =>
             {
@@ -292,6 +324,176 @@ impl Gateway {
             }
             _ => Access::LoginRequired,
         })
+    }
+
+    fn needs_refresh(&self, s: &SessionData, now: u64) -> bool {
+        let margin = self
+            .config
+            .provider
+            .as_ref()
+            .map_or(60, |p| p.refresh_margin.as_secs());
+        s.refresh_token.is_some() && s.access_expires.is_some_and(|x| now + margin >= x)
+    }
+
+    /// Refreshes a session's tokens before proxying, once for all its concurrent
+    /// requests, and applies the route's policy when the IdP refuses.
+    async fn refreshed(
+        &self,
+        route: &Route,
+        parts: &Parts,
+        s: SessionData,
+        cookies: Vec<String>,
+        now: u64,
+    ) -> Access {
+        let cell = self
+            .refreshing
+            .get_with(s.id.clone(), || Arc::new(tokio::sync::OnceCell::new()));
+        let outcome = cell
+            .get_or_init(|| self.refresh_once(&route.spec, &s, now))
+            .await
+            .clone();
+        match outcome {
+            Refresh::Renewed(new) => {
+                let new = (*new).clone();
+                let cookies = self.renewed_cookies(parts, &new, now);
+                Access::Granted(new, cookies)
+            }
+            Refresh::NotNow => Access::Granted(s, cookies),
+            Refresh::Refused if route.spec.refresh_failure == RefreshFailure::Serve => {
+                // Serve until the session's own end, and stop asking the IdP.
+                let mut kept = s;
+                kept.refresh_token = None;
+                if self.config.session.mode == SessionMode::Server {
+                    if let Err(e) = self.save_session(&kept, now).await {
+                        tracing::warn!(error = %e, "could not drop a refused refresh token");
+                    }
+                }
+                let cookies = self.renewed_cookies(parts, &kept, now);
+                Access::Granted(kept, cookies)
+            }
+            Refresh::Refused if route.spec.refresh_failure == RefreshFailure::Reauthenticate => {
+                Access::LoginRequired
+            }
+            Refresh::Refused | Refresh::Ended => {
+                if let Err(e) = self.end_session(&s, now).await {
+                    tracing::warn!(error = %e, "could not end a session after a failed refresh");
+                }
+                Access::LoginRequired
+            }
+        }
+    }
+
+    async fn refresh_once(&self, route: &RouteSpec, s: &SessionData, now: u64) -> Refresh {
+        // Behind a load balancer, one gateway refreshes; the others serve the
+        // still-valid session meanwhile, and the browser gets the new cookie from
+        // the winner.
+        let key = format!("use:refresh:{}:{}", s.id, s.access_expires.unwrap_or(0));
+        match self
+            .store
+            .first_use(&key, std::time::Duration::from_secs(60))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Refresh::NotNow,
+            Err(e) => {
+                tracing::warn!(error = %e, "refresh postponed: the session store is unavailable");
+                return Refresh::NotNow;
+            }
+        }
+        let (Some(refresh_token), Ok(client)) = (&s.refresh_token, client_of(route)) else {
+            return Refresh::NotNow;
+        };
+        let result = match route.protocol {
+            Protocol::Oidc => match self.oidc() {
+                Ok(o) => {
+                    o.refresh(client, refresh_token, &s.identity.sub, &self.keep_claims)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+            Protocol::OAuth2 => match self.oauth2() {
+                Ok(o) => o.refresh(client, refresh_token).await.map(|g| (None, g)),
+                Err(e) => Err(e),
+            },
+            Protocol::Cas | Protocol::Public => return Refresh::NotNow,
+        };
+        let mut new = s.clone();
+        match result {
+            Ok((identity, grant)) => {
+                if let Some(identity) = identity {
+                    new.identity = identity;
+                }
+                new.access_expires = grant.expires_in.map(|e| now + e);
+                if grant.refresh_token.is_some() {
+                    new.refresh_token = grant.refresh_token;
+                }
+                tracing::info!(user = %new.identity.sub, "tokens refreshed");
+            }
+            Err(e @ (AuthError::IdpUnavailable(_) | AuthError::Store(_))) => {
+                tracing::warn!(error = %e, "refresh postponed: the identity provider is unavailable");
+                return Refresh::NotNow;
+            }
+            Err(e @ AuthError::InvalidIdToken(_)) => {
+                tracing::warn!(user = %s.identity.sub, error = %e, "refresh ended the session");
+                return Refresh::Ended;
+            }
+            Err(e) => {
+                tracing::info!(user = %s.identity.sub, error = %e, "refresh refused");
+                return Refresh::Refused;
+            }
+        }
+        if self.config.session.mode == SessionMode::Server {
+            if let Err(e) = self.save_session(&new, now).await {
+                tracing::warn!(error = %e, "refresh not saved: the session store is unavailable");
+                return Refresh::NotNow;
+            }
+        }
+        Refresh::Renewed(Arc::new(new))
+    }
+
+    /// Writes a changed server-mode session back, keeping its absolute end.
+    async fn save_session(&self, data: &SessionData, now: u64) -> Result<(), StoreError> {
+        let record = serde_json::to_vec(data).unwrap_or_default();
+        let left = std::time::Duration::from_secs(data.expires_at.saturating_sub(now).max(1));
+        let ttl = self
+            .config
+            .session
+            .idle_timeout
+            .map_or(left, |i| i.min(left));
+        self.store
+            .save(&format!("ses:{}", data.id), &record, ttl)
+            .await
+    }
+
+    /// The cookies that carry a changed session: the re-sealed session in cookie
+    /// mode; none in server mode (the id did not change).
+    fn renewed_cookies(&self, parts: &Parts, data: &SessionData, now: u64) -> Vec<String> {
+        match self.config.session.mode {
+            SessionMode::Cookie => self
+                .session_cookie(data)
+                .and_then(|v| {
+                    self.session_set_cookies(parts, &v, data.expires_at.saturating_sub(now))
+                })
+                .unwrap_or_default(),
+            SessionMode::Server => Vec::new(),
+        }
+    }
+
+    /// Ends one session server-side: deleted in server mode, revoked in cookie mode,
+    /// so a copy of its cookie dies with it.
+    async fn end_session(&self, data: &SessionData, now: u64) -> Result<(), StoreError> {
+        match self.config.session.mode {
+            SessionMode::Server => self.store.remove(&format!("ses:{}", data.id)).await,
+            SessionMode::Cookie => {
+                self.store
+                    .revoke(
+                        &format!("rev:ses:{}", data.id),
+                        now,
+                        self.config.session.lifetime,
+                    )
+                    .await
+            }
+        }
     }
 
     /// The answer to a protected request without a session: a login redirect for a
@@ -548,17 +750,19 @@ impl Gateway {
                     id_token: keep.then_some(login.id_token),
                     sid: login.sid,
                     ticket_hash: None,
+                    grant: login.grant,
                 }
             }
-            Protocol::OAuth2 => NewSession {
-                identity: self
+            Protocol::OAuth2 => {
+                let (identity, grant) = self
                     .oauth2()?
                     .finish(client, code, pending, &redirect_uri, &self.keep_claims)
-                    .await?,
-                id_token: None,
-                sid: None,
-                ticket_hash: None,
-            },
+                    .await?;
+                NewSession {
+                    grant,
+                    ..NewSession::of(identity)
+                }
+            }
             Protocol::Cas | Protocol::Public => return Err(AuthError::UnknownState),
         };
         self.establish(parts, login, route, return_to, now).await
@@ -612,10 +816,8 @@ impl Gateway {
             )
             .await?;
         let login = NewSession {
-            identity,
-            id_token: None,
-            sid: None,
             ticket_hash: Some(hash),
+            ..NewSession::of(identity)
         };
         self.establish(parts, login, route, pending.return_to, now)
             .await
@@ -686,6 +888,8 @@ impl Gateway {
             sid: login.sid,
             ticket_hash: login.ticket_hash,
             last_seen: now,
+            access_expires: login.grant.expires_in.map(|e| now + e),
+            refresh_token: login.grant.refresh_token.filter(|_| !s.minimal),
         };
         if s.mode == SessionMode::Server {
             let record = serde_json::to_vec(&data).unwrap_or_default();
@@ -774,20 +978,8 @@ impl Gateway {
             }
         };
         if let Some(data) = &session {
-            let ended = match self.config.session.mode {
-                SessionMode::Server => self.store.remove(&format!("ses:{}", data.id)).await,
-                // A copy of the cookie must not outlive the logout.
-                SessionMode::Cookie => {
-                    self.store
-                        .revoke(
-                            &format!("rev:ses:{}", data.id),
-                            now,
-                            self.config.session.lifetime,
-                        )
-                        .await
-                }
-            };
-            if let Err(e) = ended {
+            // A copy of the cookie must not outlive the logout.
+            if let Err(e) = self.end_session(data, now).await {
                 tracing::warn!(error = %e, "logout could not end the session in the store");
             }
         }
@@ -987,6 +1179,7 @@ pub struct NewSession {
     pub id_token: Option<Secret<String>>,
     pub sid: Option<String>,
     pub ticket_hash: Option<String>,
+    pub grant: Grant,
 }
 
 impl NewSession {
@@ -996,6 +1189,7 @@ impl NewSession {
             id_token: None,
             sid: None,
             ticket_hash: None,
+            grant: Grant::default(),
         }
     }
 }

@@ -29,6 +29,23 @@ pub struct TokenResponse {
     pub token_type: Option<String>,
 }
 
+/// What a token response leaves for later: the refresh token, and how long the
+/// access token lives.
+#[derive(Debug, Default)]
+pub struct Grant {
+    pub refresh_token: Option<Secret<String>>,
+    pub expires_in: Option<u64>,
+}
+
+impl TokenResponse {
+    pub fn grant(&mut self) -> Grant {
+        Grant {
+            refresh_token: self.refresh_token.take(),
+            expires_in: self.expires_in,
+        }
+    }
+}
+
 fn lenient_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::Number(n) => n.as_u64(),
@@ -79,13 +96,23 @@ pub async fn exchange(
     pending: &PendingLogin,
     redirect_uri: &str,
 ) -> Result<TokenResponse, AuthError> {
-    let mut form = vec![
+    let form = vec![
         ("grant_type", "authorization_code".to_string()),
         ("code", code.into_inner()),
         ("redirect_uri", redirect_uri.to_string()),
-        ("client_id", client.client_id.clone()),
         ("code_verifier", pending.verifier().to_string()),
     ];
+    token_request(http, token_endpoint, client, form).await
+}
+
+/// A POST to the token endpoint with the client's authentication added.
+async fn token_request(
+    http: &dyn HttpClient,
+    token_endpoint: &str,
+    client: &ClientCredentials,
+    mut form: Vec<(&'static str, String)>,
+) -> Result<TokenResponse, AuthError> {
+    form.push(("client_id", client.client_id.clone()));
     let mut headers = vec![("accept", "application/json".to_string())];
     match client.token_auth {
         TokenAuth::ClientSecretPost => {
@@ -123,6 +150,20 @@ pub async fn exchange(
     }
     serde_json::from_slice(&resp.body)
         .map_err(|e| AuthError::TokenRejected(format!("unreadable token response: {e}")))
+}
+
+/// Uses a refresh token at the token endpoint (`grant_type=refresh_token`).
+pub async fn refresh(
+    http: &dyn HttpClient,
+    token_endpoint: &str,
+    client: &ClientCredentials,
+    refresh_token: &Secret<String>,
+) -> Result<TokenResponse, AuthError> {
+    let form = vec![
+        ("grant_type", "refresh_token".to_string()),
+        ("refresh_token", refresh_token.expose().clone()),
+    ];
+    token_request(http, token_endpoint, client, form).await
 }
 
 /// Keeps an IdP error code printable and short for logs and pages.

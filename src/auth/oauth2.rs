@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::code_flow;
+use super::code_flow::{self, Grant};
 use super::http::{call, HttpClient, OutboundRequest};
 use super::pending::PendingLogin;
 use crate::config::{ClientCredentials, ProviderSettings};
@@ -65,8 +65,8 @@ impl OAuth2Client {
         pending: PendingLogin,
         redirect_uri: &str,
         keep_claims: &[String],
-    ) -> Result<Identity, AuthError> {
-        let tokens = code_flow::exchange(
+    ) -> Result<(Identity, Grant), AuthError> {
+        let mut tokens = code_flow::exchange(
             self.http.as_ref(),
             &self.token_endpoint,
             client,
@@ -76,7 +76,24 @@ impl OAuth2Client {
         )
         .await?;
         let info = self.userinfo(&tokens.access_token).await?;
-        identity_from_userinfo(&info, &self.claims, keep_claims)
+        let identity = identity_from_userinfo(&info, &self.claims, keep_claims)?;
+        Ok((identity, tokens.grant()))
+    }
+
+    /// Uses a refresh token; the identity stays the one userinfo gave at login.
+    pub async fn refresh(
+        &self,
+        client: &ClientCredentials,
+        refresh_token: &Secret<String>,
+    ) -> Result<Grant, AuthError> {
+        let mut tokens = code_flow::refresh(
+            self.http.as_ref(),
+            &self.token_endpoint,
+            client,
+            refresh_token,
+        )
+        .await?;
+        Ok(tokens.grant())
     }
 
     async fn userinfo(

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 use url::Url;
 
-use super::code_flow;
+use super::code_flow::{self, Grant};
 use super::discovery::{discover, ProviderMetadata};
 use super::http::HttpClient;
 use super::jwks::JwksCache;
@@ -26,6 +26,7 @@ pub struct OidcLogin {
     pub id_token: Secret<String>,
     /// The IdP's session id, when the ID token has one (back-channel logout).
     pub sid: Option<String>,
+    pub grant: Grant,
 }
 
 pub struct OidcClient {
@@ -96,7 +97,7 @@ impl OidcClient {
         keep_claims: &[String],
     ) -> Result<OidcLogin, AuthError> {
         let meta = self.metadata().await?;
-        let tokens = code_flow::exchange(
+        let mut tokens = code_flow::exchange(
             self.http.as_ref(),
             &meta.token_endpoint,
             client,
@@ -105,6 +106,7 @@ impl OidcClient {
             redirect_uri,
         )
         .await?;
+        let grant = tokens.grant();
         let id_token = tokens
             .id_token
             .ok_or_else(|| AuthError::TokenRejected("no id_token in the token response".into()))?;
@@ -125,7 +127,63 @@ impl OidcClient {
             identity: Identity::from_claims(sub, &claims, keep_claims),
             id_token,
             sid,
+            grant,
         })
+    }
+
+    /// Uses a refresh token. A new ID token in the answer is verified like one from
+    /// a login (no nonce), and must name the same user: same issuer (checked
+    /// exactly) and same `sub`, or the refresh is refused. Returns the new identity
+    /// (if there was an ID token) and the grant.
+    pub async fn refresh(
+        &self,
+        client: &ClientCredentials,
+        refresh_token: &Secret<String>,
+        expected_sub: &str,
+        keep_claims: &[String],
+    ) -> Result<(Option<Identity>, Grant), AuthError> {
+        let meta = self.metadata().await?;
+        let mut tokens = code_flow::refresh(
+            self.http.as_ref(),
+            &meta.token_endpoint,
+            client,
+            refresh_token,
+        )
+        .await?;
+        let grant = tokens.grant();
+        let Some(id_token) = tokens.id_token else {
+            return Ok((None, grant));
+        };
+        let bad = |m: &str| AuthError::InvalidIdToken(m.to_string());
+        let header =
+            jsonwebtoken::decode_header(id_token.expose()).map_err(|_| bad("unreadable header"))?;
+        if !self.settings.algorithms.contains(&header.alg) {
+            return Err(bad("alg not allowed"));
+        }
+        let key = self
+            .jwks
+            .key(self.http.as_ref(), &meta.jwks_uri, header.kid.as_deref())
+            .await?;
+        let claims = verify_claims(
+            id_token.expose(),
+            &key.key,
+            header.alg,
+            &self.settings,
+            &client.client_id,
+            &meta.issuer,
+        )?;
+        match claims.get("sub").and_then(Value::as_str) {
+            Some(sub) if sub == expected_sub => {}
+            _ => return Err(bad("the refreshed ID token names another user")),
+        }
+        Ok((
+            Some(Identity::from_claims(
+                expected_sub.to_string(),
+                &claims,
+                keep_claims,
+            )),
+            grant,
+        ))
     }
 
     /// Checks a back-channel logout token (OIDC Back-Channel Logout 1.0 section

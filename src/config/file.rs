@@ -72,6 +72,8 @@ pub struct ProviderFile {
     pub userinfo_claims: Option<BTreeMap<String, String>>,
     /// `global` (OneAccess global logout) or `end_session` (OIDC RP-initiated).
     pub logout: Option<String>,
+    /// Refresh the access token this long before it ends (default 60).
+    pub refresh_margin_seconds: Option<u64>,
     pub id_token_algorithms: Option<Vec<String>>,
     pub clock_skew_seconds: Option<u64>,
     pub jwks_min_refetch_seconds: Option<u64>,
@@ -111,6 +113,9 @@ pub struct RouteFile {
     pub token_endpoint_auth: Option<String>,
     /// Options of a `cas` route.
     pub cas: Option<CasFile>,
+    /// When a token refresh is refused: `logout`, `reauthenticate` (default) or
+    /// `serve` (until the session ends).
+    pub on_refresh_failure: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -136,6 +136,18 @@ pub struct ProviderSettings {
     pub http_timeout: Duration,
     pub logout_url: String,
     pub logout: LogoutMode,
+    pub refresh_margin: Duration,
+}
+
+/// What a route does when the IdP refuses a session's refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshFailure {
+    /// End the session everywhere: the next request logs in again.
+    Logout,
+    /// Log in again now, without revoking (the default).
+    Reauthenticate,
+    /// Keep serving until the session's own end; stop trying to refresh.
+    Serve,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +230,7 @@ pub struct RouteSpec {
     pub client: Option<ClientCredentials>,
     /// Settings of a `cas` route.
     pub cas: Option<CasSettings>,
+    pub refresh_failure: RefreshFailure,
     /// Which logins this route accepts: a session made by one protocol and client
     /// is not accepted by a route of another (`sub` means different things to
     /// each), e.g. `oidc:client-id`, `oauth2:client-id`, `cas`.

@@ -734,6 +734,7 @@ fn provider_settings(
         http_timeout: Duration::from_secs(http_timeout),
         logout_url,
         logout,
+        refresh_margin: Duration::from_secs(f.refresh_margin_seconds.unwrap_or(60)),
     }
 }
 
@@ -846,6 +847,18 @@ fn route_specs(
             }
             (_, None) => None,
         };
+        let refresh_failure = match f.on_refresh_failure.as_deref() {
+            None | Some("reauthenticate") => RefreshFailure::Reauthenticate,
+            Some("logout") => RefreshFailure::Logout,
+            Some("serve") => RefreshFailure::Serve,
+            Some(other) => {
+                c.add(
+                    at("on_refresh_failure"),
+                    format!("`{other}` is not logout, reauthenticate or serve"),
+                );
+                RefreshFailure::Reauthenticate
+            }
+        };
         let client_id = client.as_ref().map_or("", |cl| cl.client_id.as_str());
         let realm = match protocol {
             Protocol::Oidc | Protocol::OAuth2 => format!("{}:{client_id}", protocol.as_str()),
@@ -879,6 +892,7 @@ fn route_specs(
                 client,
                 cas,
                 realm,
+                refresh_failure,
             });
         }
     }

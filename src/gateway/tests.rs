@@ -239,6 +239,8 @@ async fn tampered_and_foreign_session_cookies_are_no_session() {
         sid: None,
         ticket_hash: None,
         last_seen: 0,
+        access_expires: None,
+        refresh_token: None,
     };
     let name = g.config.session.cookie_name.clone();
     let good = session::seal(&g.sealer, &name, &data).expect("seal");

@@ -41,6 +41,12 @@ pub struct SessionData {
     /// Last use (unix seconds), for the idle timeout of cookie-mode sessions.
     #[serde(rename = "l", default)]
     pub last_seen: u64,
+    /// When the access token ends (unix seconds), if the IdP said.
+    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
+    pub access_expires: Option<u64>,
+    /// The refresh token, when there is one and the session is not minimal.
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<crate::secret::Secret<String>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -103,6 +109,8 @@ mod tests {
             sid: None,
             ticket_hash: None,
             last_seen: 100,
+            access_expires: None,
+            refresh_token: None,
         }
     }
 
