@@ -1,0 +1,353 @@
+//! Logging in: the redirect to the IdP with a pending-login cookie, and the
+//! OIDC/OAuth2 and CAS callbacks that turn it into a session.
+
+use super::*;
+
+impl Gateway {
+    /// The answer to a protected request without a session: a login redirect for a
+    /// browser navigation, 401 JSON for everything else.
+    pub async fn login_required(&self, route: &Route, parts: &Parts, now: u64) -> Reply {
+        if is_api_request(parts) {
+            return Reply::json_error(
+                401,
+                "unauthenticated",
+                "This resource needs a signed-in session.",
+            );
+        }
+        match self.start_login(&route.spec, parts, now).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(route = %route.label, error = %e, "cannot start login");
+                Reply::for_auth_error(&e)
+            }
+        }
+    }
+
+    pub(super) async fn start_login(
+        &self,
+        route: &RouteSpec,
+        parts: &Parts,
+        now: u64,
+    ) -> Result<Reply, AuthError> {
+        let wanted = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let return_to = safe_return_url(
+            wanted,
+            &route.origin,
+            &self.config.server.allowed_redirect_hosts,
+        )
+        .filter(|r| r.len() <= MAX_PENDING_RETURN)
+        .unwrap_or_else(|| "/".to_string());
+        let pending = PendingLogin::new(
+            return_to,
+            route.origin.clone(),
+            route.index,
+            route.realm.clone(),
+            now,
+        )
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let redirect_uri = self.redirect_uri(&route.origin);
+        let (id, location) = match route.protocol {
+            Protocol::Oidc => {
+                let (oidc, client) = (self.oidc()?, client_of(route)?);
+                let url = oidc.authorize_url(client, &pending, &redirect_uri).await?;
+                (pending.cookie_id().to_string(), url)
+            }
+            Protocol::OAuth2 => {
+                let (oauth2, client) = (self.oauth2()?, client_of(route)?);
+                let url = oauth2.authorize_url(client, &pending, &redirect_uri)?;
+                (pending.cookie_id().to_string(), url)
+            }
+            Protocol::Cas => {
+                let settings = route
+                    .cas
+                    .ok_or_else(|| AuthError::Internal("a cas route without settings".into()))?;
+                let url = self
+                    .cas()?
+                    .login_url(&self.cas_service(&route.origin), &settings)?;
+                (CAS_PENDING_ID.to_string(), url)
+            }
+            Protocol::Public => return Err(AuthError::Internal("login on a public route".into())),
+        };
+
+        let s = &self.config.session;
+        let name = format!("{}{id}", s.pending_prefix);
+        let plain = serde_json::to_vec(&pending).unwrap_or_default();
+        let sealed = self
+            .sealer
+            .seal(&name, &plain)
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let mut reply = Reply::redirect(location).with_cookie(cookie::set_cookie(
+            &name,
+            &sealed,
+            Some(s.pending_ttl.as_secs()),
+            s.secure,
+        ));
+        reply = reply.with_cookies(self.evict_pending(parts, &name, now));
+        reply.headers.push(("cache-control", "no-store".into()));
+        Ok(reply)
+    }
+
+    /// Clears pending-login cookies beyond the limit (oldest first) and any that are
+    /// unreadable or expired, so abandoned logins cannot pile up into a
+    /// "431 Request Header Fields Too Large". `new` is the one being set now.
+    pub(super) fn evict_pending(&self, parts: &Parts, new: &str, now: u64) -> Vec<String> {
+        let s = &self.config.session;
+        let mut live: Vec<(u64, String)> = Vec::new();
+        let mut clear = Vec::new();
+        for h in parts.headers.get_all(http::header::COOKIE) {
+            for (n, v) in cookie::pairs(h.as_bytes()) {
+                if !n.starts_with(s.pending_prefix.as_str()) || n == new {
+                    continue;
+                }
+                match self.open_pending(n, v, now) {
+                    Some(p) => live.push((p.created, n.to_string())),
+                    None => clear.push(n.to_string()),
+                }
+            }
+        }
+        // The new login takes one place.
+        if live.len() >= s.max_pending {
+            live.sort();
+            let excess = live.len() + 1 - s.max_pending;
+            clear.extend(live.into_iter().take(excess).map(|(_, n)| n));
+        }
+        clear
+            .into_iter()
+            .map(|n| cookie::clear_cookie(&n, s.secure))
+            .collect()
+    }
+
+    pub(super) fn open_pending(&self, name: &str, value: &str, now: u64) -> Option<PendingLogin> {
+        let plain = self.sealer.open(name, value).ok()?;
+        let p: PendingLogin = serde_json::from_slice(&plain).ok()?;
+        let ttl = self.config.session.pending_ttl.as_secs();
+        // A minute of grace for another instance's clock running ahead.
+        (p.created <= now + 60 && now < p.created + ttl).then_some(p)
+    }
+
+    pub(super) fn redirect_uri(&self, origin: &str) -> String {
+        format!("{origin}{}", self.config.server.paths.callback)
+    }
+
+    /// CAS's `service`: from the route's configured origin, never the Host header.
+    pub(super) fn cas_service(&self, origin: &str) -> String {
+        format!("{origin}{}", self.config.server.paths.cas_callback)
+    }
+
+    /// `GET {prefix}/callback?code&state`: finish an OIDC or OAuth2 login.
+    pub async fn callback(&self, parts: &Parts, now: u64) -> Reply {
+        let q = Query::parse(parts.uri.query());
+        let pending_name = q
+            .get("state")
+            .map(|st| format!("{}{}", self.config.session.pending_prefix, cookie_id(st)));
+        let outcome = self
+            .finish_code_login(parts, &q, pending_name.as_deref(), now)
+            .await;
+        self.after_callback(parts, outcome, pending_name.as_deref())
+    }
+
+    /// `GET {prefix}/cas/callback?ticket=ST-…`: finish a CAS login.
+    pub async fn cas_callback(&self, parts: &Parts, now: u64) -> Reply {
+        let q = Query::parse(parts.uri.query());
+        let pending_name = format!("{}{CAS_PENDING_ID}", self.config.session.pending_prefix);
+        let outcome = self.finish_cas_login(parts, &q, &pending_name, now).await;
+        self.after_callback(parts, outcome, Some(&pending_name))
+    }
+
+    /// The pending login is spent, whatever the outcome.
+    pub(super) fn after_callback(
+        &self,
+        parts: &Parts,
+        outcome: Result<Reply, AuthError>,
+        pending_name: Option<&str>,
+    ) -> Reply {
+        let reply = outcome.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "login failed at the callback");
+            Reply::for_auth_error(&e)
+        });
+        let mut reply = match pending_name {
+            Some(n) if cookie_value(parts, n).is_some() => {
+                reply.with_cookie(cookie::clear_cookie(n, self.config.session.secure))
+            }
+            _ => reply,
+        };
+        reply.headers.push(("cache-control", "no-store".into()));
+        reply
+    }
+
+    /// The pending login named `name`, still fresh, and the route it started on,
+    /// which must still have the realm it had then.
+    pub(super) fn pending_of(
+        &self,
+        parts: &Parts,
+        name: &str,
+        now: u64,
+    ) -> Result<(PendingLogin, &RouteSpec), AuthError> {
+        let pending = cookie_value(parts, name)
+            .and_then(|v| self.open_pending(name, v, now))
+            .ok_or(AuthError::UnknownState)?;
+        let route = self
+            .config
+            .routes
+            .iter()
+            .find(|r| r.index == pending.route && r.realm == pending.realm)
+            .ok_or(AuthError::UnknownState)?;
+        Ok((pending, route))
+    }
+
+    /// Marks a state, ticket or logout-token id used; `false` if it already was. The
+    /// store makes check-and-insert one step, across every gateway sharing it, so two
+    /// concurrent replays cannot both pass.
+    pub(super) async fn first_use(&self, key: &str) -> Result<bool, AuthError> {
+        Ok(self
+            .store
+            .first_use(&format!("use:{key}"), self.config.session.pending_ttl)
+            .await?)
+    }
+
+    pub(super) async fn finish_code_login(
+        &self,
+        parts: &Parts,
+        q: &Query,
+        pending_name: Option<&str>,
+        now: u64,
+    ) -> Result<Reply, AuthError> {
+        if let Some(err) = q.get("error") {
+            let error: String = err
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(64)
+                .collect();
+            return Err(AuthError::IdpDenied { error });
+        }
+        let state = q.get("state").ok_or(AuthError::BadCallback("no state"))?;
+        let code = q
+            .get("code")
+            .filter(|c| !c.is_empty() && c.len() <= 2048)
+            .ok_or(AuthError::BadCallback("no code"))?;
+        let pending_name = pending_name.ok_or(AuthError::UnknownState)?;
+        let (pending, route) = self.pending_of(parts, pending_name, now)?;
+        if !ct_eq(pending.state().as_bytes(), state.as_bytes()) {
+            return Err(AuthError::UnknownState);
+        }
+        if !self.first_use(&format!("state:{state}")).await? {
+            return Err(AuthError::StateReplayed);
+        }
+        let client = client_of(route)?;
+        let redirect_uri = self.redirect_uri(&pending.origin);
+        let return_to = pending.return_to.clone();
+        let code = Secret::new(code.to_string());
+        let login = match route.protocol {
+            Protocol::Oidc => {
+                let login = self
+                    .oidc()?
+                    .finish(client, code, pending, &redirect_uri, &self.keep_claims)
+                    .await?;
+                let keep = !self.config.session.minimal
+                    && self
+                        .config
+                        .provider
+                        .as_ref()
+                        .is_some_and(|p| p.logout == LogoutMode::EndSession);
+                NewSession {
+                    identity: login.identity,
+                    id_token: keep.then_some(login.id_token),
+                    sid: login.sid,
+                    ticket_hash: None,
+                    grant: login.grant,
+                }
+            }
+            Protocol::OAuth2 => {
+                let (identity, grant) = self
+                    .oauth2()?
+                    .finish(client, code, pending, &redirect_uri, &self.keep_claims)
+                    .await?;
+                NewSession {
+                    grant,
+                    ..NewSession::of(identity)
+                }
+            }
+            Protocol::Cas | Protocol::Public => return Err(AuthError::UnknownState),
+        };
+        self.establish(parts, login, route, return_to, now).await
+    }
+
+    pub(super) async fn finish_cas_login(
+        &self,
+        parts: &Parts,
+        q: &Query,
+        pending_name: &str,
+        now: u64,
+    ) -> Result<Reply, AuthError> {
+        let ticket = q.get("ticket");
+        // Checked before anything else: a hostile ticket never reaches a log line,
+        // a cache or the CAS server.
+        if let Some(t) = ticket {
+            crate::auth::cas::check_ticket(t)?;
+        }
+        let (pending, route) = self.pending_of(parts, pending_name, now)?;
+        let settings = route.cas.ok_or(AuthError::UnknownState)?;
+        let Some(ticket) = ticket else {
+            if settings.gateway {
+                // Passive login found no SSO session: let this browser through
+                // anonymously for a while instead of looping back to CAS.
+                let s = &self.config.session;
+                return Ok(
+                    Reply::redirect(pending.return_to).with_cookie(cookie::set_cookie(
+                        &s.cas_gateway_cookie,
+                        "1",
+                        Some(s.pending_ttl.as_secs()),
+                        s.secure,
+                    )),
+                );
+            }
+            return Err(AuthError::BadCallback("no ticket"));
+        };
+        if !self
+            .first_use(&format!("ticket:{}", ticket_hash(ticket)))
+            .await?
+        {
+            return Err(AuthError::StateReplayed);
+        }
+        let hash = ticket_hash(ticket);
+        let identity = self
+            .cas()?
+            .validate(
+                &settings,
+                &self.cas_service(&pending.origin),
+                Secret::new(ticket.to_string()),
+                &self.keep_claims,
+            )
+            .await?;
+        let login = NewSession {
+            ticket_hash: Some(hash),
+            ..NewSession::of(identity)
+        };
+        self.establish(parts, login, route, pending.return_to, now)
+            .await
+    }
+
+    /// Makes the new session and sends the user where they were going.
+    pub(super) async fn establish(
+        &self,
+        parts: &Parts,
+        login: NewSession,
+        route: &RouteSpec,
+        return_to: String,
+        now: u64,
+    ) -> Result<Reply, AuthError> {
+        tracing::info!(user = %login.identity.sub, realm = %route.realm, "login completed");
+        let value = self.issue_session(login, &route.realm, now).await?;
+        let s = &self.config.session;
+        let cookies = self.session_set_cookies(parts, &value, s.lifetime.as_secs())?;
+        let reply = Reply::redirect(return_to)
+            .with_cookies(cookies)
+            // A real login ends any anonymous passive-login pass.
+            .with_cookie(cookie::clear_cookie(&s.cas_gateway_cookie, s.secure));
+        Ok(reply)
+    }
+}

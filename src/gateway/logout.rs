@@ -1,0 +1,228 @@
+//! Logging out: the user's logout (guarded against cross-site requests), OIDC
+//! back-channel logout, and CAS single logout.
+
+use super::*;
+
+impl Gateway {
+    /// `{prefix}/logout[?rd=/where]`: clear the gateway's cookies and end the IdP's
+    /// SSO session too (OneAccess global logout, OIDC end-session, or CAS logout, by
+    /// the protocol of the session), then come back to `rd` or the configured page.
+    ///
+    /// Cross-site requests cannot log a user out silently: a GET counts only when
+    /// `Sec-Fetch-Site` is `same-origin` or `none` (typed, bookmarked), or, without
+    /// fetch metadata, when `Origin`/`Referer` is this origin. Anything else gets a
+    /// confirmation page whose POST carries a double-submit token.
+    pub async fn logout(&self, parts: &Parts, now: u64) -> Reply {
+        let server = &self.config.server;
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let origin = self
+            .router
+            .origin_for_host(host)
+            .unwrap_or(server.public_origin.as_str());
+        let q = Query::parse(parts.uri.query());
+        let rd = q
+            .get("rd")
+            .and_then(|rd| safe_return_url(rd, origin, &server.allowed_redirect_hosts));
+
+        if !self.logout_allowed(parts, origin, &q) {
+            return self.confirm_logout(rd.as_deref());
+        }
+
+        let target = absolute(
+            rd.as_deref()
+                .unwrap_or(server.post_logout_redirect.as_str()),
+            origin,
+        );
+        // The user must be able to log out even when the store is down: then only
+        // the cookie goes, and the error is logged.
+        let session = match self.session_of(parts, now).await {
+            Ok(found) => found.map(|(data, _)| data),
+            Err(e) => {
+                tracing::warn!(error = %e, "logout without the session store");
+                None
+            }
+        };
+        if let Some(data) = &session {
+            // A copy of the cookie must not outlive the logout.
+            if let Err(e) = self.end_session(data, now).await {
+                tracing::warn!(error = %e, "logout could not end the session in the store");
+            }
+        }
+        let location = self.idp_logout_url(session.as_ref(), &target);
+        let s = &self.config.session;
+        let mut clear = vec![cookie::clear_cookie(&s.cookie_name, s.secure)];
+        for h in parts.headers.get_all(http::header::COOKIE) {
+            for (n, _) in cookie::pairs(h.as_bytes()) {
+                if n.starts_with(s.family_prefix.as_str()) {
+                    clear.push(cookie::clear_cookie(n, s.secure));
+                }
+            }
+        }
+        let mut reply = Reply::redirect(location).with_cookies(clear);
+        reply.headers.push(("cache-control", "no-store".into()));
+        reply
+    }
+
+    /// `POST {prefix}/backchannel-logout` (OIDC Back-Channel Logout 1.0): ends the
+    /// sessions of the logout token's `sid`, or of its `sub` when it has no `sid`.
+    /// 200 when done (or nothing to do), 400 for any invalid token; never cached.
+    pub async fn backchannel_logout(&self, body: &[u8], now: u64) -> Reply {
+        let mut reply = match self.try_backchannel_logout(body, now).await {
+            Ok(ended) => {
+                tracing::info!(sessions = ended, "back-channel logout");
+                Reply::empty(200)
+            }
+            Err(e @ (AuthError::Store(_) | AuthError::IdpUnavailable(_))) => {
+                tracing::warn!(error = %e, "back-channel logout could not be done now");
+                Reply::json_error(503, "temporarily_unavailable", "Try again later.")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "back-channel logout refused");
+                Reply::json_error(400, "invalid_request", "The logout token is not valid.")
+            }
+        };
+        reply.headers.push(("cache-control", "no-store".into()));
+        reply
+    }
+
+    pub(super) async fn try_backchannel_logout(
+        &self,
+        body: &[u8],
+        now: u64,
+    ) -> Result<usize, AuthError> {
+        let bad = |m: &str| AuthError::InvalidLogoutToken(m.to_string());
+        // Unknown form fields are ignored, as the spec asks.
+        let token = url::form_urlencoded::parse(body)
+            .find(|(k, _)| k == "logout_token")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| bad("no logout_token"))?;
+        let mut audiences: Vec<&str> = self
+            .config
+            .routes
+            .iter()
+            .filter(|r| r.protocol == Protocol::Oidc)
+            .filter_map(|r| r.client.as_ref().map(|c| c.client_id.as_str()))
+            .collect();
+        audiences.dedup();
+        let (sub, sid, jti) = self.oidc()?.verify_logout_token(&token, &audiences).await?;
+        if !self
+            .store
+            .first_use(&format!("use:jti:{jti}"), JTI_MEMORY)
+            .await?
+        {
+            return Err(bad("jti already used"));
+        }
+        let key = match (sid, sub) {
+            (Some(sid), _) => format!("sid:{sid}"),
+            (None, Some(sub)) => format!("sub:{sub}"),
+            (None, None) => return Err(bad("neither sub nor sid")),
+        };
+        Ok(self.end_sessions(&key, now).await?)
+    }
+
+    /// A CAS Single Logout request (POSTed to the service URL): ends the session
+    /// made with that ticket, if this gateway made one; otherwise nothing happens.
+    pub async fn cas_single_logout(&self, body: &[u8], now: u64) -> Reply {
+        let index = url::form_urlencoded::parse(body)
+            .find(|(k, _)| k == "logoutRequest")
+            .and_then(|(_, v)| crate::auth::cas::parse_logout_request(&v));
+        let Some(ticket) = index else {
+            return Reply::json_error(400, "invalid_request", "No valid logoutRequest.");
+        };
+        let key = format!("st:{}", ticket_hash(&ticket));
+        let outcome = match self.store.has_index(&format!("idx:{key}")).await {
+            Ok(true) => self.end_sessions(&key, now).await.map(Some),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(Some(_)) => tracing::info!("CAS single logout"),
+            Ok(None) => tracing::debug!("CAS single logout for a ticket this gateway did not use"),
+            Err(e) => {
+                tracing::warn!(error = %e, "CAS single logout could not be done now");
+                return Reply::json_error(503, "temporarily_unavailable", "Try again later.");
+            }
+        }
+        Reply::empty(200)
+    }
+
+    pub(super) fn logout_allowed(&self, parts: &Parts, origin: &str, q: &Query) -> bool {
+        let h = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+        if parts.method == http::Method::POST {
+            let token_ok = match (
+                q.get("csrf"),
+                cookie_value(parts, &self.config.session.csrf_cookie),
+            ) {
+                (Some(form), Some(cookie)) => {
+                    !form.is_empty() && ct_eq(form.as_bytes(), cookie.as_bytes())
+                }
+                _ => false,
+            };
+            if token_ok {
+                return true;
+            }
+        }
+        match h("sec-fetch-site") {
+            Some(site) => site == "same-origin" || site == "none",
+            None => match h("origin").or_else(|| h("referer")) {
+                Some(from) => {
+                    url::Url::parse(from).is_ok_and(|u| u.origin().ascii_serialization() == origin)
+                }
+                None => false,
+            },
+        }
+    }
+
+    pub(super) fn confirm_logout(&self, rd: Option<&str>) -> Reply {
+        let mut token = [0u8; 32];
+        if aws_lc_rs::rand::fill(&mut token).is_err() {
+            return Reply::for_auth_error(&AuthError::Internal("no randomness".into()));
+        }
+        let token = URL_SAFE_NO_PAD.encode(token);
+        let mut action = self.config.server.paths.logout.clone();
+        action.push('?');
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("csrf", &token);
+        if let Some(rd) = rd {
+            q.append_pair("rd", rd);
+        }
+        action.push_str(&q.finish());
+        let s = &self.config.session;
+        Reply::confirm_logout(&action).with_cookie(cookie::set_strict_cookie(
+            &s.csrf_cookie,
+            &token,
+            Some(600),
+            s.secure,
+        ))
+    }
+
+    pub(super) fn idp_logout_url(&self, session: Option<&SessionData>, target: &str) -> String {
+        let Some(provider) = &self.config.provider else {
+            return target.to_string();
+        };
+        let realm = session.map(|s| s.realm.as_str()).unwrap_or("");
+        if realm == "cas" {
+            if let Some(Ok(url)) = self.cas.as_ref().map(|c| c.logout_url(target)) {
+                return url;
+            }
+        }
+        if provider.logout == LogoutMode::EndSession {
+            if let (Some(oidc), Some(client_id)) = (&self.oidc, realm.strip_prefix("oidc:")) {
+                let hint = session
+                    .and_then(|s| s.id_token.as_ref())
+                    .map(|t| t.expose().as_str());
+                let mut state = [0u8; 16];
+                let _ = aws_lc_rs::rand::fill(&mut state);
+                if let Some(url) =
+                    oidc.end_session_url(client_id, hint, target, &URL_SAFE_NO_PAD.encode(state))
+                {
+                    return url;
+                }
+            }
+        }
+        global_logout_url(&provider.logout_url, target)
+    }
+}

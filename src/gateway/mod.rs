@@ -1,0 +1,297 @@
+//! The gateway's state and its decisions about one request, without Pingora: who
+//! the user is, whether to log them in (OIDC, OAuth2 or CAS, per route), and the
+//! callback and logout endpoints. Each takes the request's `http::request::Parts`
+//! and answers with data, so tests drive it without a server.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use http::request::Parts;
+
+use crate::auth::code_flow::Grant;
+use crate::auth::http::{HttpClient, ReqwestClient};
+use crate::auth::logout::global_logout_url;
+use crate::auth::pending::{cookie_id, PendingLogin};
+use crate::auth::redirect::{absolute, safe_return_url};
+use crate::auth::{CasClient, OAuth2Client, OidcClient};
+use crate::config::{
+    Config, LogoutMode, Protocol, RefreshFailure, RouteSpec, SessionMode, DEFAULT_HEADER_CLAIMS,
+};
+use crate::error::{AuthError, StartupError};
+use crate::identity::{Identity, ManagedHeaders};
+use crate::reply::Reply;
+use crate::route::{Route, Router};
+use crate::secret::{ct_eq, Secret};
+use crate::session::store::{self, Store, StoreError};
+use crate::session::{self, cookie, Sealer, SessionData};
+
+mod login;
+mod logout;
+mod refresh;
+mod sessions;
+
+use sessions::ticket_hash;
+pub use sessions::NewSession;
+
+/// The longest return URL kept in a pending-login cookie: a browser drops a cookie
+/// over 4 KiB, and with it the login.
+const MAX_PENDING_RETURN: usize = 1536;
+
+/// How long a logout token's `jti` is remembered: longer than any logout token
+/// lives (OneAccess's last two minutes).
+const JTI_MEMORY: std::time::Duration = std::time::Duration::from_secs(900);
+
+/// The one pending-login cookie id of CAS: its `service` URL is fixed (OneAccess
+/// wants it equal to the registered one), so no state comes back to tell logins
+/// apart; the latest CAS login of a browser wins.
+const CAS_PENDING_ID: &str = "cas";
+
+/// What a request to a route may do.
+// Returned once per request and moved, not stored: boxing the session would add an
+// allocation to the hot path for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Access {
+    /// A public route: no identity, served as is.
+    Public,
+    /// A valid session of this route's realm, and the `Set-Cookie` values to send
+    /// when the idle timeout needs the cookie's last-seen time moved.
+    Granted(SessionData, Vec<String>),
+    /// A CAS `gateway` route whose passive login found no SSO session: served
+    /// without identity rather than sent round again.
+    Anonymous,
+    /// A protected route and no valid session.
+    LoginRequired,
+}
+
+pub struct Gateway {
+    pub config: Config,
+    pub router: Router,
+    pub managed: ManagedHeaders,
+    oidc: Option<OidcClient>,
+    oauth2: Option<OAuth2Client>,
+    cas: Option<CasClient>,
+    sealer: Sealer,
+    /// Claims kept in the session: every claim some route maps, and a few common ones.
+    keep_claims: Vec<String>,
+    /// Server-mode sessions, revocations, and single-use states, tickets and
+    /// logout-token ids: shared by every gateway when it is Redis.
+    store: Arc<dyn Store>,
+    /// Token refreshes under way or just done, per session id: concurrent requests
+    /// of one user share one refresh (rotated refresh tokens break otherwise:
+    /// oauth2-proxy #1992, mod_auth_openidc #204), and a request that still carries
+    /// the old cookie gets the new session.
+    refreshing: moka::sync::Cache<String, Arc<tokio::sync::OnceCell<refresh::Refresh>>>,
+}
+
+impl Gateway {
+    /// Builds everything a request needs. Does no network I/O; see `warm_up`.
+    pub fn new(config: Config) -> Result<Gateway, StartupError> {
+        let http: Option<Arc<dyn HttpClient>> = match &config.provider {
+            Some(p) => Some(Arc::new(
+                ReqwestClient::new(p.http_timeout).map_err(StartupError::Server)?,
+            )),
+            None => None,
+        };
+        Gateway::with_http(config, http)
+    }
+
+    /// As `new`, with the outbound HTTP client given (tests pass fakes or none).
+    pub fn with_http(
+        config: Config,
+        http: Option<Arc<dyn HttpClient>>,
+    ) -> Result<Gateway, StartupError> {
+        let store = store::build(&config.session.store, config.session.lifetime)
+            .map_err(|e| StartupError::Server(e.to_string()))?;
+        let router = Router::new(&config);
+        let managed = ManagedHeaders::new(
+            config
+                .routes
+                .iter()
+                .flat_map(|r| r.headers.iter().map(|h| &h.name)),
+        );
+        // Minimal sessions keep only what some route maps into a header.
+        let mut keep_claims: Vec<String> = if config.session.minimal {
+            Vec::new()
+        } else {
+            DEFAULT_HEADER_CLAIMS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
+        for r in &config.routes {
+            for h in &r.headers {
+                if !keep_claims.contains(&h.claim) {
+                    keep_claims.push(h.claim.clone());
+                }
+            }
+        }
+        let uses = |p: Protocol| config.routes.iter().any(|r| r.protocol == p);
+        let (mut oidc, mut oauth2, mut cas) = (None, None, None);
+        if let (Some(p), Some(h)) = (&config.provider, http) {
+            if uses(Protocol::Oidc) {
+                oidc = Some(OidcClient::new(p.clone(), h.clone()));
+            }
+            if uses(Protocol::OAuth2) {
+                oauth2 = Some(OAuth2Client::new(p, h.clone()));
+            }
+            if uses(Protocol::Cas) {
+                cas = Some(CasClient::new(&p.base_url, h));
+            }
+        }
+        Ok(Gateway {
+            sealer: Sealer::new(&config.session.keys),
+            store,
+            refreshing: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(30))
+                .build(),
+            router,
+            managed,
+            oidc,
+            oauth2,
+            cas,
+            keep_claims,
+            config,
+        })
+    }
+
+    /// OIDC discovery and JWKS at start-up. `Err` only for a provider whose metadata
+    /// is wrong (fatal). An unreachable IdP is logged: logged-in users keep working
+    /// and the first login discovers again.
+    pub async fn warm_up(&self) -> Result<(), AuthError> {
+        let Some(oidc) = &self.oidc else {
+            return Ok(());
+        };
+        match oidc.warm_up().await {
+            Ok(()) => Ok(()),
+            Err(e @ AuthError::Discovery(_)) => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "identity provider not reachable at start-up; logged-in users are served, logins wait for it");
+                Ok(())
+            }
+        }
+    }
+
+    /// The session store (for tests and benches; requests go through the methods).
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    pub fn is_sso_path(&self, path: &str) -> bool {
+        let p = &self.config.server.paths.prefix;
+        path.starts_with(p.as_str()) && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
+    }
+
+    /// Is this cookie name one of the gateway's own?
+    pub fn is_gateway_cookie(&self, name: &str) -> bool {
+        let s = &self.config.session;
+        name == s.cookie_name || name.starts_with(s.family_prefix.as_str())
+    }
+
+    pub async fn access(
+        &self,
+        route: &Route,
+        parts: &Parts,
+        now: u64,
+    ) -> Result<Access, StoreError> {
+        if route.spec.protocol == Protocol::Public {
+            return Ok(Access::Public);
+        }
+        Ok(match self.session_of(parts, now).await? {
+            Some((s, cookies)) if s.realm == route.spec.realm => {
+                if self.needs_refresh(&s, now) {
+                    return Ok(self.refreshed(route, parts, s, cookies, now).await);
+                }
+                Access::Granted(s, cookies)
+            }
+            _ if route.spec.cas.is_some_and(|c| c.gateway)
+                && cookie_value(parts, &self.config.session.cas_gateway_cookie).is_some() =>
+            {
+                Access::Anonymous
+            }
+            _ => Access::LoginRequired,
+        })
+    }
+
+    fn oidc(&self) -> Result<&OidcClient, AuthError> {
+        self.oidc
+            .as_ref()
+            .ok_or_else(|| AuthError::Internal("no OIDC client".into()))
+    }
+
+    fn oauth2(&self) -> Result<&OAuth2Client, AuthError> {
+        self.oauth2
+            .as_ref()
+            .ok_or_else(|| AuthError::Internal("no OAuth2 client".into()))
+    }
+
+    fn cas(&self) -> Result<&CasClient, AuthError> {
+        self.cas
+            .as_ref()
+            .ok_or_else(|| AuthError::Internal("no CAS client".into()))
+    }
+}
+
+fn client_of(route: &RouteSpec) -> Result<&crate::config::ClientCredentials, AuthError> {
+    route
+        .client
+        .as_ref()
+        .ok_or_else(|| AuthError::Internal("a route without a client".into()))
+}
+
+/// The first value of the cookie `name` in the request.
+fn cookie_value<'p>(parts: &'p Parts, name: &str) -> Option<&'p str> {
+    parts
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .flat_map(|h| cookie::pairs(h.as_bytes()))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// Whether a request is from a script or API client rather than a page navigation
+/// (the rule mod_auth_openidc uses): such clients get 401, not a redirect they
+/// cannot follow through a login form.
+pub fn is_api_request(parts: &Parts) -> bool {
+    let h = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+    if parts.method != http::Method::GET && parts.method != http::Method::HEAD {
+        return true;
+    }
+    if h("x-requested-with").is_some() {
+        return true;
+    }
+    if let Some(mode) = h("sec-fetch-mode") {
+        return !mode.eq_ignore_ascii_case("navigate");
+    }
+    match h("accept") {
+        Some(a) if a.contains("text/html") => false,
+        Some(a) => a.contains("application/json"),
+        None => false,
+    }
+}
+
+/// A parsed query string: first value of each name, percent-decoded.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(q: Option<&str>) -> Query {
+        Query(
+            url::form_urlencoded::parse(q.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests;
