@@ -435,6 +435,26 @@ fn gateway_process(env: &Env, port: u16, redis: &RedisServer, mode: &str) -> Chi
     panic!("gateway process on {port} did not listen");
 }
 
+/// Logs `b` in on the gateway process at `port`. The IdP sends the browser back
+/// to the shared public origin; the callback goes to this process.
+async fn login_through(b: &Browser, env: &Env, port: u16, path: &str) {
+    let hops = b.visit(&format!("http://localhost:{port}{path}")).await;
+    let posted = b.submit_login(hops.last().expect("form"), USER).await;
+    let mut next = posted.location().expect("redirect");
+    for _ in 0..5 {
+        if next.contains("/_sso/callback") {
+            break;
+        }
+        next = b.get(&next).await.location().expect("redirect");
+    }
+    let cb = next.replace(
+        &format!("localhost:{}", env.port),
+        &format!("localhost:{port}"),
+    );
+    let r = b.get(&cb).await;
+    assert_eq!(r.status, 302, "login through {port}: {}", r.body);
+}
+
 struct Killed(Child);
 
 impl Drop for Killed {
@@ -457,22 +477,7 @@ async fn two_gateway_processes_share_sessions_and_logouts_through_redis() {
 
         // Log in through A; B knows the session.
         let browser = Browser::new();
-        let hops = browser.visit(&at(pa, "/x")).await;
-        let posted = browser.submit_login(hops.last().expect("form"), USER).await;
-        // The IdP redirects to the shared public origin; send the callback to A.
-        let mut next = posted.location().expect("redirect");
-        for _ in 0..5 {
-            if next.contains("/_sso/callback") {
-                break;
-            }
-            next = browser.get(&next).await.location().expect("redirect");
-        }
-        let callback = next.replace(
-            &format!("localhost:{}", env.port),
-            &format!("localhost:{pa}"),
-        );
-        let r = browser.get(&callback).await;
-        assert_eq!(r.status, 302, "{mode}: {}", r.body);
+        login_through(&browser, &env, pa, "/x").await;
         let r = browser.get(&at(pb, "/seen-by-b")).await;
         assert_eq!(r.status, 200, "{mode}: B does not know A's session");
         assert_eq!(r.upstream_header("x-forwarded-user"), [ALICE_ID]);
@@ -500,20 +505,7 @@ async fn two_gateway_processes_share_sessions_and_logouts_through_redis() {
 
         // A back-channel logout received by A ends a session used on B.
         let again = Browser::new();
-        let hops = again.visit(&at(pb, "/z")).await;
-        let posted = again.submit_login(hops.last().expect("form"), USER).await;
-        let mut next = posted.location().expect("redirect");
-        for _ in 0..5 {
-            if next.contains("/_sso/callback") {
-                break;
-            }
-            next = again.get(&next).await.location().expect("redirect");
-        }
-        let callback = next.replace(
-            &format!("localhost:{}", env.port),
-            &format!("localhost:{pb}"),
-        );
-        assert_eq!(again.get(&callback).await.status, 302);
+        login_through(&again, &env, pb, "/z").await;
         assert_eq!(again.get(&at(pb, "/z")).await.status, 200);
         let token = env.sim.mint_logout_token(Some(ALICE_ID), None);
         let (status, _) = env

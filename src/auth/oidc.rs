@@ -12,7 +12,7 @@ use url::Url;
 use super::code_flow::{self, Grant};
 use super::discovery::{discover, ProviderMetadata};
 use super::http::HttpClient;
-use super::jwks::JwksCache;
+use super::jwks::{JwksCache, VerifyKey};
 use super::pending::PendingLogin;
 use crate::config::{ClientCredentials, ProviderSettings};
 use crate::error::AuthError;
@@ -155,19 +155,11 @@ impl OidcClient {
             return Ok((None, grant));
         };
         let bad = |m: &str| AuthError::InvalidIdToken(m.to_string());
-        let header =
-            jsonwebtoken::decode_header(id_token.expose()).map_err(|_| bad("unreadable header"))?;
-        if !self.settings.algorithms.contains(&header.alg) {
-            return Err(bad("alg not allowed"));
-        }
-        let key = self
-            .jwks
-            .key(self.http.as_ref(), &meta.jwks_uri, header.kid.as_deref())
-            .await?;
+        let (alg, key) = self.signing_key(&meta, id_token.expose()).await?;
         let claims = verify_claims(
             id_token.expose(),
             &key.key,
-            header.alg,
+            alg,
             &self.settings,
             &client.client_id,
             &meta.issuer,
@@ -197,23 +189,11 @@ impl OidcClient {
     ) -> Result<(Option<String>, Option<String>, String), AuthError> {
         let bad = |m: &str| AuthError::InvalidLogoutToken(m.to_string());
         let meta = self.metadata().await?;
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| bad("unreadable header or unsupported alg"))?;
-        if !self.settings.algorithms.contains(&header.alg) {
-            return Err(bad("alg not allowed"));
-        }
-        let key = self
-            .jwks
-            .key(self.http.as_ref(), &meta.jwks_uri, header.kid.as_deref())
-            .await
-            .map_err(|e| match e {
-                AuthError::InvalidIdToken(m) => AuthError::InvalidLogoutToken(m),
-                other => other,
-            })?;
-        if key.alg.is_some_and(|a| a != header.alg) {
-            return Err(bad("alg does not match the key's alg"));
-        }
-        let mut v = Validation::new(header.alg);
+        let (alg, key) = self.signing_key(&meta, token).await.map_err(|e| match e {
+            AuthError::InvalidIdToken(m) => AuthError::InvalidLogoutToken(m),
+            other => other,
+        })?;
+        let mut v = Validation::new(alg);
         v.leeway = self.settings.clock_skew.as_secs();
         v.set_issuer(&[&meta.issuer]);
         v.set_audience(audiences);
@@ -272,16 +252,15 @@ impl OidcClient {
         Some(url.into())
     }
 
-    /// Verifies an ID token's signature and claims; returns the claims.
-    pub async fn verify_id_token(
+    /// The key that signed `token`, after the checks every JWT from the IdP gets:
+    /// a readable header (`alg: none` and unknown algorithms are no `Algorithm`), an
+    /// allow-listed `alg`, a published key, and that key's own `alg` if it names one.
+    async fn signing_key(
         &self,
         meta: &ProviderMetadata,
         token: &str,
-        expected_nonce: &str,
-        client_id: &str,
-    ) -> Result<Map<String, Value>, AuthError> {
+    ) -> Result<(Algorithm, Arc<VerifyKey>), AuthError> {
         let bad = |m: &str| AuthError::InvalidIdToken(m.to_string());
-        // `alg: none` and unknown algorithms fail here: they are no `Algorithm`.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| bad("unreadable header or unsupported alg"))?;
         if !self.settings.algorithms.contains(&header.alg) {
@@ -294,10 +273,22 @@ impl OidcClient {
         if key.alg.is_some_and(|a| a != header.alg) {
             return Err(bad("alg does not match the key's alg"));
         }
+        Ok((header.alg, key))
+    }
+
+    /// Verifies an ID token's signature and claims; returns the claims.
+    pub async fn verify_id_token(
+        &self,
+        meta: &ProviderMetadata,
+        token: &str,
+        expected_nonce: &str,
+        client_id: &str,
+    ) -> Result<Map<String, Value>, AuthError> {
+        let (alg, key) = self.signing_key(meta, token).await?;
         let claims = verify_claims(
             token,
             &key.key,
-            header.alg,
+            alg,
             &self.settings,
             client_id,
             &meta.issuer,
