@@ -6,14 +6,6 @@ mod common;
 use common::*;
 use oneaccess_sim::{ExpiresInStyle, SimConfig};
 
-fn query(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url)
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_login_lands_on_the_asked_url_with_identity_then_global_logout() {
     let env = start().await;

@@ -57,14 +57,6 @@ async fn start_all() -> Env {
     start_with(SimConfig::default(), "", ROUTES).await
 }
 
-fn query(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url)
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
 /// The whole user journey on one protocol's route. `user` is what the app must
 /// see in X-Forwarded-User; `idp_logout` the IdP path logout must go through.
 async fn full_flow(path: &str, user: &str, idp_logout: &str) -> (Env, Browser) {

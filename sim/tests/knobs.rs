@@ -111,21 +111,7 @@ async fn signing_modes_and_token_hook() {
     let c = client();
     let base = sim.base_url();
     let (code, _) = get_code(&c, &base, &[]).await;
-    let tokens: Value = c
-        .post(format!("{base}/api/v1/oauth2/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("client_id", "demo-client"),
-            ("client_secret", "demo-secret"),
-            ("redirect_uri", REDIRECT_URI),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value = redeem(&c, &base, &code).await;
     let t = tokens["id_token"].as_str().unwrap();
     let claims = verify_rs256(t, &keys).unwrap();
     assert_eq!(claims["aud"], "someone-else");
@@ -315,21 +301,7 @@ async fn sessions_and_tokens_can_be_ended_by_the_test() {
 /// Code flow for alice; returns the access token.
 async fn access_token(c: &reqwest::Client, base: &str) -> String {
     let (code, _) = get_code(c, base, &[]).await;
-    let tokens: Value = c
-        .post(format!("{base}/api/v1/oauth2/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("client_id", "demo-client"),
-            ("client_secret", "demo-secret"),
-            ("redirect_uri", REDIRECT_URI),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value = redeem(c, base, &code).await;
     tokens["access_token"].as_str().unwrap().to_string()
 }
 

@@ -192,6 +192,15 @@ impl Resp {
     }
 }
 
+/// The first value of the query parameter `name` in `url`.
+pub fn query(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 pub fn resolve(base: &str, location: &str) -> String {
     url::Url::parse(base)
         .and_then(|b| b.join(location))

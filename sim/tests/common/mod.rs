@@ -143,6 +143,26 @@ pub async fn get_code(client: &Client, base: &str, extra: &[(&str, &str)]) -> (S
     (query_param(&cb, "code").unwrap(), cookie)
 }
 
+/// Redeems a code from `get_code` (no PKCE) with the demo client's secret in the
+/// form; returns the token response.
+pub async fn redeem(client: &Client, base: &str, code: &str) -> Value {
+    client
+        .post(format!("{base}/api/v1/oauth2/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("client_id", "demo-client"),
+            ("client_secret", "demo-secret"),
+            ("redirect_uri", REDIRECT_URI),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn b64(s: &str) -> Vec<u8> {
     URL_SAFE_NO_PAD.decode(s).unwrap()
 }
