@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod identity;
+pub mod policy;
 pub mod proxy;
 pub mod reply;
 pub mod route;

@@ -105,6 +105,29 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
     path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
 }
 
+/// The path routing and policy match on, so that they agree with what an upstream
+/// may make of it: percent-escapes decoded once (`%61dmin` is `admin`, `%2F` a
+/// `/`), `\` taken as `/`, and runs of `/` collapsed (`//admin` is `/admin`).
+/// Borrowed when there is nothing to change (the common case). The request is
+/// forwarded as it came; dot segments were refused before.
+pub fn normalize_for_matching(path: &str) -> std::borrow::Cow<'_, str> {
+    let b = path.as_bytes();
+    let plain = !b.contains(&b'%') && !b.contains(&b'\\') && !b.windows(2).any(|w| w == b"//");
+    if plain {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let decoded: Vec<u8> = percent_encoding::percent_decode(b).collect();
+    let mut out = String::with_capacity(decoded.len());
+    for c in String::from_utf8_lossy(&decoded).chars() {
+        let c = if c == '\\' { '/' } else { c };
+        if c == '/' && out.ends_with('/') {
+            continue;
+        }
+        out.push(c);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Whether a request path could mean something else to the upstream than to the
 /// router: a `.` or `..` segment, raw or percent-encoded (`%2e`), split by `/`,
 /// `\` or an encoded `%2f`/`%5c`. Browsers never send these (they resolve dot
@@ -154,6 +177,25 @@ mod tests {
         assert_eq!(host_only("example.com:8080"), "example.com");
         assert_eq!(host_only("example.com"), "example.com");
         assert_eq!(host_only("[::1]:8080"), "[::1]");
+    }
+
+    #[test]
+    fn matching_paths_are_normalized() {
+        for (raw, want) in [
+            ("/plain/path", "/plain/path"),
+            ("/%61dmin", "/admin"),
+            ("//admin///x", "/admin/x"),
+            ("/admin%2Fsecret", "/admin/secret"),
+            ("/admin%2fsecret", "/admin/secret"),
+            ("/admin\\secret", "/admin/secret"),
+            ("/a%20b", "/a b"),
+        ] {
+            assert_eq!(normalize_for_matching(raw), want, "{raw}");
+        }
+        assert!(matches!(
+            normalize_for_matching("/plain"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct ServerFile {
     pub allowed_redirect_hosts: Vec<String>,
     /// Where users land after logout when they did not ask for a place.
     pub post_logout_redirect: Option<String>,
+    /// Proxies (CIDR) whose `X-Forwarded-For` is believed for the client address.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,6 +119,34 @@ pub struct RouteFile {
     /// When a token refresh is refused: `logout`, `reauthenticate` (default) or
     /// `serve` (until the session ends).
     pub on_refresh_failure: Option<String>,
+    /// Who may use this route, and how.
+    pub policy: Option<PolicyFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub emails: Vec<String>,
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub groups_claim: Option<String>,
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub networks: Vec<String>,
+    #[serde(default)]
+    pub deny_networks: Vec<String>,
+    /// `forbid` (403, the default) or `reauthenticate` (log in again).
+    pub on_deny: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

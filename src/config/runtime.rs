@@ -29,6 +29,7 @@ pub struct ServerSettings {
     pub paths: SsoPaths,
     pub allowed_redirect_hosts: Vec<String>,
     pub post_logout_redirect: String,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The gateway's own endpoints, answered before any route.
@@ -231,6 +232,7 @@ pub struct RouteSpec {
     /// Settings of a `cas` route.
     pub cas: Option<CasSettings>,
     pub refresh_failure: RefreshFailure,
+    pub policy: Option<crate::policy::Policy>,
     /// Which logins this route accepts: a session made by one protocol and client
     /// is not accepted by a route of another (`sub` means different things to
     /// each), e.g. `oidc:client-id`, `oauth2:client-id`, `cas`.

@@ -13,7 +13,9 @@ use jsonwebtoken::Algorithm;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::file::{CasFile, ProviderFile, RouteFile, SecretFile, ServerFile, SessionFile};
+use super::file::{
+    CasFile, PolicyFile, ProviderFile, RouteFile, SecretFile, ServerFile, SessionFile,
+};
 use super::runtime::*;
 use crate::error::{ConfigErrors, ConfigProblem};
 use crate::secret::Secret;
@@ -223,7 +225,15 @@ fn server_settings(c: &mut Collector, f: ServerFile) -> ServerSettings {
         );
     }
 
+    let trusted_proxies = f
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| cidr(c, &format!("server.trusted_proxies[{i}]"), t))
+        .collect();
+
     ServerSettings {
+        trusted_proxies,
         listen,
         threads,
         grace_period: Duration::from_secs(f.grace_period_seconds.unwrap_or(5)),
@@ -859,6 +869,7 @@ fn route_specs(
                 RefreshFailure::Reauthenticate
             }
         };
+        let policy = f.policy.as_ref().map(|p| policy(c, i, p, protocol));
         let client_id = client.as_ref().map_or("", |cl| cl.client_id.as_str());
         let realm = match protocol {
             Protocol::Oidc | Protocol::OAuth2 => format!("{}:{client_id}", protocol.as_str()),
@@ -893,10 +904,131 @@ fn route_specs(
                 cas,
                 realm,
                 refresh_failure,
+                policy,
             });
         }
     }
     out
+}
+
+/// A CIDR (`10.0.0.0/8`), or one address taken as a /32 or /128.
+fn cidr(c: &mut Collector, at: &str, text: &str) -> Option<ipnet::IpNet> {
+    let t = text.trim();
+    let parsed = t
+        .parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| t.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from));
+    if parsed.is_none() {
+        c.add(at, format!("`{text}` is not an address or CIDR range"));
+    }
+    parsed
+}
+
+fn policy(
+    c: &mut Collector,
+    i: usize,
+    f: &PolicyFile,
+    protocol: Protocol,
+) -> crate::policy::Policy {
+    use crate::policy::{parse_email, OnDeny, Policy};
+    let at = |field: &str| format!("route[{i}].policy.{field}");
+    let mut emails = Vec::new();
+    for (k, e) in f.emails.iter().enumerate() {
+        match parse_email(e) {
+            Some((whole, _)) => emails.push(whole),
+            None => c.add(
+                at(&format!("emails[{k}]")),
+                format!("`{e}` is not a plain address"),
+            ),
+        }
+    }
+    let mut email_domains = Vec::new();
+    for (k, d) in f.email_domains.iter().enumerate() {
+        let d = d.trim().to_ascii_lowercase();
+        let bare = d.strip_prefix('.').unwrap_or(&d);
+        if bare.is_empty() || bare.contains(['@', '/', ' ', '*']) || bare.contains("..") {
+            c.add(
+                at(&format!("email_domains[{k}]")),
+                "must be a domain (`example.com`) or `.example.com` for its subdomains",
+            );
+        } else {
+            email_domains.push(d);
+        }
+    }
+    let mut methods = Vec::new();
+    for (k, m) in f.methods.iter().enumerate() {
+        match http::Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+            Ok(m) => methods.push(m),
+            Err(_) => c.add(
+                at(&format!("methods[{k}]")),
+                format!("`{m}` is not a method"),
+            ),
+        }
+    }
+    for (k, p) in f.paths.iter().enumerate() {
+        if !p.starts_with('/') || p.contains(['%', '\\', '?', '#']) || p.contains("..") {
+            c.add(
+                at(&format!("paths[{k}]")),
+                "must start with `/`, without `%`, `\\`, `?`, `#` or `..`",
+            );
+        }
+    }
+    let networks = f
+        .networks
+        .iter()
+        .enumerate()
+        .filter_map(|(k, n)| cidr(c, &at(&format!("networks[{k}]")), n))
+        .collect();
+    let deny_networks = f
+        .deny_networks
+        .iter()
+        .enumerate()
+        .filter_map(|(k, n)| cidr(c, &at(&format!("deny_networks[{k}]")), n))
+        .collect();
+    let on_deny = match f.on_deny.as_deref() {
+        None | Some("forbid") => OnDeny::Forbid,
+        Some("reauthenticate") => OnDeny::Reauthenticate,
+        Some(other) => {
+            c.add(
+                at("on_deny"),
+                format!("`{other}` is not forbid or reauthenticate"),
+            );
+            OnDeny::Forbid
+        }
+    };
+    let identity_rules = !(f.users.is_empty()
+        && f.emails.is_empty()
+        && f.email_domains.is_empty()
+        && f.groups.is_empty()
+        && f.claims.is_empty());
+    if identity_rules && protocol == Protocol::Public {
+        c.add(
+            format!("route[{i}].policy"),
+            "a public route has no user: rules on users, emails, groups or claims need a login protocol",
+        );
+    }
+    Policy {
+        users: f.users.clone(),
+        emails,
+        email_domains,
+        groups: f.groups.clone(),
+        groups_claim: f.groups_claim.clone().unwrap_or_else(|| "groups".into()),
+        claims: f
+            .claims
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        methods,
+        paths: f
+            .paths
+            .iter()
+            .map(|p| p.trim_end_matches('/').to_string())
+            .map(|p| if p.is_empty() { "/".into() } else { p })
+            .collect(),
+        networks,
+        deny_networks,
+        on_deny,
+    }
 }
 
 fn cas_settings(c: &mut Collector, i: usize, f: Option<&CasFile>) -> CasSettings {

@@ -14,7 +14,19 @@ impl Gateway {
                 "This resource needs a signed-in session.",
             );
         }
-        match self.start_login(&route.spec, parts, now).await {
+        self.login_redirect(route, parts, now, false).await
+    }
+
+    /// A login redirect; `fresh` asks the IdP for a new login even with an SSO
+    /// session (`prompt=login`, CAS `renew`), so the user can be someone else.
+    pub(super) async fn login_redirect(
+        &self,
+        route: &Route,
+        parts: &Parts,
+        now: u64,
+        fresh: bool,
+    ) -> Reply {
+        match self.start_login(&route.spec, parts, now, fresh).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(route = %route.label, error = %e, "cannot start login");
@@ -28,6 +40,7 @@ impl Gateway {
         route: &RouteSpec,
         parts: &Parts,
         now: u64,
+        fresh: bool,
     ) -> Result<Reply, AuthError> {
         let wanted = parts
             .uri
@@ -54,17 +67,21 @@ impl Gateway {
             Protocol::Oidc => {
                 let (oidc, client) = (self.oidc()?, client_of(route)?);
                 let url = oidc.authorize_url(client, &pending, &redirect_uri).await?;
-                (pending.cookie_id().to_string(), url)
+                (pending.cookie_id().to_string(), prompt_login(url, fresh))
             }
             Protocol::OAuth2 => {
                 let (oauth2, client) = (self.oauth2()?, client_of(route)?);
                 let url = oauth2.authorize_url(client, &pending, &redirect_uri)?;
-                (pending.cookie_id().to_string(), url)
+                (pending.cookie_id().to_string(), prompt_login(url, fresh))
             }
             Protocol::Cas => {
-                let settings = route
+                let mut settings = route
                     .cas
                     .ok_or_else(|| AuthError::Internal("a cas route without settings".into()))?;
+                if fresh {
+                    settings.renew = true;
+                    settings.gateway = false;
+                }
                 let url = self
                     .cas()?
                     .login_url(&self.cas_service(&route.origin), &settings)?;
@@ -349,5 +366,20 @@ impl Gateway {
             // A real login ends any anonymous passive-login pass.
             .with_cookie(cookie::clear_cookie(&s.cas_gateway_cookie, s.secure));
         Ok(reply)
+    }
+}
+
+/// Adds `prompt=login` (OIDC Core 3.1.2.1) to an authorize URL when a fresh login
+/// is wanted.
+fn prompt_login(url: String, fresh: bool) -> String {
+    if !fresh {
+        return url;
+    }
+    match url::Url::parse(&url) {
+        Ok(mut u) => {
+            u.query_pairs_mut().append_pair("prompt", "login");
+            u.into()
+        }
+        Err(_) => url,
     }
 }

@@ -20,6 +20,7 @@ use crate::config::{
 };
 use crate::error::{AuthError, StartupError};
 use crate::identity::{Identity, ManagedHeaders};
+use crate::policy::{client_ip, decide, Decision, OnDeny, RequestFacts};
 use crate::reply::Reply;
 use crate::route::{Route, Router};
 use crate::secret::{ct_eq, Secret};
@@ -121,9 +122,11 @@ impl Gateway {
                 .collect()
         };
         for r in &config.routes {
-            for h in &r.headers {
-                if !keep_claims.contains(&h.claim) {
-                    keep_claims.push(h.claim.clone());
+            let mapped = r.headers.iter().map(|h| h.claim.as_str());
+            let policy = r.policy.iter().flat_map(|p| p.claims_used());
+            for claim in mapped.chain(policy) {
+                if !keep_claims.iter().any(|k| k == claim) {
+                    keep_claims.push(claim.to_string());
                 }
             }
         }
@@ -172,6 +175,56 @@ impl Gateway {
                 Ok(())
             }
         }
+    }
+
+    /// The route's policy on a request that passed authentication: `None` to let it
+    /// through, or the answer that refuses it. A browser on a `reauthenticate`
+    /// route is sent to a fresh login, unless its session is a few seconds old
+    /// (it just did that), so a denied user cannot loop.
+    pub async fn authorize(
+        &self,
+        route: &Route,
+        parts: &Parts,
+        path: &str,
+        session: Option<&SessionData>,
+        socket: Option<std::net::IpAddr>,
+        now: u64,
+    ) -> Option<Reply> {
+        let policy = route.spec.policy.as_ref()?;
+        let xff = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
+        let xff = (!xff.is_empty()).then_some(xff.as_str());
+        let facts = RequestFacts {
+            method: &parts.method,
+            path,
+            client_ip: client_ip(socket, xff, &self.config.server.trusted_proxies),
+        };
+        let identity = session.map(|s| &s.identity);
+        let Decision::Deny(reason) = decide(policy, &facts, identity) else {
+            return None;
+        };
+        tracing::info!(route = %route.label, reason, user = identity.map_or("-", |i| i.sub.as_str()), "denied by policy");
+        if is_api_request(parts) {
+            return Some(Reply::json_error(
+                403,
+                "forbidden",
+                "This request is not allowed for this user.",
+            ));
+        }
+        let just_logged_in = session.is_some_and(|s| now < s.issued_at + 30);
+        if policy.on_deny == OnDeny::Reauthenticate && session.is_some() && !just_logged_in {
+            return Some(self.login_redirect(route, parts, now, true).await);
+        }
+        Some(Reply::page(
+            403,
+            "Access denied",
+            "You are signed in, but this application does not allow you this request. Ask its administrator for access.",
+        ))
     }
 
     /// The session store (for tests and benches; requests go through the methods).

@@ -457,3 +457,82 @@ protocol = "oidc"
         .expect("store")
         .is_none());
 }
+
+#[tokio::test]
+async fn a_denied_older_session_is_sent_to_a_fresh_login_once() {
+    let text = format!(
+        r#"
+[server]
+public_url = "https://app.example.com"
+[session]
+keys = [{{ value = "{KEY}", dev = true }}]
+[provider]
+domain = "tenant.example.com"
+[[route]]
+upstream = "http://127.0.0.1:3000"
+protocol = "cas"
+policy = {{ users = ["bob"], on_deny = "reauthenticate" }}
+"#
+    );
+    let cfg = crate::config::parse(&text, Path::new("."), &|_| None).expect("config");
+    let g = Gateway::with_http(cfg, Some(std::sync::Arc::new(NoHttp))).expect("gateway");
+    let route = g
+        .router
+        .find(Some("app.example.com"), "/x")
+        .expect("route")
+        .clone();
+    let alice = SessionData {
+        identity: crate::identity::Identity {
+            sub: "alice".into(),
+            claims: vec![],
+        },
+        issued_at: 1000,
+        expires_at: 9000,
+        realm: "cas".into(),
+        id_token: None,
+        id: "s".into(),
+        sid: None,
+        ticket_hash: None,
+        last_seen: 1000,
+        access_expires: None,
+        refresh_token: None,
+    };
+    let p = parts("GET", "/x", &[("accept", "text/html")]);
+    // An hour after login: a fresh login, asking CAS not to reuse the SSO session.
+    let r = g
+        .authorize(&route, &p, "/x", Some(&alice), None, 4600)
+        .await
+        .expect("denied");
+    assert_eq!(r.status, 302);
+    let loc = header(&r, "location")[0].to_string();
+    assert!(
+        loc.contains("/api/v1/cas/login?") && loc.contains("renew=true"),
+        "{loc}"
+    );
+    // Seconds after a login: 403, no loop.
+    let r = g
+        .authorize(&route, &p, "/x", Some(&alice), None, 1010)
+        .await
+        .expect("denied");
+    assert_eq!(r.status, 403);
+    // Allowed users pass.
+    let mut bob = alice.clone();
+    bob.identity.sub = "bob".into();
+    assert!(g
+        .authorize(&route, &p, "/x", Some(&bob), None, 4600)
+        .await
+        .is_none());
+}
+
+/// An HTTP client that is never called: the CAS login URL needs no network.
+struct NoHttp;
+
+#[async_trait::async_trait]
+impl crate::auth::http::HttpClient for NoHttp {
+    async fn send(
+        &self,
+        _req: crate::auth::http::OutboundRequest,
+    ) -> Result<crate::auth::http::OutboundResponse, String> {
+        Err("no network in unit tests".into())
+    }
+}

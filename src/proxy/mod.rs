@@ -16,7 +16,7 @@ use crate::error::AuthError;
 use crate::gateway::{is_api_request, Access, Gateway};
 use crate::identity::{header_values, Identity};
 use crate::reply::Reply;
-use crate::route::{is_ambiguous_path, Route};
+use crate::route::{is_ambiguous_path, normalize_for_matching, Route};
 use crate::session::{cookie, now_secs};
 
 pub struct GatewayProxy {
@@ -104,7 +104,9 @@ impl ProxyHttp for GatewayProxy {
         }
 
         let host = host_of(req);
-        let Some(route) = g.router.find(host, path).cloned() else {
+        // Routing and policy see one normalized path (`%61dmin` is `/admin`).
+        let norm = normalize_for_matching(path);
+        let Some(route) = g.router.find(host, &norm).cloned() else {
             ctx.outcome = "no_route";
             let reply = Reply::page(
                 404,
@@ -133,30 +135,38 @@ impl ProxyHttp for GatewayProxy {
                 return Ok(true);
             }
         };
-        let done = match verdict {
-            Access::Public => {
-                ctx.outcome = "public";
-                false
-            }
+        let mut signed_in = None;
+        match verdict {
+            Access::Public => ctx.outcome = "public",
             Access::Granted(s, refresh) => {
                 ctx.outcome = "authenticated";
-                ctx.identity = Some(s.identity);
                 ctx.set_cookies = refresh;
-                false
+                signed_in = Some(s);
             }
-            Access::Anonymous => {
-                ctx.outcome = "anonymous";
-                false
-            }
+            Access::Anonymous => ctx.outcome = "anonymous",
             Access::LoginRequired => {
                 ctx.outcome = "login_required";
                 let reply = g.login_required(&route, req, now).await;
+                ctx.route = Some(route);
                 respond::send(session, reply).await?;
-                true
+                return Ok(true);
             }
-        };
+        }
+        let socket = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let denied = g
+            .authorize(&route, req, &norm, signed_in.as_ref(), socket, now)
+            .await;
+        ctx.identity = signed_in.map(|s| s.identity);
         ctx.route = Some(route);
-        Ok(done)
+        if let Some(reply) = denied {
+            ctx.outcome = "denied";
+            respond::send(session, reply).await?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     async fn upstream_peer(

@@ -1,0 +1,208 @@
+//! Per-route authorization as pure functions. The identity lists are alternatives:
+//! a user in `users`, or with an email in `emails`, or a domain in
+//! `email_domains`, or a group in `groups`. Every other kind of rule must also
+//! hold: required claims, HTTP methods, path prefixes, client networks.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::identity::Identity;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDeny {
+    /// 403 with a page (JSON for API clients).
+    Forbid,
+    /// Send a browser through a fresh login (maybe as another user); API clients
+    /// get 403.
+    Reauthenticate,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// `sub` or `preferred_username` values.
+    pub users: Vec<String>,
+    /// Whole addresses, lower case.
+    pub emails: Vec<String>,
+    /// `example.com` (exactly) or `.example.com` (its subdomains), lower case.
+    pub email_domains: Vec<String>,
+    pub groups: Vec<String>,
+    /// The claim that lists the user's groups or roles.
+    pub groups_claim: String,
+    /// Claim name -> a value it must equal (or, for a list, contain).
+    pub claims: Vec<(String, String)>,
+    pub methods: Vec<http::Method>,
+    /// Allowed path prefixes, on segment boundaries, matched on the normalized path.
+    pub paths: Vec<String>,
+    /// The client must be in one of these (when any are given)...
+    pub networks: Vec<IpNet>,
+    /// ...and in none of these.
+    pub deny_networks: Vec<IpNet>,
+    pub on_deny: OnDeny,
+}
+
+impl Policy {
+    /// Claims the session must keep for this policy to decide.
+    pub fn claims_used(&self) -> impl Iterator<Item = &str> {
+        let identity = !(self.emails.is_empty() && self.email_domains.is_empty());
+        identity
+            .then_some("email")
+            .into_iter()
+            .chain((!self.groups.is_empty()).then_some(self.groups_claim.as_str()))
+            .chain((!self.users.is_empty()).then_some("preferred_username"))
+            .chain(self.claims.iter().map(|(k, _)| k.as_str()))
+    }
+
+    fn has_identity_rules(&self) -> bool {
+        !(self.users.is_empty()
+            && self.emails.is_empty()
+            && self.email_domains.is_empty()
+            && self.groups.is_empty()
+            && self.claims.is_empty())
+    }
+}
+
+/// What a request brings to a decision.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    pub method: &'a http::Method,
+    /// The normalized path (`route::normalize_for_matching`), the one routing used.
+    pub path: &'a str,
+    pub client_ip: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Denied, and why (for the log line, not the user).
+    Deny(&'static str),
+}
+
+pub fn decide(p: &Policy, req: &RequestFacts, identity: Option<&Identity>) -> Decision {
+    if !p.deny_networks.is_empty() || !p.networks.is_empty() {
+        let Some(ip) = req.client_ip else {
+            return Decision::Deny("client address unknown");
+        };
+        if p.deny_networks.iter().any(|n| n.contains(&ip)) {
+            return Decision::Deny("client network denied");
+        }
+        if !p.networks.is_empty() && !p.networks.iter().any(|n| n.contains(&ip)) {
+            return Decision::Deny("client network not allowed");
+        }
+    }
+    if !p.methods.is_empty() && !p.methods.contains(req.method) {
+        return Decision::Deny("method not allowed");
+    }
+    if !p.paths.is_empty()
+        && !p
+            .paths
+            .iter()
+            .any(|pre| crate::route::prefix_matches(pre, req.path))
+    {
+        return Decision::Deny("path not allowed");
+    }
+    if !p.has_identity_rules() {
+        return Decision::Allow;
+    }
+    let Some(id) = identity else {
+        return Decision::Deny("no identity");
+    };
+    for (claim, want) in &p.claims {
+        if !id
+            .claim(claim)
+            .is_some_and(|v| v == want || list(v).any(|x| x == want))
+        {
+            return Decision::Deny("required claim missing");
+        }
+    }
+    let who_rules = !(p.users.is_empty()
+        && p.emails.is_empty()
+        && p.email_domains.is_empty()
+        && p.groups.is_empty());
+    if !who_rules {
+        return Decision::Allow;
+    }
+    let by_user = p.users.iter().any(|u| {
+        Some(u.as_str()) == id.claim("sub") || Some(u.as_str()) == id.claim("preferred_username")
+    });
+    let email = id.claim("email").and_then(parse_email);
+    let by_email = email
+        .as_ref()
+        .is_some_and(|(whole, _)| p.emails.iter().any(|e| e == whole));
+    let by_domain = email
+        .as_ref()
+        .is_some_and(|(_, domain)| p.email_domains.iter().any(|d| domain_matches(d, domain)));
+    let by_group = id
+        .claim(&p.groups_claim)
+        .is_some_and(|v| list(v).any(|g| p.groups.iter().any(|want| want == g)));
+    if by_user || by_email || by_domain || by_group {
+        Decision::Allow
+    } else {
+        Decision::Deny("user not allowed")
+    }
+}
+
+/// The items of a claim the session joined with `,` (see `Identity::from_claims`).
+fn list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim)
+}
+
+/// `(address, domain)`, both lower case, for a plain `local@domain` address.
+/// Anything with a second `@`, quotes, spaces or control characters is no
+/// address at all, so `attacker@evil.com@company.com` matches no `company.com`
+/// rule (oauth2-proxy GHSA-c5c4).
+pub fn parse_email(raw: &str) -> Option<(String, String)> {
+    let e = raw.to_ascii_lowercase();
+    if e.bytes()
+        .any(|b| b <= b' ' || b == 0x7f || b == b'"' || b == b'\\' || b == b'(' || b == b'<')
+    {
+        return None;
+    }
+    let (local, domain) = e.split_once('@')?;
+    if local.is_empty()
+        || domain.is_empty()
+        || domain.contains('@')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+        || domain.contains("..")
+    {
+        return None;
+    }
+    let domain = domain.to_string();
+    Some((e, domain))
+}
+
+/// `example.com` matches exactly; `.example.com` matches its subdomains only.
+fn domain_matches(rule: &str, domain: &str) -> bool {
+    match rule.strip_prefix('.') {
+        Some(parent) => domain.len() > parent.len() + 1 && domain.ends_with(rule),
+        None => domain == rule,
+    }
+}
+
+/// The client's address: the socket's, unless the socket is a trusted proxy; then
+/// the rightmost `X-Forwarded-For` address that is not itself a trusted proxy
+/// (the leftmost entries are whatever the client wrote).
+pub fn client_ip(socket: Option<IpAddr>, xff: Option<&str>, trusted: &[IpNet]) -> Option<IpAddr> {
+    let socket = socket?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&socket) {
+        return Some(socket);
+    }
+    let Some(xff) = xff else {
+        return Some(socket);
+    };
+    let mut last = socket;
+    for hop in xff.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => last = ip,
+            Ok(ip) => return Some(ip),
+            // A malformed hop: trust nothing to its left.
+            Err(_) => return Some(last),
+        }
+    }
+    Some(last)
+}
+
+#[cfg(test)]
+mod tests;
