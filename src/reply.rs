@@ -36,13 +36,22 @@ impl Reply {
 
     /// A small HTML page. `title` and `message` are escaped.
     pub fn page(status: u16, title: &str, message: &str) -> Reply {
+        let inner = format!(
+            "<p>{}</p><p><a href=\"/\">Home</a></p>",
+            escape_html(message)
+        );
+        Reply::html(status, title, &inner)
+    }
+
+    /// The one page shell of the gateway: `title` is escaped, `inner` is markup the
+    /// caller built from escaped parts.
+    fn html(status: u16, title: &str, inner: &str) -> Reply {
         let body = format!(
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title>\
              <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}}\
-             h1{{font-size:1.4rem}}p{{line-height:1.5}}</style></head>\
-             <body><h1>{t}</h1><p>{m}</p><p><a href=\"/\">Home</a></p></body></html>",
+             h1{{font-size:1.4rem}}p{{line-height:1.5}}button{{font-size:1rem;padding:.5rem 1.2rem}}</style></head>\
+             <body><h1>{t}</h1>{inner}</body></html>",
             t = escape_html(title),
-            m = escape_html(message)
         );
         Reply {
             status,
@@ -64,20 +73,13 @@ impl Reply {
     /// The page that asks before logging out, for requests that may come from
     /// another site. Its form POSTs to `action` (a path with the CSRF token).
     pub fn confirm_logout(action: &str) -> Reply {
-        let body = format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign out?</title>\
-             <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}}\
-             button{{font-size:1rem;padding:.5rem 1.2rem}}</style></head>\
-             <body><h1>Sign out?</h1><p>Do you want to sign out of all applications?</p>\
+        let inner = format!(
+            "<p>Do you want to sign out of all applications?</p>\
              <form id=\"logout-form\" method=\"post\" action=\"{a}\"><button id=\"logout-confirm\" type=\"submit\">Sign out</button></form>\
-             <p><a href=\"/\">Stay signed in</a></p></body></html>",
+             <p><a href=\"/\">Stay signed in</a></p>",
             a = escape_html(action)
         );
-        Reply {
-            status: 200,
-            headers: vec![("content-type", "text/html; charset=utf-8".into())],
-            body: Bytes::from(body),
-        }
+        Reply::html(200, "Sign out?", &inner)
     }
 
     pub fn with_cookie(mut self, set_cookie: String) -> Reply {

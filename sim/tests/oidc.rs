@@ -363,21 +363,7 @@ async fn authorize_errors_login_and_logout() {
         .unwrap();
     assert_eq!(resp.status(), 302);
     let code = query_param(&location(&resp), "code").unwrap();
-    let tokens: Value = c
-        .post(format!("{base}/api/v1/oauth2/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("client_id", "demo-client"),
-            ("client_secret", "demo-secret"),
-            ("redirect_uri", REDIRECT_URI),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value = redeem(&c, &base, &code).await;
     assert!(
         tokens.get("id_token").is_none(),
         "plain OAuth 2.0: no ID token"
