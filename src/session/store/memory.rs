@@ -9,14 +9,26 @@ use async_trait::async_trait;
 use moka::sync::Cache;
 
 use super::{Store, StoreError};
-use crate::session::now_secs;
 
-/// A value with its own deadline (unix seconds): moka's TTL is per cache, entries
-/// here each have theirs.
+/// A value with its own deadline (unix milliseconds): moka's TTL is per cache,
+/// entries here each have theirs. Milliseconds, not seconds: a whole-second clock
+/// would cut a 2 s lifetime to anything above 1 s, depending on when in the second
+/// the entry was written.
 #[derive(Clone)]
 struct Timed<T> {
     value: T,
     until: u64,
+}
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn deadline(now: u64, ttl: Duration) -> u64 {
+    now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
 }
 
 pub struct MemoryStore {
@@ -66,7 +78,7 @@ fn live<T: Clone + Send + Sync + 'static>(
 #[async_trait]
 impl Store for MemoryStore {
     async fn load(&self, key: &str, idle: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
-        let now = now_secs();
+        let now = now_millis();
         let Some(value) = live(&self.records, key, now) else {
             return Ok(None);
         };
@@ -75,7 +87,7 @@ impl Store for MemoryStore {
                 key.to_string(),
                 Timed {
                     value: value.clone(),
-                    until: now + idle.as_secs(),
+                    until: deadline(now, idle),
                 },
             );
         }
@@ -87,7 +99,7 @@ impl Store for MemoryStore {
             key.to_string(),
             Timed {
                 value: Arc::from(record),
-                until: now_secs() + ttl.as_secs(),
+                until: deadline(now_millis(), ttl),
             },
         );
         Ok(())
@@ -99,8 +111,8 @@ impl Store for MemoryStore {
     }
 
     async fn index(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
-        let now = now_secs();
-        let until = now + ttl.as_secs();
+        let now = now_millis();
+        let until = deadline(now, ttl);
         self.indexes.entry(key.to_string()).and_upsert_with(|old| {
             let mut t = match old.map(|e| e.into_value()) {
                 Some(t) if t.until > now => t,
@@ -119,7 +131,7 @@ impl Store for MemoryStore {
     }
 
     async fn take_index(&self, key: &str) -> Result<Vec<String>, StoreError> {
-        let now = now_secs();
+        let now = now_millis();
         Ok(self
             .indexes
             .remove(key)
@@ -129,11 +141,11 @@ impl Store for MemoryStore {
     }
 
     async fn has_index(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(live(&self.indexes, key, now_secs()).is_some())
+        Ok(live(&self.indexes, key, now_millis()).is_some())
     }
 
     async fn revoke(&self, key: &str, at: u64, ttl: Duration) -> Result<(), StoreError> {
-        let until = now_secs() + ttl.as_secs();
+        let until = deadline(now_millis(), ttl);
         self.any_revoked.store(true, Ordering::Release);
         self.revoked.entry(key.to_string()).and_upsert_with(|old| {
             match old.map(|e| e.into_value()) {
@@ -148,7 +160,7 @@ impl Store for MemoryStore {
     }
 
     async fn is_revoked(&self, keys: &[&str], issued_at: u64) -> Result<bool, StoreError> {
-        let now = now_secs();
+        let now = now_millis();
         Ok(keys
             .iter()
             .any(|k| live(&self.revoked, k, now).is_some_and(|at| issued_at <= at)))
@@ -159,8 +171,8 @@ impl Store for MemoryStore {
     }
 
     async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let now = now_secs();
-        let until = now + ttl.as_secs();
+        let now = now_millis();
+        let until = deadline(now, ttl);
         let mut fresh = false;
         self.used
             .entry(key.to_string())
