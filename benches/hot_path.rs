@@ -103,6 +103,7 @@ fn hot_path(c: &mut Criterion) {
         last_seen: now,
         access_expires: None,
         refresh_token: None,
+        access_token: None,
     };
     let sealed = session::seal(&sealer, &name, &data).expect("seal");
     c.bench_function("session/open_cookie", |b| {
@@ -113,8 +114,22 @@ fn hot_path(c: &mut Criterion) {
     c.bench_function("identity/upstream_header_set (strip + set)", |b| {
         b.iter(|| {
             let strip: Vec<HeaderName> = g.managed.to_strip(parts.headers.keys());
-            let set: Vec<_> = header_values(&rules, &data.identity).collect();
+            let set = header_values(&rules, &data.identity).expect("values");
             (strip, set)
+        })
+    });
+    // A route with `assertion = true` signs one per request.
+    let signer = oneaccess_gateway::assertion::Signer::new(None).expect("signer");
+    c.bench_function("identity/assertion (ES256 sign)", |b| {
+        b.iter(|| {
+            signer
+                .assert(
+                    "https://gw.example",
+                    "https://app.example",
+                    std::hint::black_box(&data.identity),
+                    now,
+                )
+                .expect("jwt")
         })
     });
 
@@ -223,7 +238,7 @@ fn id_token(c: &mut Criterion) {
                 &key,
                 Algorithm::RS256,
                 &settings,
-                "demo-client",
+                &["demo-client"],
                 &issuer,
             )
             .expect("valid")

@@ -5,7 +5,12 @@
 use http::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use crate::config::HeaderRule;
+use crate::config::{HeaderRule, HeaderSource, Missing, TemplatePart};
+
+/// Joins the items of a list claim inside the session. A control character, so no
+/// claim value can contain it (they are replaced at ingest): a group named `a,b`
+/// stays one group.
+pub const LIST_SEP: char = '\u{1f}';
 
 /// A logged-in user as the gateway keeps it: the subject and the claims that some
 /// route maps into a header.
@@ -29,9 +34,16 @@ impl Identity {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The items of a claim: one for a scalar, each item for a list.
+    pub fn values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.claim(name).into_iter().flat_map(|v| v.split(LIST_SEP))
+    }
+
     /// Keeps from a JSON claim set the claims in `wanted`, flattened to text:
-    /// strings as they are, numbers and booleans printed, lists of scalars joined with
-    /// `,`. Objects and nulls are left out.
+    /// strings (control characters made spaces), numbers and booleans printed,
+    /// lists of scalars joined with `LIST_SEP`. A dotted name (`address.country`)
+    /// walks into objects when no claim has that exact name. Objects and nulls
+    /// are left out.
     pub fn from_claims(
         sub: String,
         claims: &serde_json::Map<String, serde_json::Value>,
@@ -42,7 +54,7 @@ impl Identity {
             if name == "sub" {
                 continue;
             }
-            if let Some(text) = claims.get(name).and_then(claim_text) {
+            if let Some(text) = lookup(claims, name).and_then(claim_text) {
                 kept.push((name.clone(), text));
             }
         }
@@ -50,9 +62,30 @@ impl Identity {
     }
 }
 
+/// A claim by exact name, else by a dotted path into nested objects.
+fn lookup<'a>(
+    claims: &'a serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    if let Some(v) = claims.get(name) {
+        return Some(v);
+    }
+    let mut parts = name.split('.');
+    let mut v = claims.get(parts.next()?)?;
+    for p in parts {
+        v = v.as_object()?.get(p)?;
+    }
+    Some(v)
+}
+
 fn claim_text(v: &serde_json::Value) -> Option<String> {
     use serde_json::Value;
     match v {
+        Value::String(s) if s.chars().any(char::is_control) => Some(
+            s.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect(),
+        ),
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
@@ -64,7 +97,7 @@ fn claim_text(v: &serde_json::Value) -> Option<String> {
                     other => claim_text(other),
                 })
                 .collect();
-            (!parts.is_empty()).then(|| parts.join(","))
+            (!parts.is_empty()).then(|| parts.join(&LIST_SEP.to_string()))
         }
         Value::Null | Value::Object(_) => None,
     }
@@ -118,17 +151,53 @@ fn loosely_equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
 
-/// The identity headers for one route, in rule order. A claim the user does not
-/// have gives no header. Control characters a claim may carry (CR, LF, NUL...)
-/// are replaced by spaces, so no claim can split or forge a header.
-pub fn header_values<'a>(
-    rules: &'a [HeaderRule],
-    identity: &'a Identity,
-) -> impl Iterator<Item = (&'a HeaderName, HeaderValue)> + 'a {
-    rules.iter().filter_map(move |r| {
-        let v = identity.claim(&r.claim)?;
-        Some((&r.name, sanitized_value(v)))
-    })
+/// A header rule with `missing = "reject"` found nothing to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingValue(pub HeaderName);
+
+/// The identity headers for one route, in rule order. A value the user does not
+/// have gives no header, or `MissingValue` when the rule rejects such requests.
+/// Values are sanitised (`sanitized_value`), so no claim can split or forge a
+/// header.
+pub fn header_values(
+    rules: &[HeaderRule],
+    identity: &Identity,
+) -> Result<Vec<(HeaderName, HeaderValue)>, MissingValue> {
+    let mut out = Vec::with_capacity(rules.len());
+    for r in rules {
+        match render(r, identity) {
+            Some(text) => out.push((r.name.clone(), sanitized_value(&text))),
+            None if r.missing == Missing::Reject => return Err(MissingValue(r.name.clone())),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// One rule's value for this user, `None` when a claim it needs is missing.
+fn render(rule: &HeaderRule, identity: &Identity) -> Option<String> {
+    let claim = |name: &str| -> Option<String> {
+        let v = identity.claim(name)?;
+        Some(if v.contains(LIST_SEP) {
+            v.split(LIST_SEP).collect::<Vec<_>>().join(&rule.separator)
+        } else {
+            v.to_string()
+        })
+    };
+    match &rule.source {
+        HeaderSource::Claim(name) => claim(name),
+        HeaderSource::Value(v) => Some(v.clone()),
+        HeaderSource::Template(parts) => {
+            let mut out = String::new();
+            for p in parts {
+                match p {
+                    TemplatePart::Text(t) => out.push_str(t),
+                    TemplatePart::Claim(name) => out.push_str(&claim(name)?),
+                }
+            }
+            Some(out)
+        }
+    }
 }
 
 /// Makes a header value from arbitrary text. UTF-8 is passed as bytes (OneAccess
@@ -154,11 +223,27 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rule(name: &'static str, claim: &str) -> HeaderRule {
+    fn rule(name: &'static str, source: HeaderSource) -> HeaderRule {
         HeaderRule {
             name: HeaderName::from_static(name),
-            claim: claim.into(),
+            source,
+            missing: Missing::Omit,
+            separator: ",".into(),
         }
+    }
+
+    fn claim(name: &str) -> HeaderSource {
+        HeaderSource::Claim(name.into())
+    }
+
+    fn render_all(
+        rules: &[HeaderRule],
+        id: &Identity,
+    ) -> Result<Vec<(String, Vec<u8>)>, MissingValue> {
+        Ok(header_values(rules, id)?
+            .into_iter()
+            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect())
     }
 
     #[test]
@@ -190,7 +275,7 @@ mod tests {
         assert_eq!(id.claim("email"), Some("a@x"));
         assert_eq!(id.claim("age"), Some("42"));
         assert_eq!(id.claim("admin"), Some("true"));
-        assert_eq!(id.claim("groups"), Some("a,b"));
+        assert_eq!(id.values("groups").collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(id.claim("addr"), None);
         assert_eq!(id.claim("n"), None);
     }
@@ -202,20 +287,145 @@ mod tests {
             claims: vec![("name".into(), "Eve\r\nX-Admin: yes".into())],
         };
         let rules = [
-            rule("x-user", "sub"),
-            rule("x-name", "name"),
-            rule("x-mail", "email"),
+            rule("x-user", claim("sub")),
+            rule("x-name", claim("name")),
+            rule("x-mail", claim("email")),
         ];
-        let got: Vec<_> = header_values(&rules, &id)
-            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
-            .collect();
         assert_eq!(
-            got,
+            render_all(&rules, &id).expect("values"),
             vec![
                 ("x-user".into(), b"u1".to_vec()),
                 ("x-name".into(), b"Eve  X-Admin: yes".to_vec())
             ]
         );
+    }
+
+    /// One row per mapping case: the rule, the user's claims (as the IdP sent
+    /// them), and the header value expected (`None`: no header).
+    #[test]
+    fn mapping_table() {
+        use TemplatePart::{Claim as C, Text as T};
+        let tpl = |parts: Vec<TemplatePart>| HeaderSource::Template(parts);
+        let rows: Vec<(&str, HeaderRule, serde_json::Value, Option<&[u8]>)> = vec![
+            (
+                "a claim",
+                rule("x-a", claim("email")),
+                json!({"email": "a@x"}),
+                Some(b"a@x"),
+            ),
+            (
+                "a list, default separator",
+                rule("x-a", claim("groups")),
+                json!({"groups": ["a", "b c"]}),
+                Some(b"a,b c"),
+            ),
+            (
+                "a list, own separator",
+                HeaderRule {
+                    separator: "; ".into(),
+                    ..rule("x-a", claim("groups"))
+                },
+                json!({"groups": ["a", "b,c"]}),
+                Some(b"a; b,c"),
+            ),
+            (
+                "a dotted path",
+                rule("x-a", claim("address.country")),
+                json!({"address": {"country": "CN"}}),
+                Some(b"CN"),
+            ),
+            (
+                "a dotted name that exists as such wins",
+                rule("x-a", claim("a.b")),
+                json!({"a.b": "flat", "a": {"b": "nested"}}),
+                Some(b"flat"),
+            ),
+            (
+                "a fixed value",
+                rule("x-a", HeaderSource::Value("acme".into())),
+                json!({}),
+                Some(b"acme"),
+            ),
+            (
+                "a template",
+                rule("x-a", tpl(vec![C("userName".into()), T("@corp".into())])),
+                json!({"userName": "zhang.wei"}),
+                Some(b"zhang.wei@corp"),
+            ),
+            (
+                "a template with a missing claim sends nothing",
+                rule("x-a", tpl(vec![C("userName".into()), T("@corp".into())])),
+                json!({}),
+                None,
+            ),
+            (
+                "CR LF in a claim",
+                rule("x-a", claim("name")),
+                json!({"name": "x\r\nX-Forwarded-User: admin"}),
+                Some(b"x  X-Forwarded-User: admin"),
+            ),
+            (
+                "NUL and DEL in a claim",
+                rule("x-a", claim("name")),
+                json!({"name": "a\u{0}b\u{7f}c"}),
+                Some(b"a b c"),
+            ),
+            (
+                "a list item with a control char cannot split the list",
+                rule("x-a", claim("groups")),
+                json!({"groups": ["a\u{1f}admin"]}),
+                Some(b"a admin"),
+            ),
+            (
+                "CR LF through a template",
+                rule("x-a", tpl(vec![T("u=".into()), C("name".into())])),
+                json!({"name": "e\nvil"}),
+                Some(b"u=e vil"),
+            ),
+            (
+                "UTF-8 as bytes",
+                rule("x-a", claim("name")),
+                json!({"name": "张伟"}),
+                Some("张伟".as_bytes()),
+            ),
+            (
+                "an object claim is no value",
+                rule("x-a", claim("address")),
+                json!({"address": {"c": 1}}),
+                None,
+            ),
+        ];
+        for (name, r, claims, want) in rows {
+            let wanted: Vec<String> = r.claims_used().map(str::to_string).collect();
+            let id = Identity::from_claims("u1".into(), claims.as_object().expect("obj"), &wanted);
+            let got = render_all(std::slice::from_ref(&r), &id).expect("values");
+            let got = got.first().map(|(_, v)| v.as_slice());
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_rejecting_rule_refuses_a_user_without_the_value() {
+        let rules = [
+            rule("x-user", claim("sub")),
+            HeaderRule {
+                missing: Missing::Reject,
+                ..rule("x-employee", claim("employee_id"))
+            },
+        ];
+        let without = Identity {
+            sub: "u1".into(),
+            claims: vec![],
+        };
+        assert_eq!(
+            render_all(&rules, &without),
+            Err(MissingValue(HeaderName::from_static("x-employee")))
+        );
+        let with = Identity {
+            sub: "u1".into(),
+            claims: vec![("employee_id".into(), "E7".into())],
+        };
+        assert_eq!(render_all(&rules, &with).expect("values").len(), 2);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Dependencies point one way: `error`/`secret` -> `config` -> `route`, `session`,
 //! `auth`, `identity` -> `gateway` -> `proxy` -> `main`.
 
+pub mod assertion;
 pub mod auth;
 pub mod config;
 pub mod error;

@@ -1,7 +1,10 @@
 //! Per-route authorization as pure functions. The identity lists are alternatives:
 //! a user in `users`, or with an email in `emails`, or a domain in
 //! `email_domains`, or a group in `groups`. Every other kind of rule must also
-//! hold: required claims, HTTP methods, path prefixes, client networks.
+//! hold: required claims, HTTP methods, path prefixes, client networks, time
+//! windows.
+
+pub mod schedule;
 
 use std::net::IpAddr;
 
@@ -38,6 +41,8 @@ pub struct Policy {
     pub networks: Vec<IpNet>,
     /// ...and in none of these.
     pub deny_networks: Vec<IpNet>,
+    /// When the route may be used; `None`: always.
+    pub schedule: Option<schedule::Schedule>,
     pub on_deny: OnDeny,
 }
 
@@ -69,6 +74,8 @@ pub struct RequestFacts<'a> {
     /// The normalized path (`route::normalize_for_matching`), the one routing used.
     pub path: &'a str,
     pub client_ip: Option<IpAddr>,
+    /// The clock, unix seconds.
+    pub now: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +107,9 @@ pub fn decide(p: &Policy, req: &RequestFacts, identity: Option<&Identity>) -> De
             .any(|pre| crate::route::prefix_matches(pre, req.path))
     {
         return Decision::Deny("path not allowed");
+    }
+    if p.schedule.as_ref().is_some_and(|s| !s.contains(req.now)) {
+        return Decision::Deny("outside the allowed hours");
     }
     if !p.has_identity_rules() {
         return Decision::Allow;
@@ -142,9 +152,9 @@ pub fn decide(p: &Policy, req: &RequestFacts, identity: Option<&Identity>) -> De
     }
 }
 
-/// The items of a claim the session joined with `,` (see `Identity::from_claims`).
+/// The items of a list claim (see `Identity::from_claims`).
 fn list(v: &str) -> impl Iterator<Item = &str> {
-    v.split(',').map(str::trim)
+    v.split(crate::identity::LIST_SEP)
 }
 
 /// `(address, domain)`, both lower case, for a plain `local@domain` address.

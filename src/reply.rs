@@ -12,6 +12,9 @@ pub struct Reply {
     /// Header name (lower case) and value. Values are built by the gateway from
     /// validated parts; `respond` drops any that is still not a valid header value.
     pub headers: Vec<(&'static str, String)>,
+    /// Identity headers of a forward-auth answer, already sanitised (their names
+    /// come from the config, their values may be UTF-8).
+    pub identity: Vec<(http::HeaderName, http::HeaderValue)>,
     pub body: Bytes,
 }
 
@@ -21,6 +24,7 @@ impl Reply {
         Reply {
             status: 302,
             headers: vec![("location", location.into())],
+            identity: Vec::new(),
             body: Bytes::new(),
         }
     }
@@ -30,6 +34,7 @@ impl Reply {
         Reply {
             status,
             headers: Vec::new(),
+            identity: Vec::new(),
             body: Bytes::new(),
         }
     }
@@ -56,6 +61,7 @@ impl Reply {
         Reply {
             status,
             headers: vec![("content-type", "text/html; charset=utf-8".into())],
+            identity: Vec::new(),
             body: Bytes::from(body),
         }
     }
@@ -63,10 +69,16 @@ impl Reply {
     /// A JSON body `{"error": code, "message": message}` for API clients.
     pub fn json_error(status: u16, code: &str, message: &str) -> Reply {
         let body = serde_json::json!({ "error": code, "message": message }).to_string();
+        Reply::json(status, &body)
+    }
+
+    /// A JSON document the gateway made.
+    pub fn json(status: u16, body: &str) -> Reply {
         Reply {
             status,
             headers: vec![("content-type", "application/json".into())],
-            body: Bytes::from(body),
+            identity: Vec::new(),
+            body: Bytes::from(body.to_string()),
         }
     }
 

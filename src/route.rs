@@ -13,7 +13,8 @@ use crate::config::{Config, RouteSpec};
 #[derive(Debug)]
 pub struct Route {
     pub spec: RouteSpec,
-    pub peer: HttpPeer,
+    /// `None` for a route judged only through forward auth.
+    pub peer: Option<HttpPeer>,
     /// `route[N]`, for logs.
     pub label: String,
 }
@@ -32,9 +33,12 @@ impl Router {
         for spec in &config.routes {
             // A SocketAddr: no DNS here or later (HttpPeer::new("host:port") resolves
             // on every call and panics when that fails).
-            let mut peer = HttpPeer::new(spec.upstream.addr, false, String::new());
-            peer.options.connection_timeout = Some(Duration::from_secs(5));
-            peer.options.idle_timeout = Some(Duration::from_secs(60));
+            let peer = spec.upstream.as_ref().map(|u| {
+                let mut peer = HttpPeer::new(u.addr, false, String::new());
+                peer.options.connection_timeout = Some(Duration::from_secs(5));
+                peer.options.idle_timeout = Some(Duration::from_secs(60));
+                peer
+            });
             let route = Arc::new(Route {
                 label: format!("route[{}]", spec.index),
                 spec: spec.clone(),

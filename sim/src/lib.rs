@@ -1,6 +1,6 @@
 //! `oneaccess-sim`: a faithful simulator of the Huawei OneAccess identity provider
-//! (OIDC / OAuth 2.0, CAS, global logout) and a tiny echo upstream, for the gateway's
-//! integration tests and the demo.
+//! (OIDC / OAuth 2.0, CAS, global logout, the management API) and a tiny echo upstream,
+//! for the gateway's integration tests and the demo.
 //!
 //! Both servers run in-process on the caller's Tokio runtime; see [`Sim`] and [`echo::Echo`].
 

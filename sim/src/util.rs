@@ -27,6 +27,11 @@ pub(crate) fn b64url(bytes: &[u8]) -> String {
 
 /// `n` cryptographically random bytes, base64url-encoded (an opaque token).
 pub(crate) fn random_token(n: usize) -> String {
+    b64url(&random_bytes(n))
+}
+
+/// `n` cryptographically random bytes.
+pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];
     // The system RNG failing is not recoverable; fall back to a time-derived value
     // only so that a handler never panics (this never happens in practice).
@@ -36,7 +41,17 @@ pub(crate) fn random_token(n: usize) -> String {
             *b = t[i % t.len()] ^ (i as u8);
         }
     }
-    b64url(&buf)
+    buf
+}
+
+/// `n` random lowercase hexadecimal digits.
+pub(crate) fn random_hex(n: usize) -> String {
+    let mut hex: String = random_bytes(n.div_ceil(2))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    hex.truncate(n);
+    hex
 }
 
 /// Seconds since the Unix epoch.

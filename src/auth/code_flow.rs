@@ -29,10 +29,13 @@ pub struct TokenResponse {
     pub token_type: Option<String>,
 }
 
-/// What a token response leaves for later: the refresh token, and how long the
-/// access token lives.
+/// What a token response leaves for later: the tokens a session may keep, and
+/// how long the access token lives.
 #[derive(Debug, Default)]
 pub struct Grant {
+    pub access_token: Option<Secret<String>>,
+    /// A refreshed, verified ID token (the login's own is in `OidcLogin`).
+    pub id_token: Option<Secret<String>>,
     pub refresh_token: Option<Secret<String>>,
     pub expires_in: Option<u64>,
 }
@@ -40,6 +43,8 @@ pub struct Grant {
 impl TokenResponse {
     pub fn grant(&mut self) -> Grant {
         Grant {
+            access_token: Some(self.access_token.clone()),
+            id_token: None,
             refresh_token: self.refresh_token.take(),
             expires_in: self.expires_in,
         }

@@ -27,6 +27,9 @@ pub struct ServerFile {
     /// Proxies (CIDR) whose `X-Forwarded-For` is believed for the client address.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// PKCS#8 PEM of the P-256 key that signs identity assertions. Gateways behind
+    /// one load balancer share it; without it each process makes its own.
+    pub assertion_key: Option<SecretFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,8 +111,11 @@ pub struct RouteFile {
     pub path: Option<String>,
     pub upstream: Option<String>,
     pub protocol: Option<String>,
-    /// Upstream header name -> claim name. Replaces the default set when given.
-    pub headers: Option<BTreeMap<String, String>>,
+    /// Upstream header name -> a claim name, or a table `{ claim | value |
+    /// template, missing, separator }`. Replaces the default set when given.
+    /// Checked by `validate::headers`, which gives better messages than serde
+    /// could for the two shapes.
+    pub headers: Option<BTreeMap<String, toml::Value>>,
     /// This route's own application at OneAccess (`oidc`, `oauth2`).
     pub client_id: Option<String>,
     pub client_secret: Option<SecretFile>,
@@ -121,6 +127,17 @@ pub struct RouteFile {
     pub on_refresh_failure: Option<String>,
     /// Who may use this route, and how.
     pub policy: Option<PolicyFile>,
+    /// `access` or `id`: the user's token goes upstream as `Authorization: Bearer`.
+    pub pass_token: Option<String>,
+    /// Send a signed identity assertion (`X-Gateway-Assertion`) upstream.
+    #[serde(default)]
+    pub assertion: bool,
+    /// Accept `Authorization: Bearer <JWT>` from API clients, verified against
+    /// the provider's keys.
+    #[serde(default)]
+    pub bearer_tokens: bool,
+    /// Audiences a bearer token may carry; default: the route's client id.
+    pub bearer_audiences: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +164,22 @@ pub struct PolicyFile {
     pub deny_networks: Vec<String>,
     /// `forbid` (403, the default) or `reauthenticate` (log in again).
     pub on_deny: Option<String>,
+    /// The zone `windows` are read in, e.g. `Asia/Shanghai`; default UTC.
+    pub time_zone: Option<String>,
+    /// When the route may be used: any one window is enough.
+    #[serde(default)]
+    pub windows: Vec<WindowFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowFile {
+    /// `mon`..`sun` or ranges such as `mon-fri`; none: every day.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// `HH:MM`; a `to` before `from` runs past midnight.
+    pub from: Option<String>,
+    pub to: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -30,6 +30,8 @@ pub struct ServerSettings {
     pub allowed_redirect_hosts: Vec<String>,
     pub post_logout_redirect: String,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// PKCS#8 DER of the assertion signing key, if configured.
+    pub assertion_key: Option<Secret<Vec<u8>>>,
 }
 
 /// The gateway's own endpoints, answered before any route.
@@ -43,6 +45,14 @@ pub struct SsoPaths {
     /// OIDC Back-Channel Logout endpoint (register it at OneAccess).
     pub backchannel_logout: String,
     pub logout: String,
+    /// The JWKS of the identity assertions.
+    pub jwks: String,
+    /// Forward auth for nginx `auth_request`: 2xx or 401.
+    pub forward_auth: String,
+    /// Forward auth for Traefik and Caddy: 2xx, or a redirect to log in.
+    pub forward_auth_redirect: String,
+    /// Starts a login for a URL (`?rd=`): where nginx sends a 401.
+    pub start: String,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +150,13 @@ pub struct ProviderSettings {
     pub refresh_margin: Duration,
 }
 
+/// Which of the user's tokens a route passes upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassToken {
+    Access,
+    Id,
+}
+
 /// What a route does when the IdP refuses a session's refresh token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshFailure {
@@ -207,11 +224,55 @@ pub struct Upstream {
     pub url: String,
 }
 
-/// One identity header: its name and the claim that fills it.
+/// One identity header, as OneAccess's attribute mapping has them: from a claim,
+/// a fixed value, or a template over claims.
 #[derive(Debug, Clone)]
 pub struct HeaderRule {
     pub name: HeaderName,
-    pub claim: String,
+    pub source: HeaderSource,
+    pub missing: Missing,
+    /// Joins the items of a list claim (groups, roles).
+    pub separator: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderSource {
+    /// A claim by name or dotted path (`address.country`).
+    Claim(String),
+    /// The same text for every user (a tenant name, a flag for the app).
+    Value(String),
+    /// Text with `{claim}` placeholders, e.g. `{preferred_username}@corp`.
+    Template(Vec<TemplatePart>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    Text(String),
+    Claim(String),
+}
+
+/// What a rule does when the user lacks a claim it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Send no such header (the default).
+    Omit,
+    /// Refuse the request with 403: the app cannot work without it.
+    Reject,
+}
+
+impl HeaderRule {
+    /// The claims this rule reads, which the session must keep.
+    pub fn claims_used(&self) -> impl Iterator<Item = &str> {
+        let (one, many): (Option<&str>, &[TemplatePart]) = match &self.source {
+            HeaderSource::Claim(c) => (Some(c.as_str()), &[]),
+            HeaderSource::Value(_) => (None, &[]),
+            HeaderSource::Template(parts) => (None, parts.as_slice()),
+        };
+        one.into_iter().chain(many.iter().filter_map(|p| match p {
+            TemplatePart::Claim(c) => Some(c.as_str()),
+            TemplatePart::Text(_) => None,
+        }))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -221,7 +282,8 @@ pub struct RouteSpec {
     /// Lower-case host without port, or `None` for any host.
     pub host: Option<String>,
     pub path: String,
-    pub upstream: Upstream,
+    /// `None`: the route is only judged through forward auth, never proxied.
+    pub upstream: Option<Upstream>,
     pub protocol: Protocol,
     pub headers: Vec<HeaderRule>,
     /// `scheme://host[:port]` that users reach this route at: redirect URIs and
@@ -233,6 +295,11 @@ pub struct RouteSpec {
     pub cas: Option<CasSettings>,
     pub refresh_failure: RefreshFailure,
     pub policy: Option<crate::policy::Policy>,
+    pub pass_token: Option<PassToken>,
+    pub assertion: bool,
+    /// Audiences accepted in API clients' bearer JWTs; empty: bearer tokens are
+    /// not accepted.
+    pub bearer_audiences: Vec<String>,
     /// Which logins this route accepts: a session made by one protocol and client
     /// is not accepted by a route of another (`sub` means different things to
     /// each), e.g. `oidc:client-id`, `oauth2:client-id`, `cas`.

@@ -8,14 +8,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
-use http::HeaderName;
 use jsonwebtoken::Algorithm;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::file::{
-    CasFile, PolicyFile, ProviderFile, RouteFile, SecretFile, ServerFile, SessionFile,
-};
+use super::file::{CasFile, ProviderFile, RouteFile, SecretFile, ServerFile, SessionFile};
 use super::runtime::*;
 use crate::error::{ConfigErrors, ConfigProblem};
 use crate::secret::Secret;
@@ -121,7 +118,7 @@ pub fn parse(text: &str, base_dir: &Path, env: EnvLookup) -> Result<Config, Conf
         );
     }
 
-    let server = server_settings(&mut c, server_file);
+    let server = server_settings(&mut c, server_file, base_dir, env);
     let session = session_settings(&mut c, session_file, server.tls, base_dir, env);
     let provider = provider_file.map(|p| provider_settings(&mut c, p, base_dir, env));
     let routes = route_specs(
@@ -135,6 +132,14 @@ pub fn parse(text: &str, base_dir: &Path, env: EnvLookup) -> Result<Config, Conf
 
     if routes.is_empty() {
         c.add("route", "at least one [[route]] is needed");
+    }
+    if session.minimal {
+        for r in routes.iter().filter(|r| r.pass_token.is_some()) {
+            c.add(
+                format!("route[{}].pass_token", r.index),
+                "session.minimal keeps no tokens to pass",
+            );
+        }
     }
     if provider.is_none() && routes.iter().any(|r| r.protocol != Protocol::Public) {
         c.add(
@@ -154,7 +159,12 @@ pub fn parse(text: &str, base_dir: &Path, env: EnvLookup) -> Result<Config, Conf
     })
 }
 
-fn server_settings(c: &mut Collector, f: ServerFile) -> ServerSettings {
+fn server_settings(
+    c: &mut Collector,
+    f: ServerFile,
+    base_dir: &Path,
+    env: EnvLookup,
+) -> ServerSettings {
     let listen_text = f.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
     let listen = match listen_text.to_socket_addrs().map(|mut a| a.next()) {
         Ok(Some(a)) => a,
@@ -229,11 +239,25 @@ fn server_settings(c: &mut Collector, f: ServerFile) -> ServerSettings {
         .trusted_proxies
         .iter()
         .enumerate()
-        .filter_map(|(i, t)| cidr(c, &format!("server.trusted_proxies[{i}]"), t))
+        .filter_map(|(i, t)| policy::cidr(c, &format!("server.trusted_proxies[{i}]"), t))
         .collect();
+
+    let assertion_key = f.assertion_key.as_ref().and_then(|k| {
+        let pem = read_secret(c, "server.assertion_key", k, base_dir, env)?;
+        let der = crate::assertion::pem_to_der(pem.expose())
+            .filter(|der| crate::assertion::Signer::new(Some(der)).is_ok());
+        if der.is_none() {
+            c.add(
+                "server.assertion_key",
+                "must be a PEM `PRIVATE KEY` (PKCS#8) on the P-256 curve, e.g. from `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`",
+            );
+        }
+        der.map(Secret::new)
+    });
 
     ServerSettings {
         trusted_proxies,
+        assertion_key,
         listen,
         threads,
         grace_period: Duration::from_secs(f.grace_period_seconds.unwrap_or(5)),
@@ -245,6 +269,10 @@ fn server_settings(c: &mut Collector, f: ServerFile) -> ServerSettings {
             cas_callback: format!("{prefix}/cas/callback"),
             backchannel_logout: format!("{prefix}/backchannel-logout"),
             logout: format!("{prefix}/logout"),
+            jwks: format!("{prefix}/jwks.json"),
+            forward_auth: format!("{prefix}/auth"),
+            forward_auth_redirect: format!("{prefix}/verify"),
+            start: format!("{prefix}/start"),
             prefix,
         },
         allowed_redirect_hosts: allowed,
@@ -787,19 +815,14 @@ fn route_specs(
             c.add(at("path"), "another route already has this host and path");
         }
 
-        let upstream = match &f.upstream {
-            None => {
-                c.add(at("upstream"), "is required, e.g. `http://127.0.0.1:3000`");
+        // No upstream: the route exists for forward auth only.
+        let upstream = f.upstream.as_ref().and_then(|u| match resolve_upstream(u) {
+            Ok(up) => Some(up),
+            Err(e) => {
+                c.add(at("upstream"), e);
                 None
             }
-            Some(u) => match resolve_upstream(u) {
-                Ok(up) => Some(up),
-                Err(e) => {
-                    c.add(at("upstream"), e);
-                    None
-                }
-            },
-        };
+        });
 
         let protocol = match f.protocol.as_deref() {
             Some("oidc") => Protocol::Oidc,
@@ -869,14 +892,14 @@ fn route_specs(
                 RefreshFailure::Reauthenticate
             }
         };
-        let policy = f.policy.as_ref().map(|p| policy(c, i, p, protocol));
+        let policy = f.policy.as_ref().map(|p| policy::policy(c, i, p, protocol));
         let client_id = client.as_ref().map_or("", |cl| cl.client_id.as_str());
         let realm = match protocol {
             Protocol::Oidc | Protocol::OAuth2 => format!("{}:{client_id}", protocol.as_str()),
             Protocol::Cas | Protocol::Public => protocol.as_str().to_string(),
         };
 
-        let headers = header_rules(c, i, f.headers.as_ref());
+        let headers = headers::header_rules(c, i, f.headers.as_ref());
 
         let origin = match &host {
             None => server.public_origin.clone(),
@@ -891,7 +914,8 @@ fn route_specs(
             },
         };
 
-        if let Some(upstream) = upstream {
+        let tokens = tokens::route_tokens(c, i, &f, protocol, client.as_ref());
+        if f.upstream.is_none() || upstream.is_some() {
             out.push(RouteSpec {
                 index: i,
                 host,
@@ -905,130 +929,13 @@ fn route_specs(
                 realm,
                 refresh_failure,
                 policy,
+                pass_token: tokens.pass_token,
+                assertion: f.assertion,
+                bearer_audiences: tokens.bearer_audiences,
             });
         }
     }
     out
-}
-
-/// A CIDR (`10.0.0.0/8`), or one address taken as a /32 or /128.
-fn cidr(c: &mut Collector, at: &str, text: &str) -> Option<ipnet::IpNet> {
-    let t = text.trim();
-    let parsed = t
-        .parse::<ipnet::IpNet>()
-        .ok()
-        .or_else(|| t.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from));
-    if parsed.is_none() {
-        c.add(at, format!("`{text}` is not an address or CIDR range"));
-    }
-    parsed
-}
-
-fn policy(
-    c: &mut Collector,
-    i: usize,
-    f: &PolicyFile,
-    protocol: Protocol,
-) -> crate::policy::Policy {
-    use crate::policy::{parse_email, OnDeny, Policy};
-    let at = |field: &str| format!("route[{i}].policy.{field}");
-    let mut emails = Vec::new();
-    for (k, e) in f.emails.iter().enumerate() {
-        match parse_email(e) {
-            Some((whole, _)) => emails.push(whole),
-            None => c.add(
-                at(&format!("emails[{k}]")),
-                format!("`{e}` is not a plain address"),
-            ),
-        }
-    }
-    let mut email_domains = Vec::new();
-    for (k, d) in f.email_domains.iter().enumerate() {
-        let d = d.trim().to_ascii_lowercase();
-        let bare = d.strip_prefix('.').unwrap_or(&d);
-        if bare.is_empty() || bare.contains(['@', '/', ' ', '*']) || bare.contains("..") {
-            c.add(
-                at(&format!("email_domains[{k}]")),
-                "must be a domain (`example.com`) or `.example.com` for its subdomains",
-            );
-        } else {
-            email_domains.push(d);
-        }
-    }
-    let mut methods = Vec::new();
-    for (k, m) in f.methods.iter().enumerate() {
-        match http::Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
-            Ok(m) => methods.push(m),
-            Err(_) => c.add(
-                at(&format!("methods[{k}]")),
-                format!("`{m}` is not a method"),
-            ),
-        }
-    }
-    for (k, p) in f.paths.iter().enumerate() {
-        if !p.starts_with('/') || p.contains(['%', '\\', '?', '#']) || p.contains("..") {
-            c.add(
-                at(&format!("paths[{k}]")),
-                "must start with `/`, without `%`, `\\`, `?`, `#` or `..`",
-            );
-        }
-    }
-    let networks = f
-        .networks
-        .iter()
-        .enumerate()
-        .filter_map(|(k, n)| cidr(c, &at(&format!("networks[{k}]")), n))
-        .collect();
-    let deny_networks = f
-        .deny_networks
-        .iter()
-        .enumerate()
-        .filter_map(|(k, n)| cidr(c, &at(&format!("deny_networks[{k}]")), n))
-        .collect();
-    let on_deny = match f.on_deny.as_deref() {
-        None | Some("forbid") => OnDeny::Forbid,
-        Some("reauthenticate") => OnDeny::Reauthenticate,
-        Some(other) => {
-            c.add(
-                at("on_deny"),
-                format!("`{other}` is not forbid or reauthenticate"),
-            );
-            OnDeny::Forbid
-        }
-    };
-    let identity_rules = !(f.users.is_empty()
-        && f.emails.is_empty()
-        && f.email_domains.is_empty()
-        && f.groups.is_empty()
-        && f.claims.is_empty());
-    if identity_rules && protocol == Protocol::Public {
-        c.add(
-            format!("route[{i}].policy"),
-            "a public route has no user: rules on users, emails, groups or claims need a login protocol",
-        );
-    }
-    Policy {
-        users: f.users.clone(),
-        emails,
-        email_domains,
-        groups: f.groups.clone(),
-        groups_claim: f.groups_claim.clone().unwrap_or_else(|| "groups".into()),
-        claims: f
-            .claims
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        methods,
-        paths: f
-            .paths
-            .iter()
-            .map(|p| p.trim_end_matches('/').to_string())
-            .map(|p| if p.is_empty() { "/".into() } else { p })
-            .collect(),
-        networks,
-        deny_networks,
-        on_deny,
-    }
 }
 
 fn cas_settings(c: &mut Collector, i: usize, f: Option<&CasFile>) -> CasSettings {
@@ -1072,41 +979,6 @@ fn cas_settings(c: &mut Collector, i: usize, f: Option<&CasFile>) -> CasSettings
     }
 }
 
-fn header_rules(
-    c: &mut Collector,
-    i: usize,
-    given: Option<&std::collections::BTreeMap<String, String>>,
-) -> Vec<HeaderRule> {
-    let pairs: Vec<(String, String)> = match given {
-        None => DEFAULT_HEADERS
-            .iter()
-            .map(|(h, cl)| (h.to_string(), cl.to_string()))
-            .collect(),
-        Some(m) => m.iter().map(|(h, cl)| (h.clone(), cl.clone())).collect(),
-    };
-    let mut rules = Vec::new();
-    for (name, claim) in pairs {
-        let path = format!("route[{i}].headers.{name}");
-        match HeaderName::from_bytes(name.as_bytes()) {
-            Ok(h) if FORBIDDEN_HEADERS.contains(&h.as_str()) => {
-                c.add(path, "this header cannot carry identity");
-            }
-            Ok(h) => {
-                if claim.trim().is_empty() {
-                    c.add(path, "needs a claim name");
-                } else {
-                    rules.push(HeaderRule {
-                        name: h,
-                        claim: claim.trim().to_string(),
-                    });
-                }
-            }
-            Err(_) => c.add(path, "is not a valid header name"),
-        }
-    }
-    rules
-}
-
 fn resolve_upstream(text: &str) -> Result<Upstream, String> {
     let url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
     match url.scheme() {
@@ -1137,5 +1009,8 @@ fn resolve_upstream(text: &str) -> Result<Upstream, String> {
     })
 }
 
+mod headers;
+mod policy;
 #[cfg(test)]
 mod tests;
+mod tokens;

@@ -264,15 +264,9 @@ impl Gateway {
                     .oidc()?
                     .finish(client, code, pending, &redirect_uri, &self.keep_claims)
                     .await?;
-                let keep = !self.config.session.minimal
-                    && self
-                        .config
-                        .provider
-                        .as_ref()
-                        .is_some_and(|p| p.logout == LogoutMode::EndSession);
                 NewSession {
                     identity: login.identity,
-                    id_token: keep.then_some(login.id_token),
+                    id_token: self.keep_id_token.then_some(login.id_token),
                     sid: login.sid,
                     ticket_hash: None,
                     grant: login.grant,

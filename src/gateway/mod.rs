@@ -8,6 +8,7 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::request::Parts;
+use http::HeaderName;
 
 use crate::auth::code_flow::Grant;
 use crate::auth::http::{HttpClient, ReqwestClient};
@@ -16,7 +17,8 @@ use crate::auth::pending::{cookie_id, PendingLogin};
 use crate::auth::redirect::{absolute, safe_return_url};
 use crate::auth::{CasClient, OAuth2Client, OidcClient};
 use crate::config::{
-    Config, LogoutMode, Protocol, RefreshFailure, RouteSpec, SessionMode, DEFAULT_HEADER_CLAIMS,
+    Config, LogoutMode, PassToken, Protocol, RefreshFailure, RouteSpec, SessionMode,
+    DEFAULT_HEADER_CLAIMS,
 };
 use crate::error::{AuthError, StartupError};
 use crate::identity::{Identity, ManagedHeaders};
@@ -27,10 +29,18 @@ use crate::secret::{ct_eq, Secret};
 use crate::session::store::{self, Store, StoreError};
 use crate::session::{self, cookie, Sealer, SessionData};
 
+mod bearer;
+mod forward_auth;
 mod login;
 mod logout;
 mod refresh;
 mod sessions;
+mod upstream;
+mod verdict;
+
+pub use bearer::bearer_token;
+pub use upstream::Tokens;
+pub use verdict::{Pass, Verdict};
 
 use sessions::ticket_hash;
 pub use sessions::NewSession;
@@ -64,6 +74,8 @@ pub enum Access {
     Anonymous,
     /// A protected route and no valid session.
     LoginRequired,
+    /// A bearer token that is not accepted: answered with this, never a redirect.
+    Refused(Reply),
 }
 
 pub struct Gateway {
@@ -76,6 +88,12 @@ pub struct Gateway {
     sealer: Sealer,
     /// Claims kept in the session: every claim some route maps, and a few common ones.
     keep_claims: Vec<String>,
+    /// Tokens kept in the session: the ID token for `end_session` logout or a
+    /// route that passes it, the access token for a route that passes it.
+    keep_id_token: bool,
+    keep_access_token: bool,
+    /// Signs identity assertions, when a route sends them.
+    signer: Option<crate::assertion::Signer>,
     /// Server-mode sessions, revocations, and single-use states, tickets and
     /// logout-token ids: shared by every gateway when it is Redis.
     store: Arc<dyn Store>,
@@ -106,11 +124,14 @@ impl Gateway {
         let store = store::build(&config.session.store, config.session.lifetime)
             .map_err(|e| StartupError::Server(e.to_string()))?;
         let router = Router::new(&config);
+        // The assertion header is managed on every route: no client may bring one.
+        let assertion = HeaderName::from_static(crate::assertion::HEADER);
         let managed = ManagedHeaders::new(
             config
                 .routes
                 .iter()
-                .flat_map(|r| r.headers.iter().map(|h| &h.name)),
+                .flat_map(|r| r.headers.iter().map(|h| &h.name))
+                .chain(std::iter::once(&assertion)),
         );
         // Minimal sessions keep only what some route maps into a header.
         let mut keep_claims: Vec<String> = if config.session.minimal {
@@ -122,7 +143,7 @@ impl Gateway {
                 .collect()
         };
         for r in &config.routes {
-            let mapped = r.headers.iter().map(|h| h.claim.as_str());
+            let mapped = r.headers.iter().flat_map(|h| h.claims_used());
             let policy = r.policy.iter().flat_map(|p| p.claims_used());
             for claim in mapped.chain(policy) {
                 if !keep_claims.iter().any(|k| k == claim) {
@@ -130,6 +151,26 @@ impl Gateway {
                 }
             }
         }
+        let passes = |t: PassToken| config.routes.iter().any(|r| r.pass_token == Some(t));
+        let end_session = config
+            .provider
+            .as_ref()
+            .is_some_and(|p| p.logout == LogoutMode::EndSession);
+        let keep_id_token = !config.session.minimal && (end_session || passes(PassToken::Id));
+        let keep_access_token = passes(PassToken::Access);
+        let signer = if config.routes.iter().any(|r| r.assertion) {
+            let key = config
+                .server
+                .assertion_key
+                .as_ref()
+                .map(|k| k.expose().as_slice());
+            if key.is_none() {
+                tracing::warn!("no server.assertion_key: identity assertions are signed with a key of this process only; gateways behind one load balancer need a shared key");
+            }
+            Some(crate::assertion::Signer::new(key).map_err(StartupError::Server)?)
+        } else {
+            None
+        };
         let uses = |p: Protocol| config.routes.iter().any(|r| r.protocol == p);
         let (mut oidc, mut oauth2, mut cas) = (None, None, None);
         if let (Some(p), Some(h)) = (&config.provider, http) {
@@ -156,6 +197,9 @@ impl Gateway {
             oauth2,
             cas,
             keep_claims,
+            keep_id_token,
+            keep_access_token,
+            signer,
             config,
         })
     }
@@ -203,6 +247,7 @@ impl Gateway {
             method: &parts.method,
             path,
             client_ip: client_ip(socket, xff, &self.config.server.trusted_proxies),
+            now,
         };
         let identity = session.map(|s| &s.identity);
         let Decision::Deny(reason) = decide(policy, &facts, identity) else {
@@ -251,6 +296,11 @@ impl Gateway {
     ) -> Result<Access, StoreError> {
         if route.spec.protocol == Protocol::Public {
             return Ok(Access::Public);
+        }
+        if !route.spec.bearer_audiences.is_empty() {
+            if let Some(token) = bearer_token(parts) {
+                return self.bearer_access(route, token, now).await;
+            }
         }
         Ok(match self.session_of(parts, now).await? {
             Some((s, cookies)) if s.realm == route.spec.realm => {

@@ -125,6 +125,12 @@ impl Gateway {
                 if grant.refresh_token.is_some() {
                     new.refresh_token = grant.refresh_token;
                 }
+                if self.keep_access_token {
+                    new.access_token = grant.access_token;
+                }
+                if new.id_token.is_some() && grant.id_token.is_some() {
+                    new.id_token = grant.id_token;
+                }
                 tracing::info!(user = %new.identity.sub, "tokens refreshed");
             }
             Err(e @ (AuthError::IdpUnavailable(_) | AuthError::Store(_))) => {

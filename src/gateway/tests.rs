@@ -241,6 +241,7 @@ async fn tampered_and_foreign_session_cookies_are_no_session() {
         last_seen: 0,
         access_expires: None,
         refresh_token: None,
+        access_token: None,
     };
     let name = g.config.session.cookie_name.clone();
     let good = session::seal(&g.sealer, &name, &data).expect("seal");
@@ -496,6 +497,7 @@ policy = {{ users = ["bob"], on_deny = "reauthenticate" }}
         last_seen: 1000,
         access_expires: None,
         refresh_token: None,
+        access_token: None,
     };
     let p = parts("GET", "/x", &[("accept", "text/html")]);
     // An hour after login: a fresh login, asking CAS not to reuse the SSO session.

@@ -12,6 +12,7 @@ fn policy() -> Policy {
         paths: vec![],
         networks: vec![],
         deny_networks: vec![],
+        schedule: None,
         on_deny: OnDeny::Forbid,
     }
 }
@@ -25,6 +26,9 @@ fn id(sub: &str, claims: &[(&str, &str)]) -> Identity {
             .collect(),
     }
 }
+
+/// 2026-11-23 12:00 UTC, a Monday.
+const MONDAY_NOON_UTC: u64 = 1_795_435_200;
 
 fn net(s: &str) -> IpNet {
     s.parse().expect("cidr")
@@ -50,7 +54,7 @@ fn decision_table() {
             &[
                 ("preferred_username", "alice"),
                 ("email", "alice@example.com"),
-                ("groups", "staff,dev"),
+                ("groups", "staff\u{1f}dev"),
                 ("department", "eng"),
             ],
         ))
@@ -282,6 +286,36 @@ fn decision_table() {
             allow: false,
         },
         Row {
+            name: "inside a weekday window",
+            policy: |p| p.schedule = Some(weekdays(chrono_tz::UTC, 9, 17)),
+            method: "GET",
+            path: "/",
+            ip: "10.0.0.1",
+            identity: alice(),
+            allow: true,
+        },
+        Row {
+            name: "the same instant is evening in Shanghai",
+            policy: |p| p.schedule = Some(weekdays(chrono_tz::Asia::Shanghai, 9, 17)),
+            method: "GET",
+            path: "/",
+            ip: "10.0.0.1",
+            identity: alice(),
+            allow: false,
+        },
+        Row {
+            name: "07:00 in New York is inside 06-17, and the user is allowed",
+            policy: |p| {
+                p.users = vec!["alice".into()];
+                p.schedule = Some(weekdays(chrono_tz::America::New_York, 6, 17));
+            },
+            method: "GET",
+            path: "/",
+            ip: "10.0.0.1",
+            identity: alice(),
+            allow: true,
+        },
+        Row {
             name: "ipv6",
             policy: |p| p.networks = vec![net("fd00::/8")],
             method: "GET",
@@ -299,9 +333,21 @@ fn decision_table() {
             method: &method,
             path: row.path,
             client_ip: row.ip.parse().ok(),
+            now: MONDAY_NOON_UTC,
         };
         let got = decide(&p, &facts, row.identity.as_ref());
         assert_eq!(got == Decision::Allow, row.allow, "{}: {got:?}", row.name);
+    }
+}
+
+fn weekdays(zone: chrono_tz::Tz, from_hour: u16, to_hour: u16) -> schedule::Schedule {
+    schedule::Schedule {
+        zone,
+        windows: vec![schedule::Window {
+            days: schedule::parse_days("mon-fri").expect("days"),
+            from: from_hour * 60,
+            to: to_hour * 60,
+        }],
     }
 }
 

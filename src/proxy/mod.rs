@@ -12,9 +12,8 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
-use crate::error::AuthError;
-use crate::gateway::{is_api_request, Access, Gateway};
-use crate::identity::{header_values, Identity};
+use crate::gateway::{Gateway, Verdict};
+use crate::identity::Identity;
 use crate::reply::Reply;
 use crate::route::{is_ambiguous_path, normalize_for_matching, Route};
 use crate::session::{cookie, now_secs};
@@ -34,7 +33,11 @@ pub struct RequestCtx {
     started: Instant,
     route: Option<Arc<Route>>,
     identity: Option<Identity>,
+    /// The user of a refused request (an allowed one is in `identity`).
+    user: Option<String>,
     outcome: &'static str,
+    /// Identity headers to set upstream.
+    upstream_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// `Set-Cookie` values for the upstream's response (a refreshed session).
     set_cookies: Vec<String>,
 }
@@ -48,7 +51,9 @@ impl ProxyHttp for GatewayProxy {
             started: Instant::now(),
             route: None,
             identity: None,
+            user: None,
             outcome: "",
+            upstream_headers: Vec::new(),
             set_cookies: Vec::new(),
         }
     }
@@ -84,6 +89,22 @@ impl ProxyHttp for GatewayProxy {
             } else if path == paths.logout {
                 ctx.outcome = "logout";
                 g.logout(session.req_header(), now).await
+            } else if path == paths.forward_auth || path == paths.forward_auth_redirect {
+                let redirect = path == paths.forward_auth_redirect;
+                let (reply, user, outcome) =
+                    g.forward_auth(req, peer_ip(session), redirect, now).await;
+                ctx.user = user;
+                ctx.outcome = outcome;
+                reply
+            } else if path == paths.start {
+                ctx.outcome = "start_login";
+                g.start_for(req, now).await
+            } else if let (true, Some(jwks)) = (path == paths.jwks, g.assertion_jwks()) {
+                ctx.outcome = "jwks";
+                let mut r = Reply::json(200, jwks);
+                r.headers
+                    .push(("cache-control", "public, max-age=300".into()));
+                r
             } else {
                 ctx.outcome = "not_found";
                 Reply::page(404, "Not found", "There is nothing at this address.")
@@ -117,56 +138,38 @@ impl ProxyHttp for GatewayProxy {
             return Ok(true);
         };
 
-        let verdict = match g.access(&route, req, now).await {
-            Ok(v) => v,
-            Err(e) => {
-                // Never a silent login loop: a clear 503 until the store is back.
-                ctx.outcome = "store_unavailable";
-                let reply = if is_api_request(req) {
-                    Reply::json_error(
-                        503,
-                        "store_unavailable",
-                        "Sessions are unavailable; try again shortly.",
-                    )
-                } else {
-                    Reply::for_auth_error(&AuthError::Store(e))
-                };
-                respond::send(session, reply).await?;
-                return Ok(true);
-            }
-        };
-        let mut signed_in = None;
-        match verdict {
-            Access::Public => ctx.outcome = "public",
-            Access::Granted(s, refresh) => {
-                ctx.outcome = "authenticated";
-                ctx.set_cookies = refresh;
-                signed_in = Some(s);
-            }
-            Access::Anonymous => ctx.outcome = "anonymous",
-            Access::LoginRequired => {
-                ctx.outcome = "login_required";
-                let reply = g.login_required(&route, req, now).await;
-                ctx.route = Some(route);
-                respond::send(session, reply).await?;
-                return Ok(true);
-            }
-        }
-        let socket = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        let denied = g
-            .authorize(&route, req, &norm, signed_in.as_ref(), socket, now)
-            .await;
-        ctx.identity = signed_in.map(|s| s.identity);
-        ctx.route = Some(route);
-        if let Some(reply) = denied {
-            ctx.outcome = "denied";
+        if route.peer.is_none() {
+            ctx.outcome = "forward_auth_only";
+            let reply = Reply::page(
+                404,
+                "Not found",
+                "This application is reached through its own proxy, not this gateway.",
+            );
             respond::send(session, reply).await?;
             return Ok(true);
         }
-        Ok(false)
+        let socket = peer_ip(session);
+        let verdict = g.judge(&route, req, &norm, socket, true, now).await;
+        ctx.route = Some(route);
+        match verdict {
+            Verdict::Pass(pass) => {
+                ctx.outcome = pass.outcome;
+                ctx.identity = pass.identity;
+                ctx.upstream_headers = pass.headers;
+                ctx.set_cookies = pass.set_cookies;
+                Ok(false)
+            }
+            Verdict::Answer {
+                reply,
+                user,
+                outcome,
+            } => {
+                ctx.outcome = outcome;
+                ctx.user = user;
+                respond::send(session, reply).await?;
+                Ok(true)
+            }
+        }
     }
 
     async fn upstream_peer(
@@ -174,10 +177,15 @@ impl ProxyHttp for GatewayProxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        match &ctx.route {
-            Some(r) => Ok(Box::new(r.peer.clone())),
-            // request_filter answers every request that has no route.
-            None => Err(Error::explain(ErrorType::InternalError, "no route chosen")),
+        match ctx.route.as_deref() {
+            Some(Route {
+                peer: Some(peer), ..
+            }) => Ok(Box::new(peer.clone())),
+            // request_filter answers every request without a route or a peer.
+            _ => Err(Error::explain(
+                ErrorType::InternalError,
+                "no upstream chosen",
+            )),
         }
     }
 
@@ -194,10 +202,16 @@ impl ProxyHttp for GatewayProxy {
             upstream.remove_header(&name);
         }
         strip_gateway_cookies(g, upstream)?;
-        if let (Some(route), Some(identity)) = (&ctx.route, &ctx.identity) {
-            for (name, value) in header_values(&route.spec.headers, identity) {
-                upstream.insert_header(name.clone(), value)?;
-            }
+        // A route that passes the user's token never passes the client's own.
+        if ctx
+            .route
+            .as_ref()
+            .is_some_and(|r| r.spec.pass_token.is_some())
+        {
+            upstream.remove_header(&http::header::AUTHORIZATION);
+        }
+        for (name, value) in ctx.upstream_headers.drain(..) {
+            upstream.insert_header(name, value)?;
         }
         Ok(())
     }
@@ -241,7 +255,12 @@ impl ProxyHttp for GatewayProxy {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let route = ctx.route.as_ref().map_or("-", |r| r.label.as_str());
-        let user = ctx.identity.as_ref().map_or("-", |i| i.sub.as_str());
+        let user = ctx
+            .identity
+            .as_ref()
+            .map(|i| i.sub.as_str())
+            .or(ctx.user.as_deref())
+            .unwrap_or("-");
         // The path only: a query may carry a code, a state or a ticket.
         tracing::info!(
             target: "access",
@@ -272,6 +291,13 @@ async fn read_body(session: &mut Session, max: usize) -> Result<Option<Vec<u8>>>
         body.extend_from_slice(&chunk);
     }
     Ok(Some(body))
+}
+
+fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
 }
 
 fn host_of(req: &RequestHeader) -> Option<&str> {

@@ -23,15 +23,19 @@ pub async fn send(session: &mut Session, reply: Reply) -> Result<()> {
     let Reply {
         status,
         headers,
+        identity,
         body,
     } = reply;
-    let mut resp = ResponseHeader::build(status, Some(headers.len() + 6))?;
+    let mut resp = ResponseHeader::build(status, Some(headers.len() + identity.len() + 6))?;
     for (name, value) in &headers {
         // Every value was built from validated parts; a bad one is dropped rather
         // than allowed to fail the answer.
         if let Ok(v) = http::HeaderValue::from_str(value) {
             resp.append_header(*name, v)?;
         }
+    }
+    for (name, value) in identity {
+        resp.append_header(name, value)?;
     }
     for (name, value) in SECURITY_HEADERS {
         resp.insert_header(name, value)?;

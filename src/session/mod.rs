@@ -47,6 +47,9 @@ pub struct SessionData {
     /// The refresh token, when there is one and the session is not minimal.
     #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<crate::secret::Secret<String>>,
+    /// The access token, kept only when a route passes it upstream.
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<crate::secret::Secret<String>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -111,6 +114,7 @@ mod tests {
             last_seen: 100,
             access_expires: None,
             refresh_token: None,
+            access_token: None,
         }
     }
 

@@ -1,5 +1,5 @@
 //! Response helpers shared by the OneAccess handlers: JSON, no-store, OAuth errors,
-//! HTML pages, redirects, query parsing and the SSO cookie.
+//! HTML pages, redirects, query parsing, bearer tokens and the SSO cookie.
 
 use std::collections::HashMap;
 
@@ -117,6 +117,15 @@ pub(crate) fn sso_cookie(headers: &HeaderMap) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, value)| *name == SSO_COOKIE && !value.is_empty())
         .map(|(_, value)| value.to_string())
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim().to_string())
 }
 
 /// Parses a raw query string; `Err` names a repeated parameter.

@@ -1,9 +1,11 @@
 //! The OneAccess identity-provider simulator: configuration, the [`Sim`] handle with its
-//! test knobs, and the HTTP router (OIDC/OAuth 2.0, login, global logout, CAS).
+//! test knobs, and the HTTP router (OIDC/OAuth 2.0, login, global logout, CAS, and the
+//! management API in `management.rs`).
 
 mod cas;
 mod http;
 mod login;
+mod management;
 mod oidc;
 mod slo;
 mod state;
@@ -59,6 +61,14 @@ pub struct SimConfig {
     /// connection, so after [`Sim::set_down`]`(true)` every request is refused at
     /// connect time (no pooled connection can be caught half-open).
     pub keep_alive: bool,
+    /// Client id of the management API's credentials (`POST /api/v2/tenant/token`,
+    /// default `mgmt-client`).
+    pub management_client_id: String,
+    /// Their client secret (default `mgmt-secret`).
+    pub management_client_secret: String,
+    /// Management-token lifetime, also its `expires_in` (whole seconds; default 1800 s,
+    /// OneAccess's default).
+    pub management_token_ttl: Duration,
 }
 
 impl Default for SimConfig {
@@ -76,6 +86,9 @@ impl Default for SimConfig {
             access_token_ttl: Duration::from_secs(7200),
             id_token_ttl: Duration::from_secs(3600),
             keep_alive: true,
+            management_client_id: "mgmt-client".into(),
+            management_client_secret: "mgmt-secret".into(),
+            management_token_ttl: Duration::from_secs(1800),
         }
     }
 }
@@ -140,6 +153,14 @@ pub struct SimCounters {
     /// CAS single-logout POSTs sent (fan-out and [`Sim::send_cas_logout`]), including
     /// those that got no answer.
     pub cas_slo_sent: u64,
+    /// `POST /api/v2/tenant/token` (management API)
+    pub management_token: u64,
+    /// `GET /api/v2/tenant/users/{user_id}/accounts`
+    pub management_accounts: u64,
+    /// `GET /api/v2/tenant/applications/{application_id}/role-list`
+    pub management_roles: u64,
+    /// `GET /api/v2/tenant/applications/{application_id}/role-member-list/{role_id}`
+    pub management_members: u64,
 }
 
 /// A running OneAccess simulator. Cheap to clone; the server stops when the last clone
@@ -225,7 +246,9 @@ impl Sim {
         lock(&self.state().knobs).latency = d;
     }
 
-    /// `Some(code)`: every endpoint answers `code` with a small JSON error body.
+    /// `Some(code)`: every endpoint answers `code` with a small JSON error body
+    /// (`{"error", "error_description"}`; the management endpoints answer theirs,
+    /// `{"error_code":"COM.0002","error_msg":"System busy. Please try again later."}`).
     pub fn set_fail_status(&self, s: Option<u16>) {
         lock(&self.state().knobs).fail_status = s;
     }
@@ -487,6 +510,7 @@ fn router(state: Arc<State>) -> Router {
         .route("/api/v1/cas/serviceValidate", get(cas::validate_v2))
         .route("/api/v1/cas/p3/serviceValidate", get(cas::validate_v3))
         .route("/api/v1/cas/logout", get(cas::logout))
+        .merge(management::routes(Arc::clone(&state)))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&state), knobs))
         .with_state(state)
@@ -503,6 +527,9 @@ async fn knobs(AxState(state): AxState<Arc<State>>, req: Request, next: Next) ->
     }
     let fail = lock(&state.knobs).fail_status;
     if let Some(code) = fail {
+        if management::endpoint(req.uri().path()).is_some() {
+            return management::busy(code);
+        }
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return http::json_no_store(
             status,

@@ -16,8 +16,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::http::{
-    clear_sso_cookie, error_page, injected, json, json_no_store, oauth_error, param, query,
-    redirect, sso_cookie, with_cookie,
+    bearer_token, clear_sso_cookie, error_page, injected, json, json_no_store, oauth_error, param,
+    query, redirect, sso_cookie, with_cookie,
 };
 use super::slo::end_sso_session;
 use super::state::{lock, AccessGrant, CodeGrant, RefreshGrant, State, CODE_TTL_SECS};
@@ -460,16 +460,7 @@ pub(crate) async fn userinfo(
     if q.contains_key("access_token") {
         return unauthorized("access_token must be sent in the Authorization header");
     }
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| rest.trim().to_string())
-        });
-    let Some(token) = token else {
+    let Some(token) = bearer_token(&headers) else {
         return unauthorized("Missing bearer token");
     };
     let user_id = {

@@ -1,5 +1,6 @@
 //! The simulator's server-side state: signing keys, SSO sessions, authorization codes,
-//! tokens, CAS tickets, test knobs and counters, plus ID-token minting.
+//! tokens, CAS tickets, the management directory, test knobs and counters, plus
+//! ID-token minting.
 
 use std::collections::HashMap;
 use std::io;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use axum::http::header::{self, HeaderMap};
 use serde_json::{Map, Value};
 
+use super::management::{self, Directory, Endpoint};
 use super::{Signing, SimConfig, SimCounters, TokenHook, User};
 use crate::keys::{hs256, signing_input, SigningKey};
 use crate::util::{b64url, now_millis, now_secs, random_token};
@@ -42,6 +44,8 @@ pub(crate) struct State {
     /// What the most recent requests to some endpoints carried (see [`Seen`]).
     pub seen: Mutex<Seen>,
     pub store: Mutex<Store>,
+    /// Management tokens and application accounts, roles and members.
+    pub management: Mutex<Directory>,
     /// Registered logout receivers and what was sent to them.
     pub logout: Mutex<LogoutRegistry>,
     /// The HTTP client for logout POSTs, built on first use.
@@ -69,6 +73,8 @@ pub(crate) struct Knobs {
     pub userinfo_override: Option<(u16, String)>,
     /// `(status, body)` answered by every CAS validation endpoint (ticket still consumed).
     pub cas_validate_override: Option<(u16, String)>,
+    /// Status answered by the management endpoints only (after `fail_status`).
+    pub management_fail_status: Option<u16>,
 }
 
 /// Raw parts of the most recent request to some endpoints, recorded on arrival.
@@ -208,6 +214,7 @@ impl State {
             counters: Mutex::new(SimCounters::default()),
             seen: Mutex::new(Seen::default()),
             store: Mutex::new(Store::default()),
+            management: Mutex::new(Directory::default()),
             logout: Mutex::new(LogoutRegistry::default()),
             http: OnceLock::new(),
         }
@@ -386,7 +393,13 @@ impl State {
             "/api/v1/cas/validate"
             | "/api/v1/cas/serviceValidate"
             | "/api/v1/cas/p3/serviceValidate" => c.cas_validate += 1,
-            _ => {}
+            _ => match management::endpoint(path) {
+                Some(Endpoint::Token) => c.management_token += 1,
+                Some(Endpoint::Accounts) => c.management_accounts += 1,
+                Some(Endpoint::Roles) => c.management_roles += 1,
+                Some(Endpoint::Members) => c.management_members += 1,
+                None => {}
+            },
         }
     }
 

@@ -1,0 +1,231 @@
+//! `[route.headers]`: what the app behind a route is told about the user. Each
+//! entry is a claim name (`X-User = "sub"`) or a table with exactly one of
+//! `claim`, `value`, `template`, plus `missing = "omit" | "reject"` and a list
+//! `separator`.
+
+use std::collections::BTreeMap;
+
+use http::HeaderName;
+
+use super::{Collector, DEFAULT_HEADERS, FORBIDDEN_HEADERS};
+use crate::config::runtime::{HeaderRule, HeaderSource, Missing, TemplatePart};
+use crate::identity::sanitized_value;
+
+pub(super) fn header_rules(
+    c: &mut Collector,
+    i: usize,
+    given: Option<&BTreeMap<String, toml::Value>>,
+) -> Vec<HeaderRule> {
+    let Some(given) = given else {
+        return DEFAULT_HEADERS
+            .iter()
+            .map(|(h, claim)| HeaderRule {
+                name: HeaderName::from_static(h),
+                source: HeaderSource::Claim(claim.to_string()),
+                missing: Missing::Omit,
+                separator: ",".into(),
+            })
+            .collect();
+    };
+    let mut rules = Vec::new();
+    for (name, v) in given {
+        let path = format!("route[{i}].headers.{name}");
+        let name = match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(h) if FORBIDDEN_HEADERS.contains(&h.as_str()) => {
+                c.add(path, "this header cannot carry identity");
+                continue;
+            }
+            Ok(h) => h,
+            Err(_) => {
+                c.add(path, "is not a valid header name");
+                continue;
+            }
+        };
+        if let Some(rule) = header_rule(c, &path, name, v) {
+            rules.push(rule);
+        }
+    }
+    rules
+}
+
+fn header_rule(
+    c: &mut Collector,
+    path: &str,
+    name: HeaderName,
+    v: &toml::Value,
+) -> Option<HeaderRule> {
+    let mut rule = HeaderRule {
+        name,
+        source: HeaderSource::Value(String::new()),
+        missing: Missing::Omit,
+        separator: ",".into(),
+    };
+    let table = match v {
+        toml::Value::String(claim) => {
+            rule.source = HeaderSource::Claim(claim_name(c, path, claim)?);
+            return Some(rule);
+        }
+        toml::Value::Table(t) => t,
+        _ => {
+            c.add(
+                path,
+                "must be a claim name or a table { claim | value | template }",
+            );
+            return None;
+        }
+    };
+    let mut ok = true;
+    let mut text = |key: &str| -> Option<String> {
+        match table.get(key) {
+            None => None,
+            Some(toml::Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                c.add(format!("{path}.{key}"), "must be a string");
+                ok = false;
+                None
+            }
+        }
+    };
+    let (claim, value, template) = (text("claim"), text("value"), text("template"));
+    let missing = text("missing");
+    let separator = text("separator");
+    for key in table.keys() {
+        if !["claim", "value", "template", "missing", "separator"].contains(&key.as_str()) {
+            c.add(
+                format!("{path}.{key}"),
+                "unknown key (expected claim, value, template, missing, separator)",
+            );
+            ok = false;
+        }
+    }
+    rule.source = match (claim, value, template) {
+        (Some(claim), None, None) => HeaderSource::Claim(claim_name(c, path, &claim)?),
+        (None, Some(value), None) => {
+            if sanitized_value(&value).as_bytes() != value.as_bytes() {
+                c.add(format!("{path}.value"), "contains control characters");
+                return None;
+            }
+            HeaderSource::Value(value)
+        }
+        (None, None, Some(t)) => match parse_template(&t) {
+            Ok(parts) => HeaderSource::Template(parts),
+            Err(e) => {
+                c.add(format!("{path}.template"), e);
+                return None;
+            }
+        },
+        _ => {
+            c.add(path, "needs exactly one of claim, value, template");
+            return None;
+        }
+    };
+    rule.missing = match missing.as_deref() {
+        None | Some("omit") => Missing::Omit,
+        Some("reject") => Missing::Reject,
+        Some(other) => {
+            c.add(
+                format!("{path}.missing"),
+                format!("`{other}` is not omit or reject"),
+            );
+            Missing::Omit
+        }
+    };
+    if let Some(sep) = separator {
+        if sep.chars().any(char::is_control) {
+            c.add(format!("{path}.separator"), "contains control characters");
+            ok = false;
+        }
+        rule.separator = sep;
+    }
+    ok.then_some(rule)
+}
+
+fn claim_name(c: &mut Collector, path: &str, claim: &str) -> Option<String> {
+    let claim = claim.trim();
+    if claim.is_empty() || claim.contains(['{', '}']) || claim.chars().any(char::is_control) {
+        c.add(
+            path,
+            "needs a claim name (for text around claims, use template)",
+        );
+        return None;
+    }
+    Some(claim.to_string())
+}
+
+/// `"{preferred_username}@corp"` into text and claims; `{{` and `}}` are
+/// literal braces.
+pub fn parse_template(t: &str) -> Result<Vec<TemplatePart>, String> {
+    let mut parts = Vec::new();
+    let mut text = String::new();
+    let mut chars = t.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                text.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                text.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some('{') | None => {
+                            return Err(format!("`{{{name}` is not closed with `}}`"))
+                        }
+                        Some(ch) => name.push(ch),
+                    }
+                }
+                let name = name.trim();
+                if name.is_empty() {
+                    return Err("`{}` names no claim".into());
+                }
+                if !text.is_empty() {
+                    parts.push(TemplatePart::Text(std::mem::take(&mut text)));
+                }
+                parts.push(TemplatePart::Claim(name.to_string()));
+            }
+            '}' => return Err("a `}` without its `{` (write `}}` for a brace)".into()),
+            ch if ch.is_control() => return Err("contains control characters".into()),
+            ch => text.push(ch),
+        }
+    }
+    if !text.is_empty() {
+        parts.push(TemplatePart::Text(text));
+    }
+    if !parts.iter().any(|p| matches!(p, TemplatePart::Claim(_))) {
+        return Err("uses no claim: for a fixed text, write value".into());
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_parse() {
+        assert_eq!(
+            parse_template("{userName}@corp").expect("ok"),
+            vec![
+                TemplatePart::Claim("userName".into()),
+                TemplatePart::Text("@corp".into())
+            ]
+        );
+        assert_eq!(
+            parse_template("{{{ a }}}-{b}").expect("ok"),
+            vec![
+                TemplatePart::Text("{".into()),
+                TemplatePart::Claim("a".into()),
+                TemplatePart::Text("}-".into()),
+                TemplatePart::Claim("b".into()),
+            ]
+        );
+        for bad in ["{a", "a}", "{}", "plain", "{a{b}}", "x\n{a}"] {
+            assert!(parse_template(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! API clients that bring `Authorization: Bearer <JWT>` instead of a session
+//! cookie. The token is verified like an ID token (minus the nonce) and then
+//! stands in for a session for one request: the route's policy and headers apply
+//! as to a browser user. Never a redirect: a bad token is a 401.
+
+use super::*;
+
+impl Gateway {
+    /// The verdict on a request that carries a bearer token, on a route that
+    /// takes them.
+    pub(super) async fn bearer_access(
+        &self,
+        route: &Route,
+        token: &str,
+        now: u64,
+    ) -> Result<Access, StoreError> {
+        let audiences: Vec<&str> = route
+            .spec
+            .bearer_audiences
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let verified = match self.oidc() {
+            Ok(o) => o.verify_bearer(token, &audiences).await,
+            Err(e) => Err(e),
+        };
+        let claims = match verified {
+            Ok(c) => c,
+            Err(e @ AuthError::IdpUnavailable(_)) => {
+                tracing::warn!(route = %route.label, error = %e, "bearer token not checked: the identity provider is unavailable");
+                return Ok(Access::Refused(Reply::json_error(
+                    503,
+                    "idp_unavailable",
+                    "The sign-in service is unavailable; try again shortly.",
+                )));
+            }
+            Err(e) => {
+                tracing::info!(route = %route.label, error = %e, "bearer token refused");
+                return Ok(Access::Refused(bearer_challenge(
+                    "invalid_token",
+                    "The bearer token is not valid for this resource.",
+                )));
+            }
+        };
+        let text = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
+        let int = |name: &str| claims.get(name).and_then(serde_json::Value::as_u64);
+        let sub = text("sub").unwrap_or_default().to_string();
+        let token = Secret::new(token.to_string());
+        let data = SessionData {
+            identity: Identity::from_claims(sub, &claims, &self.keep_claims),
+            issued_at: int("iat").unwrap_or(now),
+            expires_at: int("exp").unwrap_or(now),
+            realm: route.spec.realm.clone(),
+            id_token: Some(token.clone()),
+            id: String::new(),
+            sid: text("sid").map(str::to_string),
+            ticket_hash: None,
+            last_seen: now,
+            access_expires: None,
+            refresh_token: None,
+            access_token: Some(token),
+        };
+        // A global logout revokes the user's tokens too, as it does cookie sessions.
+        if self.store.may_have_revocations() {
+            let keys = sessions::revocation_keys(&data);
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            if self.store.is_revoked(&keys, data.issued_at).await? {
+                tracing::info!(route = %route.label, user = %data.identity.sub, "bearer token of a logged-out session");
+                return Ok(Access::Refused(bearer_challenge(
+                    "invalid_token",
+                    "The bearer token belongs to a session that has ended.",
+                )));
+            }
+        }
+        Ok(Access::Granted(data, Vec::new()))
+    }
+}
+
+/// The bearer token of a request, if it has one (`Bearer`, any case).
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    let v = parts
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A 401 with the RFC 6750 challenge.
+pub fn bearer_challenge(error: &str, message: &str) -> Reply {
+    let mut r = Reply::json_error(401, error, message);
+    r.headers
+        .push(("www-authenticate", format!("Bearer error=\"{error}\"")));
+    r
+}

@@ -1,0 +1,239 @@
+//! Forward auth: nginx `auth_request`, Traefik `forwardAuth` and Caddy
+//! `forward_auth` ask the gateway about a request they are about to serve. The
+//! original method and URL come from `X-Forwarded-*` / `X-Original-*` headers,
+//! believed only from a configured trusted proxy (oauth2-proxy GHSA-7x63: a
+//! client-set `X-Forwarded-Uri` must not pick the rules it is judged by). The
+//! request is then judged exactly as the proxy judges one (`judge`).
+
+use super::*;
+use crate::route::{is_ambiguous_path, normalize_for_matching};
+
+impl Gateway {
+    /// The forward-auth answer: 200 with the identity headers, or the refusal.
+    /// `redirect` (Traefik, Caddy) sends a browser without a session to log in;
+    /// without it (nginx) the answer is 401 and nginx sends the browser to the
+    /// `start` endpoint. Returns the reply, the user and an outcome for the log.
+    pub async fn forward_auth(
+        &self,
+        parts: &Parts,
+        socket: Option<std::net::IpAddr>,
+        redirect: bool,
+        now: u64,
+    ) -> (Reply, Option<String>, &'static str) {
+        let trusted = socket.is_some_and(|ip| {
+            self.config
+                .server
+                .trusted_proxies
+                .iter()
+                .any(|n| n.contains(&ip))
+        });
+        if !trusted {
+            tracing::warn!(peer = ?socket, "forward auth asked by a peer that is not a trusted proxy");
+            let reply = Reply::json_error(
+                403,
+                "untrusted_proxy",
+                "Forward auth answers only the proxies listed in server.trusted_proxies.",
+            );
+            return (reply, None, "untrusted_proxy");
+        }
+        let Some(original) = original_request(parts) else {
+            let reply = Reply::json_error(
+                403,
+                "no_original_url",
+                "The proxy sent no X-Original-URL or X-Forwarded-Uri.",
+            );
+            return (reply, None, "no_original_url");
+        };
+        let path = original.uri.path();
+        // nginx treats any status but 2xx, 401 and 403 as an error: refusals are 403.
+        if is_ambiguous_path(path) {
+            let reply = Reply::json_error(403, "bad_path", "The address is ambiguous.");
+            return (reply, None, "bad_path");
+        }
+        let norm = normalize_for_matching(path);
+        let host = original
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let Some(route) = self.router.find(host, &norm).cloned() else {
+            tracing::warn!(host = host.unwrap_or("-"), path = %norm, "forward auth for an address no route covers");
+            let reply = Reply::json_error(403, "no_route", "No route covers this address.");
+            return (reply, None, "no_route");
+        };
+        match self
+            .judge(&route, &original, &norm, socket, redirect, now)
+            .await
+        {
+            Verdict::Pass(pass) => {
+                let mut reply = Reply::empty(200).with_cookies(pass.set_cookies);
+                reply.identity = pass.headers;
+                (reply, pass.identity.map(|i| i.sub), pass.outcome)
+            }
+            Verdict::Answer {
+                reply,
+                user,
+                outcome,
+            } => (reply, user, outcome),
+        }
+    }
+
+    /// `{prefix}/start?rd=URL`: starts a login for the route that serves `rd`, and
+    /// comes back there. Where nginx sends a browser its forward auth refused with
+    /// 401. `rd` must be on the route's origin or an allowed host.
+    pub async fn start_for(&self, parts: &Parts, now: u64) -> Reply {
+        let bad = || {
+            Reply::page(
+                400,
+                "Bad request",
+                "The address to return to is not allowed.",
+            )
+        };
+        let q = Query::parse(parts.uri.query());
+        let Some(rd) = q.get("rd") else {
+            return bad();
+        };
+        let target = if rd.starts_with('/') && !rd.starts_with("//") {
+            url::Url::parse(&self.config.server.public_origin).and_then(|b| b.join(rd))
+        } else {
+            url::Url::parse(rd)
+        };
+        let Ok(target) = target else {
+            return bad();
+        };
+        let host = target.host_str().map(str::to_string);
+        if is_ambiguous_path(target.path()) {
+            return bad();
+        }
+        let norm = normalize_for_matching(target.path());
+        let Some(route) = self.router.find(host.as_deref(), &norm).cloned() else {
+            return bad();
+        };
+        if route.spec.protocol == Protocol::Public
+            || safe_return_url(
+                target.as_str(),
+                &route.spec.origin,
+                &self.config.server.allowed_redirect_hosts,
+            )
+            .is_none()
+        {
+            return bad();
+        }
+        // The login returns to `rd`: judge it as a request for that address, with
+        // this request's cookies (pending logins are counted from them).
+        let mut wanted = Parts::clone(parts);
+        let pq = match target.query() {
+            Some(q) => format!("{}?{q}", target.path()),
+            None => target.path().to_string(),
+        };
+        match pq.parse() {
+            Ok(uri) => wanted.uri = uri,
+            Err(_) => return bad(),
+        }
+        self.login_redirect(&route, &wanted, now, false).await
+    }
+}
+
+/// The request the proxy asks about: method, host and path-and-query from the
+/// forwarding headers, with the asking request's other headers (its cookies,
+/// `Accept`, `Authorization`).
+fn original_request(parts: &Parts) -> Option<Parts> {
+    let h = |n: &str| {
+        parts
+            .headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let method = h("x-forwarded-method")
+        .or_else(|| h("x-original-method"))
+        .unwrap_or("GET");
+    let (host, path_query) = match h("x-original-url") {
+        // nginx: `proxy_set_header X-Original-URL $scheme://$http_host$request_uri;`
+        Some(u) if !u.starts_with('/') => {
+            let url = url::Url::parse(u).ok()?;
+            let host = match url.port() {
+                Some(p) => format!("{}:{p}", url.host_str()?),
+                None => url.host_str()?.to_string(),
+            };
+            let pq = match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_string(),
+            };
+            (host, pq)
+        }
+        // Traefik and Caddy: `X-Forwarded-Host` and `X-Forwarded-Uri`.
+        original => {
+            let host = h("x-forwarded-host").or_else(|| h("host"))?;
+            let pq = original
+                .or_else(|| h("x-forwarded-uri"))
+                .or_else(|| h("x-original-uri"))?;
+            (host.to_string(), pq.to_string())
+        }
+    };
+    if !path_query.starts_with('/') {
+        return None;
+    }
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path_query.as_str())
+        .body(())
+        .ok()?
+        .into_parts()
+        .0;
+    req.headers = parts.headers.clone();
+    req.headers
+        .insert(http::header::HOST, http::HeaderValue::from_str(&host).ok()?);
+    Some(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(headers: &[(&str, &str)]) -> Parts {
+        let mut b = http::Request::builder().uri("/_sso/auth");
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        b.body(()).expect("request").into_parts().0
+    }
+
+    #[test]
+    fn the_original_request_comes_from_the_forwarding_headers() {
+        let o = original_request(&parts(&[
+            ("host", "gateway:8080"),
+            ("x-original-url", "https://app.example.com:8443/a/b?x=1"),
+            ("x-original-method", "POST"),
+            ("cookie", "oag_session=v"),
+        ]))
+        .expect("original");
+        assert_eq!(o.method, http::Method::POST);
+        assert_eq!(o.uri, "/a/b?x=1");
+        assert_eq!(o.headers["host"], "app.example.com:8443");
+        assert_eq!(o.headers["cookie"], "oag_session=v");
+
+        let o = original_request(&parts(&[
+            ("host", "gateway:8080"),
+            ("x-forwarded-host", "app.example.com"),
+            ("x-forwarded-uri", "/admin"),
+            ("x-forwarded-method", "DELETE"),
+        ]))
+        .expect("original");
+        assert_eq!(o.method, http::Method::DELETE);
+        assert_eq!(o.uri, "/admin");
+        assert_eq!(o.headers["host"], "app.example.com");
+    }
+
+    #[test]
+    fn a_request_without_an_original_url_or_with_a_bad_one_is_none() {
+        assert!(original_request(&parts(&[("host", "gw")])).is_none());
+        assert!(original_request(&parts(&[("x-forwarded-uri", "admin")])).is_none());
+        assert!(original_request(&parts(&[("x-original-url", "not a url")])).is_none());
+        assert!(original_request(&parts(&[
+            ("x-forwarded-uri", "/x"),
+            ("x-forwarded-method", "BAD METHOD")
+        ]))
+        .is_none());
+    }
+}

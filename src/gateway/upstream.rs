@@ -1,0 +1,78 @@
+//! What the app behind a route is told about the user: the mapped identity
+//! headers, the user's token as `Authorization: Bearer`, and the signed identity
+//! assertion. One place, for the proxy and for forward auth alike.
+
+use http::{HeaderName, HeaderValue};
+
+use super::Gateway;
+use crate::config::PassToken;
+use crate::identity::{header_values, Identity, MissingValue};
+use crate::reply::Reply;
+use crate::route::Route;
+use crate::secret::Secret;
+
+/// The tokens a request can pass on: a session's, or an API client's own bearer.
+#[derive(Clone, Copy, Default)]
+pub struct Tokens<'a> {
+    pub access: Option<&'a Secret<String>>,
+    pub id: Option<&'a Secret<String>>,
+}
+
+impl Gateway {
+    /// The headers to set upstream for `identity` on `route`, or the 403 that
+    /// refuses the request when a `missing = "reject"` rule finds nothing.
+    pub fn upstream_headers(
+        &self,
+        route: &Route,
+        identity: &Identity,
+        tokens: Tokens<'_>,
+        api: bool,
+        now: u64,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, Reply> {
+        let mut out = header_values(&route.spec.headers, identity).map_err(|MissingValue(h)| {
+            tracing::info!(route = %route.label, header = %h, user = %identity.sub, "refused: a required identity value is missing");
+            let msg = "Your account lacks information this application requires. Ask its administrator.";
+            if api {
+                Reply::json_error(403, "missing_attribute", msg)
+            } else {
+                Reply::page(403, "Access denied", msg)
+            }
+        })?;
+        if let Some(kind) = route.spec.pass_token {
+            let token = match kind {
+                PassToken::Access => tokens.access,
+                PassToken::Id => tokens.id,
+            };
+            // A session from before the route asked for tokens has none: the app
+            // then gets no Authorization header rather than the client's own.
+            if let Some(v) = token.and_then(|t| bearer_value(t.expose())) {
+                out.push((http::header::AUTHORIZATION, v));
+            }
+        }
+        if route.spec.assertion {
+            let jwt = self.signer.as_ref().and_then(|s| {
+                s.assert(
+                    &self.config.server.public_origin,
+                    &route.spec.origin,
+                    identity,
+                    now,
+                )
+            });
+            if let Some(v) = jwt.and_then(|j| HeaderValue::try_from(j).ok()) {
+                out.push((HeaderName::from_static(crate::assertion::HEADER), v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The JWKS that verifies identity assertions, when some route sends them.
+    pub fn assertion_jwks(&self) -> Option<&str> {
+        self.signer.as_ref().map(|s| s.jwks())
+    }
+}
+
+fn bearer_value(token: &str) -> Option<HeaderValue> {
+    let mut v = HeaderValue::try_from(format!("Bearer {token}")).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}

@@ -1,0 +1,124 @@
+//! One request to a route, judged from start to end: who it is (session cookie
+//! or bearer token), whether the route's policy lets it through, and what the app
+//! is then told. The proxy and the forward-auth endpoint both ask this, so the
+//! two can never judge a request differently.
+
+use http::{HeaderName, HeaderValue};
+
+use super::bearer::bearer_challenge;
+use super::upstream::Tokens;
+use super::*;
+
+/// What to do with a request to a route.
+pub enum Verdict {
+    /// Serve it.
+    Pass(Pass),
+    /// Answer it here: a login redirect, a 401, 403 or 503.
+    Answer {
+        reply: Reply,
+        /// The user, when the request had one (for the access log).
+        user: Option<String>,
+        outcome: &'static str,
+    },
+}
+
+pub struct Pass {
+    pub identity: Option<Identity>,
+    /// Identity headers to set upstream (after stripping the client's).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `Set-Cookie` values for the response (a moved idle timeout, a refresh).
+    pub set_cookies: Vec<String>,
+    pub outcome: &'static str,
+}
+
+impl Gateway {
+    /// Judges a request to `route`. `path` is the normalized path routing used;
+    /// `socket` the peer's address. `redirect` lets a browser without a session be
+    /// sent to log in; without it (nginx forward auth) the answer is a 401.
+    pub async fn judge(
+        &self,
+        route: &Route,
+        parts: &Parts,
+        path: &str,
+        socket: Option<std::net::IpAddr>,
+        redirect: bool,
+        now: u64,
+    ) -> Verdict {
+        let api = is_api_request(parts);
+        let access = match self.access(route, parts, now).await {
+            Ok(a) => a,
+            Err(e) => {
+                // Never a silent login loop: a clear 503 until the store is back.
+                let reply = if api {
+                    Reply::json_error(
+                        503,
+                        "store_unavailable",
+                        "Sessions are unavailable; try again shortly.",
+                    )
+                } else {
+                    Reply::for_auth_error(&AuthError::Store(e))
+                };
+                return answer(reply, None, "store_unavailable");
+            }
+        };
+        let (session, set_cookies, outcome) = match access {
+            Access::Public => (None, Vec::new(), "public"),
+            Access::Anonymous => (None, Vec::new(), "anonymous"),
+            Access::Granted(s, cookies) => (Some(s), cookies, "authenticated"),
+            Access::Refused(reply) => return answer(reply, None, "bearer_refused"),
+            Access::LoginRequired => {
+                let reply = if (api || !redirect) && !route.spec.bearer_audiences.is_empty() {
+                    bearer_challenge(
+                        "invalid_request",
+                        "This resource needs a bearer token or a signed-in session.",
+                    )
+                } else if !redirect {
+                    Reply::json_error(
+                        401,
+                        "unauthenticated",
+                        "This resource needs a signed-in session.",
+                    )
+                } else {
+                    self.login_required(route, parts, now).await
+                };
+                return answer(reply, None, "login_required");
+            }
+        };
+        if let Some(reply) = self
+            .authorize(route, parts, path, session.as_ref(), socket, now)
+            .await
+        {
+            let user = session.map(|s| s.identity.sub);
+            return answer(reply, user, "denied");
+        }
+        let Some(s) = session else {
+            return Verdict::Pass(Pass {
+                identity: None,
+                headers: Vec::new(),
+                set_cookies,
+                outcome,
+            });
+        };
+        let tokens = Tokens {
+            access: s.access_token.as_ref(),
+            id: s.id_token.as_ref(),
+        };
+        match self.upstream_headers(route, &s.identity, tokens, api, now) {
+            Ok(headers) => Verdict::Pass(Pass {
+                identity: Some(s.identity),
+                headers,
+                set_cookies,
+                outcome,
+            }),
+            Err(reply) => answer(reply, Some(s.identity.sub), "missing_attribute"),
+        }
+    }
+}
+
+fn answer(reply: Reply, user: Option<String>, outcome: &'static str) -> Verdict {
+    Verdict::Answer {
+        reply,
+        user,
+        outcome,
+    }
+}
