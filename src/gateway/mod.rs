@@ -356,11 +356,14 @@ fn cookie_value<'p>(parts: &'p Parts, name: &str) -> Option<&'p str> {
 }
 
 /// Whether a request is from a script or API client rather than a page navigation
-/// (the rule mod_auth_openidc uses): such clients get 401, not a redirect they
-/// cannot follow through a login form.
+/// (the rule mod_auth_openidc uses, and a bearer token): such clients get 401 and
+/// JSON, not a redirect they cannot follow through a login form.
 pub fn is_api_request(parts: &Parts) -> bool {
     let h = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
     if parts.method != http::Method::GET && parts.method != http::Method::HEAD {
+        return true;
+    }
+    if bearer_token(parts).is_some() {
         return true;
     }
     if h("x-requested-with").is_some() {

@@ -372,3 +372,123 @@ protocol = "cas"
         "{got}"
     );
 }
+
+#[test]
+fn identity_mapping_tokens_and_windows_are_checked_with_paths() {
+    let text = format!(
+        "{GOOD}{}",
+        r#"
+[[route]]
+path = "/mapped"
+upstream = "http://127.0.0.1:3000"
+protocol = "oauth2"
+pass_token = "id"
+bearer_tokens = true
+[route.headers]
+X-A = { claim = "a", value = "b" }
+X-B = { template = "{a" }
+X-C = { template = "no claims" }
+X-D = { claim = "a", missing = "maybe" }
+X-E = { value = "line\nbreak" }
+X-F = { claim = "a", colour = "red" }
+X-G = 42
+X-H = { claim = "a", separator = "\u0000" }
+[route.policy]
+time_zone = "Mars/Olympus"
+windows = [{ days = ["mon-fri", "someday"], from = "25:00", to = "18:00" }, { from = "09:00", to = "09:00" }, { to = "10:00" }]
+
+[[route]]
+path = "/pub"
+upstream = "http://127.0.0.1:3000"
+protocol = "public"
+pass_token = "access"
+assertion = true
+bearer_audiences = ["x"]
+"#
+    );
+    let got = problems(&text);
+    let joined = got.join("\n");
+    for want in [
+        "route[2].pass_token: an oauth2 login has no ID token",
+        "route[2].bearer_tokens: bearer JWTs are verified",
+        "route[2].headers.X-A: needs exactly one of claim, value, template",
+        "route[2].headers.X-B.template: `{a` is not closed",
+        "route[2].headers.X-C.template: uses no claim",
+        "route[2].headers.X-D.missing: `maybe` is not omit or reject",
+        "route[2].headers.X-E.value: contains control characters",
+        "route[2].headers.X-F.colour: unknown key",
+        "route[2].headers.X-G: must be a claim name or a table",
+        "route[2].headers.X-H.separator: contains control characters",
+        "route[2].policy.time_zone: `Mars/Olympus` is not a time zone",
+        "route[2].policy.windows[0].days[1]: `someday` is not a day",
+        "route[2].policy.windows[0].from: must be a time of day",
+        "route[2].policy.windows[1].to: the window is empty",
+        "route[2].policy.windows[2].from: is required",
+        "route[3].pass_token: only oidc and oauth2 routes have tokens",
+        "route[3].assertion: a public route has no user",
+        "route[3].bearer_audiences: is only used with bearer_tokens",
+    ] {
+        assert!(
+            got.iter().any(|p| p.starts_with(want)),
+            "missing `{want}` in:\n{joined}"
+        );
+    }
+}
+
+#[test]
+fn a_minimal_session_keeps_no_tokens_to_pass_and_keys_must_be_p256() {
+    let text = GOOD
+        .replace(
+            "keys = [{ env = \"KEY\" }]",
+            "keys = [{ env = \"KEY\" }]\nminimal = true",
+        )
+        .replace(
+            "public_url = \"https://gw.example.com\"",
+            "public_url = \"https://gw.example.com\"\nassertion_key = { value = \"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\", dev = true }",
+        )
+        .replace("protocol = \"oidc\"", "protocol = \"oidc\"\npass_token = \"access\"");
+    let got = problems(&text).join("\n");
+    assert!(
+        got.contains("route[0].pass_token: session.minimal keeps no tokens"),
+        "{got}"
+    );
+    assert!(got.contains("server.assertion_key: must be a PEM"), "{got}");
+}
+
+#[test]
+fn mapping_kinds_and_windows_parse_into_ready_values() {
+    let text = GOOD.replace(
+        r#"protocol = "oidc""#,
+        r#"protocol = "oidc"
+pass_token = "id"
+assertion = true
+bearer_tokens = true
+headers = { "X-Login" = { template = "{userName}@corp", missing = "reject" }, "X-Groups" = { claim = "groups", separator = ";" } }
+policy = { time_zone = "Asia/Shanghai", windows = [{ days = ["fri"], from = "22:00", to = "06:00" }] }"#,
+    );
+    let c = parse_ok(&text);
+    let r = &c.routes[0];
+    assert_eq!(r.pass_token, Some(PassToken::Id));
+    assert!(r.assertion);
+    assert_eq!(r.bearer_audiences, ["app"]);
+    let login = r
+        .headers
+        .iter()
+        .find(|h| h.name == "x-login")
+        .expect("x-login");
+    assert_eq!(login.missing, Missing::Reject);
+    assert_eq!(login.claims_used().collect::<Vec<_>>(), ["userName"]);
+    let groups = r
+        .headers
+        .iter()
+        .find(|h| h.name == "x-groups")
+        .expect("x-groups");
+    assert_eq!(groups.separator, ";");
+    let s = r
+        .policy
+        .as_ref()
+        .and_then(|p| p.schedule.as_ref())
+        .expect("schedule");
+    assert_eq!(s.zone, chrono_tz::Asia::Shanghai);
+    assert_eq!((s.windows[0].from, s.windows[0].to), (22 * 60, 6 * 60));
+}
