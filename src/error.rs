@@ -68,6 +68,8 @@ pub enum AuthError {
     Store(#[from] crate::session::store::StoreError),
     #[error("the logout token is invalid: {0}")]
     InvalidLogoutToken(String),
+    #[error("the OneAccess management API failed: {0}")]
+    Management(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -43,6 +43,8 @@ pub struct Policy {
     pub deny_networks: Vec<IpNet>,
     /// When the route may be used; `None`: always.
     pub schedule: Option<schedule::Schedule>,
+    /// Asked of OneAccess after every other rule holds (see `auth::management`).
+    pub oneaccess: Option<crate::config::OneAccessRule>,
     pub on_deny: OnDeny,
 }
 
@@ -56,6 +58,7 @@ impl Policy {
             .chain((!self.groups.is_empty()).then_some(self.groups_claim.as_str()))
             .chain((!self.users.is_empty()).then_some("preferred_username"))
             .chain(self.claims.iter().map(|(k, _)| k.as_str()))
+            .chain(self.oneaccess.iter().map(|o| o.user_id_claim.as_str()))
     }
 
     fn has_identity_rules(&self) -> bool {
@@ -63,7 +66,8 @@ impl Policy {
             && self.emails.is_empty()
             && self.email_domains.is_empty()
             && self.groups.is_empty()
-            && self.claims.is_empty())
+            && self.claims.is_empty()
+            && self.oneaccess.is_none())
     }
 }
 

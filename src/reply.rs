@@ -135,6 +135,11 @@ impl Reply {
                 "Sign-in was not completed",
                 "The identity provider did not sign you in. Go back to the page you wanted to try again.",
             ),
+            AuthError::Management(_) => Reply::page(
+                503,
+                "Authorization is unavailable",
+                "The gateway cannot ask OneAccess whether you may use this application right now. Please try again in a minute.",
+            ),
             AuthError::Store(_) => Reply::page(
                 503,
                 "Sessions are unavailable",

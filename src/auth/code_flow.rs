@@ -140,6 +140,7 @@ async fn token_request(
         url: token_endpoint.to_string(),
         headers,
         form,
+        json: None,
     };
     let resp = call(http, req, "token endpoint").await?;
     if resp.status != 200 {

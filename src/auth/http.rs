@@ -26,6 +26,8 @@ pub struct OutboundRequest {
     pub headers: Vec<(&'static str, String)>,
     /// Sent as `application/x-www-form-urlencoded` when not empty.
     pub form: Vec<(&'static str, String)>,
+    /// A JSON body (OneAccess's role-member listing wants one, even on a GET).
+    pub json: Option<String>,
 }
 
 impl OutboundRequest {
@@ -35,6 +37,7 @@ impl OutboundRequest {
             url: url.into(),
             headers: vec![("accept", "application/json".into())],
             form: Vec::new(),
+            json: None,
         }
     }
 }
@@ -103,6 +106,11 @@ impl HttpClient for ReqwestClient {
         }
         if !req.form.is_empty() {
             rb = rb.form(&req.form);
+        }
+        if let Some(json) = req.json {
+            rb = rb
+                .header("content-type", "application/json;charset=utf8")
+                .body(json);
         }
         // reqwest's error text names the URL, which carries no secret here (codes
         // and secrets travel in the form body).

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod http;
 pub mod jwks;
 pub mod logout;
+pub mod management;
 pub mod oauth2;
 pub mod oidc;
 pub mod pending;

@@ -90,6 +90,18 @@ pub struct ProviderFile {
     pub allow_insecure_http: bool,
     /// OneAccess's global logout; defaults to `{base}/api/v1/logout`.
     pub logout_url: Option<String>,
+    /// OneAccess's management API, for `policy.oneaccess` rules.
+    pub management: Option<ManagementFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagementFile {
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretFile>,
+    /// How long answers are cached (default 300), and so how long an outage of the
+    /// API goes unnoticed by users it already knows.
+    pub cache_seconds: Option<u64>,
 }
 
 /// Where a secret comes from. Exactly one of `env`, `file`, `value`; `value` only
@@ -169,6 +181,19 @@ pub struct PolicyFile {
     /// When the route may be used: any one window is enough.
     #[serde(default)]
     pub windows: Vec<WindowFile>,
+    /// Ask OneAccess: an account in the application, and maybe one of its roles.
+    pub oneaccess: Option<OneAccessFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OneAccessFile {
+    pub application_id: Option<String>,
+    /// Role codes; any one is enough. None: an account is enough.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Default `sub`; CAS routes must name the attribute with the user id.
+    pub user_id_claim: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

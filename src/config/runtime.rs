@@ -148,6 +148,28 @@ pub struct ProviderSettings {
     pub logout_url: String,
     pub logout: LogoutMode,
     pub refresh_margin: Duration,
+    /// OneAccess's management API, for policies that ask about accounts and roles.
+    pub management: Option<ManagementSettings>,
+}
+
+/// The gateway's API credential at OneAccess (an "API" application with the
+/// rights to read users' accounts and application roles).
+#[derive(Debug, Clone)]
+pub struct ManagementSettings {
+    pub client_id: String,
+    pub client_secret: Secret<String>,
+    /// How long an answer is trusted, including while the API is down.
+    pub cache_ttl: Duration,
+}
+
+/// A policy rule answered by OneAccess: the user holds an account in the
+/// application, and one of `roles` (role codes) when any are given.
+#[derive(Debug, Clone)]
+pub struct OneAccessRule {
+    pub application_id: String,
+    pub roles: Vec<String>,
+    /// The claim that carries the OneAccess user id (`sub` for OIDC and OAuth2).
+    pub user_id_claim: String,
 }
 
 /// Which of the user's tokens a route passes upstream.

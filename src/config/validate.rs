@@ -12,7 +12,9 @@ use jsonwebtoken::Algorithm;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::file::{CasFile, ProviderFile, RouteFile, SecretFile, ServerFile, SessionFile};
+use super::file::{
+    CasFile, ManagementFile, ProviderFile, RouteFile, SecretFile, ServerFile, SessionFile,
+};
 use super::runtime::*;
 use crate::error::{ConfigErrors, ConfigProblem};
 use crate::secret::Secret;
@@ -773,7 +775,46 @@ fn provider_settings(
         logout_url,
         logout,
         refresh_margin: Duration::from_secs(f.refresh_margin_seconds.unwrap_or(60)),
+        management: f
+            .management
+            .as_ref()
+            .and_then(|m| management_settings(c, m, base_dir, env)),
     }
+}
+
+fn management_settings(
+    c: &mut Collector,
+    f: &ManagementFile,
+    base_dir: &Path,
+    env: EnvLookup,
+) -> Option<ManagementSettings> {
+    let client_id = f.client_id.as_deref().map(str::trim).unwrap_or_default();
+    if client_id.is_empty() {
+        c.add(
+            "provider.management.client_id",
+            "is required: the API credential's client id",
+        );
+    }
+    let secret = match &f.client_secret {
+        Some(s) => read_secret(c, "provider.management.client_secret", s, base_dir, env),
+        None => {
+            c.add("provider.management.client_secret", "is required");
+            None
+        }
+    };
+    let cache_seconds = f.cache_seconds.unwrap_or(300);
+    if cache_seconds == 0 || cache_seconds > 86_400 {
+        c.add(
+            "provider.management.cache_seconds",
+            "must be between 1 and 86400",
+        );
+    }
+    Some(ManagementSettings {
+        client_id: client_id.to_string(),
+        client_secret: secret?,
+        cache_ttl: Duration::from_secs(cache_seconds),
+    })
+    .filter(|_| !client_id.is_empty())
 }
 
 fn route_specs(
@@ -892,7 +933,11 @@ fn route_specs(
                 RefreshFailure::Reauthenticate
             }
         };
-        let policy = f.policy.as_ref().map(|p| policy::policy(c, i, p, protocol));
+        let management = provider.is_some_and(|p| p.management.is_some());
+        let policy = f
+            .policy
+            .as_ref()
+            .map(|p| policy::policy(c, i, p, protocol, management));
         let client_id = client.as_ref().map_or("", |cl| cl.client_id.as_str());
         let realm = match protocol {
             Protocol::Oidc | Protocol::OAuth2 => format!("{}:{client_id}", protocol.as_str()),

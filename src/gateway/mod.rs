@@ -94,6 +94,8 @@ pub struct Gateway {
     keep_access_token: bool,
     /// Signs identity assertions, when a route sends them.
     signer: Option<crate::assertion::Signer>,
+    /// OneAccess's management API, for `policy.oneaccess` rules.
+    management: Option<crate::auth::management::ManagementClient>,
     /// Server-mode sessions, revocations, and single-use states, tickets and
     /// logout-token ids: shared by every gateway when it is Redis.
     store: Arc<dyn Store>,
@@ -172,8 +174,15 @@ impl Gateway {
             None
         };
         let uses = |p: Protocol| config.routes.iter().any(|r| r.protocol == p);
-        let (mut oidc, mut oauth2, mut cas) = (None, None, None);
+        let (mut oidc, mut oauth2, mut cas, mut management) = (None, None, None, None);
         if let (Some(p), Some(h)) = (&config.provider, http) {
+            if let Some(m) = &p.management {
+                management = Some(crate::auth::management::ManagementClient::new(
+                    &p.base_url,
+                    m.clone(),
+                    h.clone(),
+                ));
+            }
             if uses(Protocol::Oidc) {
                 oidc = Some(OidcClient::new(p.clone(), h.clone()));
             }
@@ -200,6 +209,7 @@ impl Gateway {
             keep_id_token,
             keep_access_token,
             signer,
+            management,
             config,
         })
     }
@@ -250,8 +260,28 @@ impl Gateway {
             now,
         };
         let identity = session.map(|s| &s.identity);
-        let Decision::Deny(reason) = decide(policy, &facts, identity) else {
-            return None;
+        let reason = match decide(policy, &facts, identity) {
+            Decision::Deny(reason) => reason,
+            Decision::Allow => match (&policy.oneaccess, identity) {
+                (Some(rule), Some(id)) => match self.oneaccess_allows(rule, id).await {
+                    Ok(true) => return None,
+                    Ok(false) => "no account or role in the OneAccess application",
+                    Err(e) => {
+                        // Fail closed: no fresh answer, no access.
+                        tracing::warn!(route = %route.label, error = %e, "OneAccess authorization unavailable");
+                        return Some(if is_api_request(parts) {
+                            Reply::json_error(
+                                503,
+                                "authorization_unavailable",
+                                "Authorization cannot be checked right now; try again shortly.",
+                            )
+                        } else {
+                            Reply::for_auth_error(&AuthError::Management(e.to_string()))
+                        });
+                    }
+                },
+                _ => return None,
+            },
         };
         tracing::info!(route = %route.label, reason, user = identity.map_or("-", |i| i.sub.as_str()), "denied by policy");
         if is_api_request(parts) {
@@ -270,6 +300,21 @@ impl Gateway {
             "Access denied",
             "You are signed in, but this application does not allow you this request. Ask its administrator for access.",
         ))
+    }
+
+    /// Asks OneAccess (through the answer cache) whether the user passes `rule`.
+    async fn oneaccess_allows(
+        &self,
+        rule: &crate::config::OneAccessRule,
+        identity: &Identity,
+    ) -> Result<bool, AuthError> {
+        let Some(m) = &self.management else {
+            return Err(AuthError::Internal("no management client".into()));
+        };
+        match identity.claim(&rule.user_id_claim) {
+            Some(user_id) if !user_id.is_empty() => m.allows(user_id, rule).await,
+            _ => Ok(false),
+        }
     }
 
     /// The session store (for tests and benches; requests go through the methods).

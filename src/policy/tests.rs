@@ -13,6 +13,7 @@ fn policy() -> Policy {
         networks: vec![],
         deny_networks: vec![],
         schedule: None,
+        oneaccess: None,
         on_deny: OnDeny::Forbid,
     }
 }

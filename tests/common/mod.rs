@@ -511,3 +511,132 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+
+/// A real nginx (the Debian package's `/usr/sbin/nginx`) on a loopback port, as one
+/// process (`daemon off; master_process off;`) whose pid file, logs and temp
+/// directories all live in its own directory: it needs no privileges, and tests
+/// run several at once. Killed, and its directory removed, when dropped.
+pub struct NginxServer {
+    child: std::process::Child,
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+}
+
+impl NginxServer {
+    /// The nginx binary: `/usr/sbin/nginx`, else `nginx` on the PATH. Panics with
+    /// a clear message when there is none (the tests need it; CI installs it).
+    pub fn binary() -> std::path::PathBuf {
+        let debian = Path::new("/usr/sbin/nginx");
+        if debian.exists() {
+            return debian.to_path_buf();
+        }
+        let on_path = std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("nginx"))
+                .find(|f| f.is_file())
+        });
+        on_path.unwrap_or_else(|| {
+            panic!(
+                "nginx is not installed: these tests run a real nginx. Install it with \
+                 `apt-get install nginx` (./scripts/setup.sh does)"
+            )
+        })
+    }
+
+    /// Starts nginx with `http_conf` as the inside of its `http { }` block; it
+    /// must listen on `127.0.0.1:{port}`. Returns once that port accepts.
+    pub fn start(port: u16, http_conf: &str) -> NginxServer {
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let bin = Self::binary();
+        let dir = std::env::temp_dir().join(format!(
+            "oag-nginx-{}-{}-{}",
+            std::process::id(),
+            port,
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("nginx directory");
+        let d = dir.display();
+        let conf = format!(
+            "daemon off;\n\
+             master_process off;\n\
+             worker_processes 1;\n\
+             pid {d}/nginx.pid;\n\
+             error_log {d}/error.log notice;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n\
+             access_log {d}/access.log;\n\
+             client_body_temp_path {d}/client_body;\n\
+             proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi;\n\
+             uwsgi_temp_path {d}/uwsgi;\n\
+             scgi_temp_path {d}/scgi;\n\
+             default_type application/octet-stream;\n\
+             {http_conf}\n\
+             }}\n"
+        );
+        let conf_path = dir.join("nginx.conf");
+        std::fs::write(&conf_path, conf).expect("nginx.conf");
+        let stderr = std::fs::File::create(dir.join("stderr.log")).expect("stderr.log");
+        let mut child = std::process::Command::new(&bin)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+        for _ in 0..400 {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = Self::logs_in(&dir);
+                let _ = std::fs::remove_dir_all(&dir);
+                panic!("nginx exited at start ({status}):\n{log}");
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return NginxServer { child, port, dir };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = Self::logs_in(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        panic!("nginx did not listen on {port}:\n{log}");
+    }
+
+    /// `http://localhost:{port}{path}`: nginx as users reach it.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.port)
+    }
+
+    /// nginx's error log and stderr so far.
+    pub fn logs(&self) -> String {
+        Self::logs_in(&self.dir)
+    }
+
+    fn logs_in(dir: &Path) -> String {
+        ["stderr.log", "error.log"]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for NginxServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let logs = self.logs();
+            let lines: Vec<&str> = logs.lines().collect();
+            let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+            eprintln!("nginx logs ({}), the end:\n{tail}", self.dir.display());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

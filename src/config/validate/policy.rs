@@ -1,8 +1,8 @@
 //! `[route.policy]`: who may use a route, from where, when, and how.
 
 use super::Collector;
-use crate::config::file::PolicyFile;
-use crate::config::runtime::Protocol;
+use crate::config::file::{OneAccessFile, PolicyFile};
+use crate::config::runtime::{OneAccessRule, Protocol};
 use crate::policy::schedule::{parse_clock, parse_days, Schedule, Window, EVERY_DAY};
 
 /// A CIDR (`10.0.0.0/8`), or one address taken as a /32 or /128.
@@ -23,6 +23,7 @@ pub(super) fn policy(
     i: usize,
     f: &PolicyFile,
     protocol: Protocol,
+    management: bool,
 ) -> crate::policy::Policy {
     use crate::policy::{parse_email, OnDeny, Policy};
     let at = |field: &str| format!("route[{i}].policy.{field}");
@@ -91,15 +92,20 @@ pub(super) fn policy(
         }
     };
     let schedule = schedule(c, i, f);
+    let oneaccess = f
+        .oneaccess
+        .as_ref()
+        .and_then(|o| oneaccess_rule(c, i, o, protocol, management));
     let identity_rules = !(f.users.is_empty()
         && f.emails.is_empty()
         && f.email_domains.is_empty()
         && f.groups.is_empty()
-        && f.claims.is_empty());
+        && f.claims.is_empty()
+        && f.oneaccess.is_none());
     if identity_rules && protocol == Protocol::Public {
         c.add(
             format!("route[{i}].policy"),
-            "a public route has no user: rules on users, emails, groups or claims need a login protocol",
+            "a public route has no user: rules on users, emails, groups, claims or OneAccess accounts need a login protocol",
         );
     }
     Policy {
@@ -123,8 +129,69 @@ pub(super) fn policy(
         networks,
         deny_networks,
         schedule,
+        oneaccess,
         on_deny,
     }
+}
+
+/// `[route.policy.oneaccess]`.
+fn oneaccess_rule(
+    c: &mut Collector,
+    i: usize,
+    f: &OneAccessFile,
+    protocol: Protocol,
+    management: bool,
+) -> Option<OneAccessRule> {
+    let at = |field: &str| format!("route[{i}].policy.oneaccess{field}");
+    let mut ok = true;
+    if !management {
+        c.add(
+            at(""),
+            "asks OneAccess's management API: configure [provider.management]",
+        );
+        ok = false;
+    }
+    let application_id = f
+        .application_id
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default();
+    if application_id.is_empty() {
+        c.add(
+            at(".application_id"),
+            "is required: the application's id in the OneAccess console",
+        );
+        ok = false;
+    }
+    for (k, r) in f.roles.iter().enumerate() {
+        if r.trim().is_empty() {
+            c.add(at(&format!(".roles[{k}]")), "must be a role code");
+            ok = false;
+        }
+    }
+    let user_id_claim = match (f.user_id_claim.as_deref(), protocol) {
+        (Some(claim), _) if !claim.trim().is_empty() => claim.trim().to_string(),
+        (Some(_), _) => {
+            c.add(at(".user_id_claim"), "must be a claim name");
+            ok = false;
+            String::new()
+        }
+        // A CAS `user` is a login name, not OneAccess's user id.
+        (None, Protocol::Cas) => {
+            c.add(
+                at(".user_id_claim"),
+                "a CAS route must name the attribute that carries the OneAccess user id",
+            );
+            ok = false;
+            String::new()
+        }
+        (None, _) => "sub".into(),
+    };
+    ok.then(|| OneAccessRule {
+        application_id: application_id.to_string(),
+        roles: f.roles.iter().map(|r| r.trim().to_string()).collect(),
+        user_id_claim,
+    })
 }
 
 /// `time_zone` and `[[route.policy.windows]]`.
