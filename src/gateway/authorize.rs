@@ -1,0 +1,101 @@
+//! A route's policy on a request that passed authentication: the pure decision
+//! (`policy::decide`), then OneAccess's own answer for `policy.oneaccess`, and
+//! the refusal (403, JSON for API clients, or a fresh login).
+
+use super::*;
+use crate::policy::{client_ip, decide, Decision, OnDeny, RequestFacts};
+
+impl Gateway {
+    /// The route's policy on a request that passed authentication: `None` to let it
+    /// through, or the answer that refuses it. A browser on a `reauthenticate`
+    /// route is sent to a fresh login, unless its session is a few seconds old
+    /// (it just did that), so a denied user cannot loop.
+    pub async fn authorize(
+        &self,
+        route: &Route,
+        parts: &Parts,
+        path: &str,
+        session: Option<&SessionData>,
+        socket: Option<std::net::IpAddr>,
+        now: u64,
+    ) -> Option<Reply> {
+        let policy = route.spec.policy.as_ref()?;
+        // The client address matters only to network rules; the headers are joined
+        // only for them.
+        let client = if policy.networks.is_empty() && policy.deny_networks.is_empty() {
+            None
+        } else {
+            let xff = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(",");
+            let xff = (!xff.is_empty()).then_some(xff.as_str());
+            client_ip(socket, xff, &self.config.server.trusted_proxies)
+        };
+        let facts = RequestFacts {
+            method: &parts.method,
+            path,
+            client_ip: client,
+            now,
+        };
+        let identity = session.map(|s| &s.identity);
+        let reason = match decide(policy, &facts, identity) {
+            Decision::Deny(reason) => reason,
+            Decision::Allow => match (&policy.oneaccess, identity) {
+                (Some(rule), Some(id)) => match self.oneaccess_allows(rule, id).await {
+                    Ok(true) => return None,
+                    Ok(false) => "no account or role in the OneAccess application",
+                    Err(e) => {
+                        // Fail closed: no fresh answer, no access.
+                        tracing::warn!(route = %route.label, error = %e, "OneAccess authorization unavailable");
+                        return Some(if is_api_request(parts) {
+                            Reply::json_error(
+                                503,
+                                "authorization_unavailable",
+                                "Authorization cannot be checked right now; try again shortly.",
+                            )
+                        } else {
+                            Reply::for_auth_error(&AuthError::Management(e.to_string()))
+                        });
+                    }
+                },
+                _ => return None,
+            },
+        };
+        tracing::info!(route = %route.label, reason, user = identity.map_or("-", |i| i.sub.as_str()), "denied by policy");
+        if is_api_request(parts) {
+            return Some(Reply::json_error(
+                403,
+                "forbidden",
+                "This request is not allowed for this user.",
+            ));
+        }
+        let just_logged_in = session.is_some_and(|s| now < s.issued_at + 30);
+        if policy.on_deny == OnDeny::Reauthenticate && session.is_some() && !just_logged_in {
+            return Some(self.login_redirect(route, parts, now, true).await);
+        }
+        Some(Reply::page(
+            403,
+            "Access denied",
+            "You are signed in, but this application does not allow you this request. Ask its administrator for access.",
+        ))
+    }
+
+    /// Asks OneAccess (through the answer cache) whether the user passes `rule`.
+    async fn oneaccess_allows(
+        &self,
+        rule: &crate::config::OneAccessRule,
+        identity: &Identity,
+    ) -> Result<bool, AuthError> {
+        let Some(m) = &self.management else {
+            return Err(AuthError::Internal("no management client".into()));
+        };
+        match identity.claim(&rule.user_id_claim) {
+            Some(user_id) if !user_id.is_empty() => m.allows(user_id, rule).await,
+            _ => Ok(false),
+        }
+    }
+}
