@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian/Ubuntu machine:
-# cmake (Pingora builds zlib-ng with it), a C toolchain, and redis-server (the
-# tests run the Redis session store against a real server). Idempotent: does
-# nothing when everything is there.
+# cmake (Pingora builds zlib-ng with it), a C toolchain, redis-server (the
+# tests run the Redis session store against a real server) and nginx (the
+# forward-auth tests run a real nginx in front of the gateway; only its binary
+# is used, the packaged service is not needed). Idempotent: does nothing when
+# everything is there.
 set -euo pipefail
 
 need=()
@@ -10,6 +12,7 @@ command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is missing: install Rust from rustup.rs first" >&2; exit 1; }
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -7,6 +7,9 @@
 //! nginx connects to the gateway from 127.0.0.2 (`proxy_bind`), the only trusted
 //! proxy; the test's own client connects from 127.0.0.1, so asking the gateway
 //! directly is asking as an untrusted peer.
+//!
+//! Needs nginx (`/usr/sbin/nginx`, installed by scripts/setup.sh): without it
+//! these tests fail, they do not skip.
 
 mod common;
 
@@ -301,12 +304,10 @@ async fn client_sent_identity_headers_never_reach_the_app() {
             !names.iter().any(|n| n.contains('_')),
             "an underscore spelling reached the app: {names:?}"
         );
+        let values: Vec<String> = names.iter().flat_map(|n| r.upstream_header(n)).collect();
         for (_, v) in forged {
             assert!(
-                !r.upstream_header_names()
-                    .iter()
-                    .flat_map(|n| r.upstream_header(n))
-                    .any(|seen| seen == *v),
+                !values.iter().any(|seen| seen == v),
                 "a forged value reached the app: {}",
                 r.body
             );
@@ -317,7 +318,11 @@ async fn client_sent_identity_headers_never_reach_the_app() {
     let anon = Browser::new();
     let r = anon.get_with(&s.url("/public/x"), forged).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.upstream_header("x-forwarded-user").is_empty(), "{}", r.body);
+    assert!(
+        r.upstream_header("x-forwarded-user").is_empty(),
+        "{}",
+        r.body
+    );
     assert!(r.upstream_header("x-forwarded-email").is_empty());
     assert!(r
         .upstream_header("x-forwarded-preferred-username")
@@ -328,7 +333,10 @@ async fn client_sent_identity_headers_never_reach_the_app() {
     let served = s.echo().requests();
     let r = anon.get_with(&s.url("/app/x"), forged).await;
     assert_eq!(r.status, 302);
-    assert!(r.location().expect("location").starts_with(&s.url("/_sso/start?")));
+    assert!(r
+        .location()
+        .expect("location")
+        .starts_with(&s.url("/_sso/start?")));
     assert_eq!(s.echo().requests(), served);
 
     // With alice's session: her identity, once, whatever the client claimed.
@@ -336,7 +344,10 @@ async fn client_sent_identity_headers_never_reach_the_app() {
     let r = b.get_with(&s.url("/app/x"), forged).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.upstream_header("x-forwarded-user"), [ALICE_ID]);
-    assert_eq!(r.upstream_header("x-forwarded-email"), ["alice@example.com"]);
+    assert_eq!(
+        r.upstream_header("x-forwarded-email"),
+        ["alice@example.com"]
+    );
     assert_eq!(
         r.upstream_header("x-forwarded-preferred-username"),
         ["alice"]
@@ -347,9 +358,9 @@ async fn client_sent_identity_headers_never_reach_the_app() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_cannot_choose_the_request_forward_auth_judges() {
     let s = stack().await;
-    // nginx sets X-Original-URL and X-Original-Method itself and clears the
-    // other forwarding headers, so these name a public page and a harmless
-    // method in vain.
+    // nginx sets X-Original-URL and X-Original-Method itself, and the gateway's
+    // /_sso/auth reads no other forwarding header, so these name a public page
+    // and a harmless method in vain.
     let forged_public: Vec<(&str, String)> = vec![
         ("x-original-url", s.url("/public/x")),
         ("x-original-uri", "/public/x".into()),
@@ -450,7 +461,10 @@ async fn forward_auth_answers_only_the_trusted_proxy() {
     for endpoint in ["/_sso/auth", "/_sso/verify"] {
         for headers in [
             vec![("x-original-url", app.as_str())],
-            vec![("x-original-url", app.as_str()), ("cookie", cookie.as_str())],
+            vec![
+                ("x-original-url", app.as_str()),
+                ("cookie", cookie.as_str()),
+            ],
             vec![
                 ("x-forwarded-host", "localhost"),
                 ("x-forwarded-uri", "/public/x"),
@@ -507,7 +521,11 @@ async fn forward_auth_answers_only_the_trusted_proxy() {
     // A route without an upstream is not served by the gateway directly.
     let r = b.get(&s.gateway_url("/app/x")).await;
     assert_eq!(r.status, 404);
-    assert_eq!(s.echo().requests(), 1, "only alice's landing page was served");
+    assert_eq!(
+        s.echo().requests(),
+        1,
+        "only alice's landing page was served"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -517,10 +535,7 @@ async fn logout_through_nginx_ends_the_session() {
     let copied = b.cookie("localhost", "oag_session").expect("session");
 
     let out = b
-        .get_with(
-            &s.url("/_sso/logout"),
-            &[("sec-fetch-site", "same-origin")],
-        )
+        .get_with(&s.url("/_sso/logout"), &[("sec-fetch-site", "same-origin")])
         .await;
     assert_eq!(out.status, 302, "{}", out.body);
     let to = out.location().expect("location");
@@ -538,7 +553,10 @@ async fn logout_through_nginx_ends_the_session() {
     let served = s.echo().requests();
     let r = b.get(&s.url("/app/x")).await;
     assert_eq!(r.status, 302);
-    assert!(r.location().expect("location").starts_with(&s.url("/_sso/start?")));
+    assert!(r
+        .location()
+        .expect("location")
+        .starts_with(&s.url("/_sso/start?")));
     // So does a copy of the old cookie.
     let thief = Browser::new();
     thief.set_cookie("localhost", "oag_session", &copied);
@@ -556,27 +574,102 @@ async fn logout_through_nginx_ends_the_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_the_gateway_refreshes_reaches_the_browser_through_nginx() {
-    // Access tokens live 100 s and are refreshed 100 s before their end: every
-    // request refreshes, and the simulator rotates refresh tokens.
-    let sim_cfg = SimConfig {
-        access_token_ttl: Duration::from_secs(100),
-        ..SimConfig::default()
-    };
-    let s = stack_with(sim_cfg, "", "refresh_margin_seconds = 100").await;
-    let b = alice(&s).await;
-    for i in 0..3 {
-        let before = b.cookie("localhost", "oag_session");
+    // Access tokens live 100 s and are refreshed 100 s before their end: the
+    // first request after login refreshes, and the simulator rotates refresh
+    // tokens. Both session modes (deploy/nginx/gateway.toml uses `server`).
+    for mode in ["cookie", "server"] {
+        let sim_cfg = SimConfig {
+            access_token_ttl: Duration::from_secs(100),
+            ..SimConfig::default()
+        };
+        let session = format!("mode = \"{mode}\"");
+        let s = stack_with(sim_cfg, &session, "refresh_margin_seconds = 100").await;
+        // Log in, stopping at the callback: the landing page would refresh.
+        let b = Browser::new();
+        let hops = b.visit(&s.url("/app/x")).await;
+        let posted = b.submit_login(hops.last().expect("form"), USER).await;
+        let mut next = posted.location().expect("redirect");
+        while !next.starts_with(&s.url("/_sso/callback?")) {
+            next = b.get(&next).await.location().expect("redirect");
+        }
+        assert_eq!(b.get(&next).await.status, 302);
+        let first = b.cookie("localhost", "oag_session").expect("session");
+
+        // The next request's forward auth refreshes the tokens. A cookie session
+        // answers with its new cookie, which nginx hands on with the page.
         let tokens = s.sim().counters().token;
-        let r = b.get(&s.url(&format!("/app/{i}"))).await;
-        assert_eq!(r.status, 200, "{}", r.body);
+        let r = b.get(&s.url("/app/x")).await;
+        assert_eq!(r.status, 200, "{mode}: {}", r.body);
         assert_eq!(r.upstream_header("x-forwarded-user"), [ALICE_ID]);
-        assert_eq!(s.sim().counters().token, tokens + 1, "one refresh");
+        assert_eq!(s.sim().counters().token, tokens + 1, "{mode}: one refresh");
         let set = r.set_cookies();
-        assert!(
-            set.iter().any(|c| c.starts_with("oag_session=")),
-            "the refreshed session cookie: {set:?}"
+        let now = b.cookie("localhost", "oag_session").expect("session");
+        if mode == "cookie" {
+            assert!(
+                set.iter().any(|c| c.starts_with("oag_session=")),
+                "the refreshed session cookie: {set:?}"
+            );
+            assert_ne!(now, first);
+        } else {
+            assert_eq!(now, first, "a server session keeps its id cookie");
+        }
+
+        // The browser goes on with the refreshed session.
+        let r = b.get(&s.url("/app/y")).await;
+        assert_eq!(r.status, 200, "{mode}: {}", r.body);
+        assert_eq!(r.upstream_header("x-forwarded-user"), [ALICE_ID]);
+        assert_eq!(
+            s.sim().counters().token,
+            tokens + 1,
+            "{mode}: no second refresh"
         );
-        assert_ne!(b.cookie("localhost", "oag_session"), before);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_returns_to_the_exact_address_asked_for() {
+    let s = stack().await;
+    for asked in ["/app/x?a=1&b=2", "/app/x?a=b+c", "/app/a%2Fb?x=%26y"] {
+        let b = Browser::new();
+        let page = b.login(&s.url(asked), USER).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(page.url, s.url(asked));
+    }
+}
+
+/// What nginx sends with a config that sets only its own `X-Original-*` headers
+/// (the usual `auth_request` recipes) while the client's other headers pass
+/// through: the client's `X-Forwarded-Method` / `X-Forwarded-Uri` must not
+/// override what the proxy said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxys_own_headers_win_over_client_passed_ones() {
+    let s = stack().await;
+    let b = alice(&s).await;
+    let cookie = session_cookie(&b);
+    let proxy = as_trusted_proxy();
+    let cases: [&[(&str, String)]; 2] = [
+        // A POST to a read-only route, called a GET by the client.
+        &[
+            ("x-original-url", s.url("/readonly/x")),
+            ("x-original-method", "POST".into()),
+            ("x-forwarded-method", "GET".into()),
+        ],
+        // /admin/x (denied), called /app/x by the client.
+        &[
+            ("host", "localhost".into()),
+            ("x-original-uri", "/admin/x".into()),
+            ("x-forwarded-uri", "/app/x".into()),
+        ],
+    ];
+    for headers in cases {
+        let mut rb = proxy
+            .get(s.gateway_url("/_sso/auth"))
+            .header("cookie", &cookie);
+        for (k, v) in headers {
+            rb = rb.header(*k, v);
+        }
+        let r = rb.send().await.expect("auth");
+        assert_eq!(r.status(), 403, "{headers:?}");
     }
 }
 

@@ -1,9 +1,13 @@
 //! Forward auth: nginx `auth_request`, Traefik `forwardAuth` and Caddy
 //! `forward_auth` ask the gateway about a request they are about to serve. The
-//! original method and URL come from `X-Forwarded-*` / `X-Original-*` headers,
-//! believed only from a configured trusted proxy (oauth2-proxy GHSA-7x63: a
-//! client-set `X-Forwarded-Uri` must not pick the rules it is judged by). The
-//! request is then judged exactly as the proxy judges one (`judge`).
+//! original method and URL come from forwarding headers, believed only from a
+//! configured trusted proxy (oauth2-proxy GHSA-7x63: a client-set
+//! `X-Forwarded-Uri` must not pick the rules it is judged by). Each endpoint
+//! reads one family of headers and no other, because a proxy passes on the
+//! client's headers that it does not set itself: `auth` reads nginx's
+//! `X-Original-URL` and `X-Original-Method`; `verify` reads Traefik's and Caddy's
+//! `X-Forwarded-Method`, `-Host` and `-Uri`. The request is then judged exactly
+//! as the proxy judges one (`judge`).
 
 use super::*;
 use crate::route::{is_ambiguous_path, normalize_for_matching};
@@ -36,11 +40,20 @@ impl Gateway {
             );
             return (reply, None, "untrusted_proxy");
         }
-        let Some(original) = original_request(parts) else {
+        let family = if redirect {
+            Family::Forwarded
+        } else {
+            Family::Original
+        };
+        let Some(original) = original_request(parts, family) else {
             let reply = Reply::json_error(
                 403,
                 "no_original_url",
-                "The proxy sent no X-Original-URL or X-Forwarded-Uri.",
+                if redirect {
+                    "The proxy sent no X-Forwarded-Uri."
+                } else {
+                    "The proxy sent no absolute X-Original-URL."
+                },
             );
             return (reply, None, "no_original_url");
         };
@@ -70,10 +83,28 @@ impl Gateway {
                 (reply, pass.identity.map(|i| i.sub), pass.outcome)
             }
             Verdict::Answer {
-                reply,
+                mut reply,
                 user,
                 outcome,
-            } => (reply, user, outcome),
+            } => {
+                // nginx cannot URL-encode the address it wants to come back to,
+                // so the 401 carries the login start address, encoded.
+                if reply.status == 401 && !redirect {
+                    if let Some(url) = parts
+                        .headers
+                        .get("x-original-url")
+                        .and_then(|v| v.to_str().ok())
+                    {
+                        let rd: String =
+                            url::form_urlencoded::byte_serialize(url.as_bytes()).collect();
+                        reply.headers.push((
+                            "x-auth-start",
+                            format!("{}?rd={rd}", self.config.server.paths.start),
+                        ));
+                    }
+                }
+                (reply, user, outcome)
+            }
         }
     }
 
@@ -133,10 +164,20 @@ impl Gateway {
     }
 }
 
+/// Which forwarding headers an endpoint reads.
+#[derive(Clone, Copy)]
+enum Family {
+    /// nginx: `X-Original-URL` (absolute) and `X-Original-Method`.
+    Original,
+    /// Traefik and Caddy: `X-Forwarded-Method`, `X-Forwarded-Host` (else `Host`)
+    /// and `X-Forwarded-Uri`.
+    Forwarded,
+}
+
 /// The request the proxy asks about: method, host and path-and-query from the
-/// forwarding headers, with the asking request's other headers (its cookies,
-/// `Accept`, `Authorization`).
-fn original_request(parts: &Parts) -> Option<Parts> {
+/// forwarding headers of `family`, with the asking request's other headers (its
+/// cookies, `Accept`, `Authorization`).
+fn original_request(parts: &Parts, family: Family) -> Option<Parts> {
     let h = |n: &str| {
         parts
             .headers
@@ -145,13 +186,10 @@ fn original_request(parts: &Parts) -> Option<Parts> {
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    let method = h("x-forwarded-method")
-        .or_else(|| h("x-original-method"))
-        .unwrap_or("GET");
-    let (host, path_query) = match h("x-original-url") {
-        // nginx: `proxy_set_header X-Original-URL $scheme://$http_host$request_uri;`
-        Some(u) if !u.starts_with('/') => {
-            let url = url::Url::parse(u).ok()?;
+    let (method, host, path_query) = match family {
+        Family::Original => {
+            // `proxy_set_header X-Original-URL $scheme://$http_host$request_uri;`
+            let url = url::Url::parse(h("x-original-url")?).ok()?;
             let host = match url.port() {
                 Some(p) => format!("{}:{p}", url.host_str()?),
                 None => url.host_str()?.to_string(),
@@ -160,22 +198,19 @@ fn original_request(parts: &Parts) -> Option<Parts> {
                 Some(q) => format!("{}?{q}", url.path()),
                 None => url.path().to_string(),
             };
-            (host, pq)
+            (h("x-original-method"), host, pq)
         }
-        // Traefik and Caddy: `X-Forwarded-Host` and `X-Forwarded-Uri`.
-        original => {
+        Family::Forwarded => {
             let host = h("x-forwarded-host").or_else(|| h("host"))?;
-            let pq = original
-                .or_else(|| h("x-forwarded-uri"))
-                .or_else(|| h("x-original-uri"))?;
-            (host.to_string(), pq.to_string())
+            let pq = h("x-forwarded-uri")?;
+            (h("x-forwarded-method"), host.to_string(), pq.to_string())
         }
     };
     if !path_query.starts_with('/') {
         return None;
     }
     let mut req = http::Request::builder()
-        .method(method)
+        .method(method.unwrap_or("GET"))
         .uri(path_query.as_str())
         .body(())
         .ok()?
@@ -201,24 +236,30 @@ mod tests {
 
     #[test]
     fn the_original_request_comes_from_the_forwarding_headers() {
-        let o = original_request(&parts(&[
-            ("host", "gateway:8080"),
-            ("x-original-url", "https://app.example.com:8443/a/b?x=1"),
-            ("x-original-method", "POST"),
-            ("cookie", "oag_session=v"),
-        ]))
+        let o = original_request(
+            &parts(&[
+                ("host", "gateway:8080"),
+                ("x-original-url", "https://app.example.com:8443/a/b?x=1"),
+                ("x-original-method", "POST"),
+                ("cookie", "oag_session=v"),
+            ]),
+            Family::Original,
+        )
         .expect("original");
         assert_eq!(o.method, http::Method::POST);
         assert_eq!(o.uri, "/a/b?x=1");
         assert_eq!(o.headers["host"], "app.example.com:8443");
         assert_eq!(o.headers["cookie"], "oag_session=v");
 
-        let o = original_request(&parts(&[
-            ("host", "gateway:8080"),
-            ("x-forwarded-host", "app.example.com"),
-            ("x-forwarded-uri", "/admin"),
-            ("x-forwarded-method", "DELETE"),
-        ]))
+        let o = original_request(
+            &parts(&[
+                ("host", "gateway:8080"),
+                ("x-forwarded-host", "app.example.com"),
+                ("x-forwarded-uri", "/admin"),
+                ("x-forwarded-method", "DELETE"),
+            ]),
+            Family::Forwarded,
+        )
         .expect("original");
         assert_eq!(o.method, http::Method::DELETE);
         assert_eq!(o.uri, "/admin");
@@ -226,14 +267,57 @@ mod tests {
     }
 
     #[test]
-    fn a_request_without_an_original_url_or_with_a_bad_one_is_none() {
-        assert!(original_request(&parts(&[("host", "gw")])).is_none());
-        assert!(original_request(&parts(&[("x-forwarded-uri", "admin")])).is_none());
-        assert!(original_request(&parts(&[("x-original-url", "not a url")])).is_none());
-        assert!(original_request(&parts(&[
-            ("x-forwarded-uri", "/x"),
-            ("x-forwarded-method", "BAD METHOD")
-        ]))
+    fn each_endpoint_reads_its_own_family_and_no_other() {
+        // A client's Traefik-style headers passed on by nginx change nothing.
+        let o = original_request(
+            &parts(&[
+                ("x-original-url", "http://app/readonly/x"),
+                ("x-original-method", "POST"),
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-uri", "/public"),
+            ]),
+            Family::Original,
+        )
+        .expect("original");
+        assert_eq!((o.method.as_str(), o.uri.path()), ("POST", "/readonly/x"));
+        // And nginx-style headers mean nothing to the Traefik endpoint.
+        let o = original_request(
+            &parts(&[
+                ("host", "app"),
+                ("x-forwarded-uri", "/admin"),
+                ("x-original-url", "http://app/public"),
+                ("x-original-method", "GET"),
+            ]),
+            Family::Forwarded,
+        )
+        .expect("original");
+        assert_eq!(o.uri.path(), "/admin");
+        // nginx's endpoint wants the absolute URL, not a loose X-Original-URI.
+        assert!(original_request(
+            &parts(&[("host", "app"), ("x-original-uri", "/admin")]),
+            Family::Original
+        )
         .is_none());
+    }
+
+    #[test]
+    fn a_request_without_an_original_url_or_with_a_bad_one_is_none() {
+        let none = |h: &[(&str, &str)], f| original_request(&parts(h), f).is_none();
+        assert!(none(&[("host", "gw")], Family::Original));
+        assert!(none(&[("host", "gw")], Family::Forwarded));
+        assert!(none(&[("x-original-url", "/relative")], Family::Original));
+        assert!(none(&[("x-original-url", "not a url")], Family::Original));
+        assert!(none(
+            &[("host", "gw"), ("x-forwarded-uri", "admin")],
+            Family::Forwarded
+        ));
+        assert!(none(
+            &[
+                ("host", "gw"),
+                ("x-forwarded-uri", "/x"),
+                ("x-forwarded-method", "BAD METHOD")
+            ],
+            Family::Forwarded
+        ));
     }
 }
