@@ -13,6 +13,8 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
+# .ci/run makes a throwaway assertion key for config/example.toml with it.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is missing: install Rust from rustup.rs first" >&2; exit 1; }
 
 if [ ${#need[@]} -gt 0 ]; then
