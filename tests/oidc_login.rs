@@ -47,15 +47,7 @@ async fn full_login_lands_on_the_asked_url_with_identity_then_global_logout() {
     assert_eq!(page.url, env.url("/app/page?x=1&y=two"));
     let seen = page.json();
     assert_eq!(seen["path"], "/app/page");
-    assert_eq!(page.upstream_header("x-forwarded-user"), [ALICE_ID]);
-    assert_eq!(
-        page.upstream_header("x-forwarded-email"),
-        ["alice@example.com"]
-    );
-    assert_eq!(
-        page.upstream_header("x-forwarded-preferred-username"),
-        ["alice"]
-    );
+    assert_alice_headers(&page);
     // The app never sees the gateway's cookies.
     let cookie_seen = page.upstream_header("cookie").join("; ");
     assert!(!cookie_seen.contains("oag_session"), "{cookie_seen}");

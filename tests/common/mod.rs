@@ -192,6 +192,19 @@ impl Resp {
     }
 }
 
+/// The app saw Alice's default identity headers, once each.
+pub fn assert_alice_headers(r: &Resp) {
+    assert_eq!(r.upstream_header("x-forwarded-user"), [ALICE_ID]);
+    assert_eq!(
+        r.upstream_header("x-forwarded-email"),
+        ["alice@example.com"]
+    );
+    assert_eq!(
+        r.upstream_header("x-forwarded-preferred-username"),
+        ["alice"]
+    );
+}
+
 /// The first value of the query parameter `name` in `url`.
 pub fn query(url: &str, name: &str) -> Option<String> {
     url::Url::parse(url)
