@@ -261,7 +261,7 @@ async fn a_browser_logs_in_through_nginx_and_the_app_sees_who_it_is() {
     let seen = page.json();
     assert_eq!(seen["path"], "/app/x");
     assert_eq!(seen["query"], "q=1");
-    assert_alice_headers(&page);
+    assert_alice_headers(page);
     let jar = b.cookies("localhost");
     assert!(jar.contains_key("oag_session"), "{jar:?}");
     assert!(!jar.keys().any(|k| k.starts_with("oag_session_login_")));
