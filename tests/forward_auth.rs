@@ -512,6 +512,65 @@ async fn forward_auth_answers_only_the_trusted_proxy() {
     );
 }
 
+/// `/_sso/verify`, as Traefik `forwardAuth` and Caddy `forward_auth` call it:
+/// the request in `X-Forwarded-Method`, `-Host` and `-Uri`, and a browser
+/// without a session sent straight to log in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_traefik_and_caddy_endpoint_redirects_to_log_in() {
+    let s = stack().await;
+    let b = alice(&s).await;
+    let cookie = session_cookie(&b);
+    let proxy = as_trusted_proxy();
+    let ask = |headers: Vec<(&'static str, String)>| {
+        let mut rb = proxy
+            .get(s.gateway_url("/_sso/verify"))
+            .header("accept", "text/html");
+        for (k, v) in headers {
+            rb = rb.header(k, v);
+        }
+        rb.send()
+    };
+    let forwarded = |method: &str, uri: &str| {
+        vec![
+            ("x-forwarded-method", method.to_string()),
+            ("x-forwarded-host", "localhost".to_string()),
+            ("x-forwarded-uri", uri.to_string()),
+        ]
+    };
+
+    // No session: a login redirect with its pending-login cookie, passed on by
+    // the proxy to the browser.
+    let r = ask(forwarded("GET", "/app/x")).await.expect("verify");
+    assert_eq!(r.status(), 302);
+    let to = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    assert!(
+        to.starts_with(&format!("{}/api/v1/oauth2/authorize?", s.sim().base_url())),
+        "{to}"
+    );
+    assert!(r.headers().get_all("set-cookie").iter().any(|c| c
+        .to_str()
+        .is_ok_and(|c| c.starts_with("oag_session_login_"))));
+
+    // With a session: 200 and the identity; the policy applies as when proxying.
+    let mut with_cookie = forwarded("GET", "/app/x");
+    with_cookie.push(("cookie", cookie.clone()));
+    let r = ask(with_cookie).await.expect("verify");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-forwarded-user"], ALICE_ID);
+    let mut post = forwarded("POST", "/readonly/x");
+    post.push(("cookie", cookie.clone()));
+    assert_eq!(ask(post).await.expect("verify").status(), 403);
+
+    // nginx's headers mean nothing here: they cannot turn /admin into /public.
+    let mut mixed = forwarded("GET", "/admin/x");
+    mixed.push(("x-original-url", s.url("/public/x")));
+    mixed.push(("cookie", cookie));
+    assert_eq!(ask(mixed).await.expect("verify").status(), 403);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_through_nginx_ends_the_session() {
     let s = stack().await;
