@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-use crate::identity::{Identity, LIST_SEP};
+use crate::identity::{list_items, Identity, LIST_SEP};
 
 /// The upstream header that carries the assertion; stripped from every client
 /// request, on every route.
@@ -75,7 +75,7 @@ impl Signer {
         let mut claims = Map::new();
         for (name, value) in &identity.claims {
             let v = if value.contains(LIST_SEP) {
-                Value::from(value.split(LIST_SEP).collect::<Vec<_>>())
+                Value::from(list_items(value).collect::<Vec<_>>())
             } else {
                 Value::from(value.as_str())
             };

@@ -36,7 +36,7 @@ impl Identity {
 
     /// The items of a claim: one for a scalar, each item for a list.
     pub fn values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
-        self.claim(name).into_iter().flat_map(|v| v.split(LIST_SEP))
+        self.claim(name).into_iter().flat_map(list_items)
     }
 
     /// Keeps from a JSON claim set the claims in `wanted`, flattened to text:
@@ -60,6 +60,12 @@ impl Identity {
         }
         Identity { sub, claims: kept }
     }
+}
+
+/// The items of a claim value as the session keeps it: one for a scalar, each
+/// item for a list.
+pub fn list_items(v: &str) -> impl Iterator<Item = &str> {
+    v.split(LIST_SEP)
 }
 
 /// A claim by exact name, else by a dotted path into nested objects.
@@ -178,11 +184,7 @@ pub fn header_values(
 fn render(rule: &HeaderRule, identity: &Identity) -> Option<String> {
     let claim = |name: &str| -> Option<String> {
         let v = identity.claim(name)?;
-        Some(if v.contains(LIST_SEP) {
-            v.split(LIST_SEP).collect::<Vec<_>>().join(&rule.separator)
-        } else {
-            v.to_string()
-        })
+        Some(v.replace(LIST_SEP, &rule.separator))
     };
     match &rule.source {
         HeaderSource::Claim(name) => claim(name),

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::identity::Identity;
+use crate::identity::{list_items, Identity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnDeny {
@@ -124,7 +124,7 @@ pub fn decide(p: &Policy, req: &RequestFacts, identity: Option<&Identity>) -> De
     for (claim, want) in &p.claims {
         if !id
             .claim(claim)
-            .is_some_and(|v| v == want || list(v).any(|x| x == want))
+            .is_some_and(|v| v == want || list_items(v).any(|x| x == want))
         {
             return Decision::Deny("required claim missing");
         }
@@ -148,17 +148,12 @@ pub fn decide(p: &Policy, req: &RequestFacts, identity: Option<&Identity>) -> De
         .is_some_and(|(_, domain)| p.email_domains.iter().any(|d| domain_matches(d, domain)));
     let by_group = id
         .claim(&p.groups_claim)
-        .is_some_and(|v| list(v).any(|g| p.groups.iter().any(|want| want == g)));
+        .is_some_and(|v| list_items(v).any(|g| p.groups.iter().any(|want| want == g)));
     if by_user || by_email || by_domain || by_group {
         Decision::Allow
     } else {
         Decision::Deny("user not allowed")
     }
-}
-
-/// The items of a list claim (see `Identity::from_claims`).
-fn list(v: &str) -> impl Iterator<Item = &str> {
-    v.split(crate::identity::LIST_SEP)
 }
 
 /// `(address, domain)`, both lower case, for a plain `local@domain` address.
@@ -194,12 +189,17 @@ fn domain_matches(rule: &str, domain: &str) -> bool {
     }
 }
 
+/// Whether `ip` is one of the configured trusted proxies.
+pub fn is_trusted_proxy(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|n| n.contains(&ip))
+}
+
 /// The client's address: the socket's, unless the socket is a trusted proxy; then
 /// the rightmost `X-Forwarded-For` address that is not itself a trusted proxy
 /// (the leftmost entries are whatever the client wrote).
 pub fn client_ip(socket: Option<IpAddr>, xff: Option<&str>, trusted: &[IpNet]) -> Option<IpAddr> {
     let socket = socket?;
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let is_trusted = |ip: &IpAddr| is_trusted_proxy(*ip, trusted);
     if !is_trusted(&socket) {
         return Some(socket);
     }

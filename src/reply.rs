@@ -106,6 +106,29 @@ impl Reply {
         self
     }
 
+    /// As `for_auth_error`, as JSON for an API client when `api`: the same status,
+    /// with a code a script can act on, for the errors a request (not a login)
+    /// meets.
+    pub fn for_auth_error_to(err: &AuthError, api: bool) -> Reply {
+        let (code, message) = match err {
+            _ if !api => return Reply::for_auth_error(err),
+            AuthError::Store(_) => (
+                "store_unavailable",
+                "Sessions are unavailable; try again shortly.",
+            ),
+            AuthError::Management(_) => (
+                "authorization_unavailable",
+                "Authorization cannot be checked right now; try again shortly.",
+            ),
+            AuthError::IdpUnavailable(_) => (
+                "idp_unavailable",
+                "The sign-in service is unavailable; try again shortly.",
+            ),
+            other => return Reply::for_auth_error(other),
+        };
+        Reply::json_error(503, code, message)
+    }
+
     /// The reply for a failed login step. Messages say what happened and what to do,
     /// never a token or an IdP description.
     pub fn for_auth_error(err: &AuthError) -> Reply {

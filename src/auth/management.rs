@@ -142,27 +142,14 @@ impl ManagementClient {
     async fn roles_of(&self, app: &str) -> Result<Arc<Vec<Role>>, AuthError> {
         self.roles
             .try_get_with(app.to_string(), async {
-                #[derive(Deserialize)]
-                struct Page {
-                    #[serde(default)]
-                    total: usize,
-                    #[serde(default)]
-                    roles: Vec<Role>,
-                }
-                let mut all = Vec::new();
-                for page in 0..MAX_PAGES {
+                let app = urlencoding(app);
+                let page = |n: usize| {
                     let path = format!(
-                        "/api/v2/tenant/applications/{}/role-list?offset={page}&limit={PAGE}",
-                        urlencoding(app)
+                        "/api/v2/tenant/applications/{app}/role-list?offset={n}&limit={PAGE}"
                     );
-                    let p: Page = self.listing(&path, None).await?;
-                    let last = p.roles.len() < PAGE || all.len() + p.roles.len() >= p.total;
-                    all.extend(p.roles);
-                    if last {
-                        break;
-                    }
-                }
-                Ok(Arc::new(all))
+                    (path, None)
+                };
+                self.all_pages("roles", page).await.map(Arc::new)
             })
             .await
             .map_err(unshare)
@@ -171,33 +158,50 @@ impl ManagementClient {
     async fn members_of(&self, app: &str, role_id: &str) -> Result<Arc<Vec<Member>>, AuthError> {
         self.members
             .try_get_with((app.to_string(), role_id.to_string()), async {
-                #[derive(Deserialize)]
-                struct Page {
-                    #[serde(default)]
-                    total: usize,
-                    #[serde(default)]
-                    role_members: Vec<Member>,
-                }
                 let path = format!(
                     "/api/v2/tenant/applications/{}/role-member-list/{}",
                     urlencoding(app),
                     urlencoding(role_id)
                 );
-                let mut all = Vec::new();
-                for page in 0..MAX_PAGES {
-                    let body = serde_json::json!({"offset": page, "limit": PAGE}).to_string();
-                    let p: Page = self.listing(&path, Some(body)).await?;
-                    let last =
-                        p.role_members.len() < PAGE || all.len() + p.role_members.len() >= p.total;
-                    all.extend(p.role_members);
-                    if last {
-                        break;
-                    }
-                }
-                Ok(Arc::new(all))
+                // The page goes in a JSON body, even on this GET.
+                let page = |n: usize| {
+                    let body = serde_json::json!({"offset": n, "limit": PAGE}).to_string();
+                    (path.clone(), Some(body))
+                };
+                self.all_pages("role_members", page).await.map(Arc::new)
             })
             .await
             .map_err(unshare)
+    }
+
+    /// Every item of a paged listing: `page(n)` is the request for page `n`,
+    /// `field` the answer's list. Stops at a short page or at `total`.
+    async fn all_pages<T: for<'de> Deserialize<'de>>(
+        &self,
+        field: &str,
+        page: impl Fn(usize) -> (String, Option<String>),
+    ) -> Result<Vec<T>, AuthError> {
+        let mut all = Vec::new();
+        for n in 0..MAX_PAGES {
+            let (path, body) = page(n);
+            let mut answer: Value = self.listing(&path, body).await?;
+            let total = match answer.get("total") {
+                None => 0,
+                Some(t) => t.as_u64().ok_or_else(|| {
+                    AuthError::Management("a listing whose total is not a number".into())
+                })? as usize,
+            };
+            let items: Vec<T> = match answer.get_mut(field).map(Value::take) {
+                None => Vec::new(),
+                Some(list) => parse(list)?,
+            };
+            let last = items.len() < PAGE || all.len() + items.len() >= total;
+            all.extend(items);
+            if last {
+                break;
+            }
+        }
+        Ok(all)
     }
 
     /// A listing that must succeed.

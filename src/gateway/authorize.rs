@@ -51,15 +51,8 @@ impl Gateway {
                     Err(e) => {
                         // Fail closed: no fresh answer, no access.
                         tracing::warn!(route = %route.label, error = %e, "OneAccess authorization unavailable");
-                        return Some(if is_api_request(parts) {
-                            Reply::json_error(
-                                503,
-                                "authorization_unavailable",
-                                "Authorization cannot be checked right now; try again shortly.",
-                            )
-                        } else {
-                            Reply::for_auth_error(&AuthError::Management(e.to_string()))
-                        });
+                        let e = AuthError::Management(e.to_string());
+                        return Some(Reply::for_auth_error_to(&e, is_api_request(parts)));
                     }
                 },
                 _ => return None,

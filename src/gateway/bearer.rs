@@ -28,11 +28,7 @@ impl Gateway {
             Ok(c) => c,
             Err(e @ AuthError::IdpUnavailable(_)) => {
                 tracing::warn!(route = %route.label, error = %e, "bearer token not checked: the identity provider is unavailable");
-                return Ok(Access::Refused(Reply::json_error(
-                    503,
-                    "idp_unavailable",
-                    "The sign-in service is unavailable; try again shortly.",
-                )));
+                return Ok(Access::Refused(Reply::for_auth_error_to(&e, true)));
             }
             Err(e) => {
                 tracing::info!(route = %route.label, error = %e, "bearer token refused");
@@ -61,16 +57,12 @@ impl Gateway {
             access_token: Some(token),
         };
         // A global logout revokes the user's tokens too, as it does cookie sessions.
-        if self.store.may_have_revocations() {
-            let keys = sessions::revocation_keys(&data);
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            if self.store.is_revoked(&keys, data.issued_at).await? {
-                tracing::info!(route = %route.label, user = %data.identity.sub, "bearer token of a logged-out session");
-                return Ok(Access::Refused(bearer_challenge(
-                    "invalid_token",
-                    "The bearer token belongs to a session that has ended.",
-                )));
-            }
+        if self.is_revoked(&data).await? {
+            tracing::info!(route = %route.label, user = %data.identity.sub, "bearer token of a logged-out session");
+            return Ok(Access::Refused(bearer_challenge(
+                "invalid_token",
+                "The bearer token belongs to a session that has ended.",
+            )));
         }
         Ok(Access::Granted(data, Vec::new()))
     }

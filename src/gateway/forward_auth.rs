@@ -25,11 +25,7 @@ impl Gateway {
         now: u64,
     ) -> (Reply, Option<String>, &'static str) {
         let trusted = socket.is_some_and(|ip| {
-            self.config
-                .server
-                .trusted_proxies
-                .iter()
-                .any(|n| n.contains(&ip))
+            crate::policy::is_trusted_proxy(ip, &self.config.server.trusted_proxies)
         });
         if !trusted {
             tracing::warn!(peer = ?socket, "forward auth asked by a peer that is not a trusted proxy");
@@ -152,15 +148,19 @@ impl Gateway {
         // The login returns to `rd`: judge it as a request for that address, with
         // this request's cookies (pending logins are counted from them).
         let mut wanted = Parts::clone(parts);
-        let pq = match target.query() {
-            Some(q) => format!("{}?{q}", target.path()),
-            None => target.path().to_string(),
-        };
-        match pq.parse() {
+        match path_and_query(&target).parse() {
             Ok(uri) => wanted.uri = uri,
             Err(_) => return bad(),
         }
         self.login_redirect(&route, &wanted, now, false).await
+    }
+}
+
+/// `/path?query` of a URL, as a request line carries it.
+fn path_and_query(url: &url::Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
     }
 }
 
@@ -194,11 +194,7 @@ fn original_request(parts: &Parts, family: Family) -> Option<Parts> {
                 Some(p) => format!("{}:{p}", url.host_str()?),
                 None => url.host_str()?.to_string(),
             };
-            let pq = match url.query() {
-                Some(q) => format!("{}?{q}", url.path()),
-                None => url.path().to_string(),
-            };
-            (h("x-original-method"), host, pq)
+            (h("x-original-method"), host, path_and_query(&url))
         }
         Family::Forwarded => {
             let host = h("x-forwarded-host").or_else(|| h("host"))?;

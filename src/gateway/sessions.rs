@@ -57,13 +57,9 @@ impl Gateway {
             tracing::debug!("session idle for too long");
             return Ok(None);
         }
-        if self.store.may_have_revocations() {
-            let keys = revocation_keys(&data);
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            if self.store.is_revoked(&keys, data.issued_at).await? {
-                tracing::debug!(user = %data.identity.sub, "session revoked");
-                return Ok(None);
-            }
+        if self.is_revoked(&data).await? {
+            tracing::debug!(user = %data.identity.sub, "session revoked");
+            return Ok(None);
         }
         // Move last-seen forward at most every quarter of the idle timeout, so an
         // active user is not cut off and a cookie is not re-sealed on every request.
@@ -78,6 +74,17 @@ impl Gateway {
             _ => Vec::new(),
         };
         Ok(Some((data, refresh)))
+    }
+
+    /// Whether a logout, back-channel or CAS single logout revoked this session
+    /// (or the tokens of its user). Free while nothing was ever revoked.
+    pub(super) async fn is_revoked(&self, data: &SessionData) -> Result<bool, StoreError> {
+        if !self.store.may_have_revocations() {
+            return Ok(false);
+        }
+        let keys = revocation_keys(data);
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        self.store.is_revoked(&keys, data.issued_at).await
     }
 
     pub(super) async fn server_session(

@@ -49,15 +49,7 @@ impl Gateway {
             Ok(a) => a,
             Err(e) => {
                 // Never a silent login loop: a clear 503 until the store is back.
-                let reply = if api {
-                    Reply::json_error(
-                        503,
-                        "store_unavailable",
-                        "Sessions are unavailable; try again shortly.",
-                    )
-                } else {
-                    Reply::for_auth_error(&AuthError::Store(e))
-                };
+                let reply = Reply::for_auth_error_to(&AuthError::Store(e), api);
                 return answer(reply, None, "store_unavailable");
             }
         };
