@@ -3,8 +3,9 @@
 # cmake (Pingora builds zlib-ng with it), a C toolchain, redis-server (the
 # tests run the Redis session store against a real server) and nginx (the
 # forward-auth tests run a real nginx in front of the gateway; only its binary
-# is used, the packaged service is not needed). Idempotent: does nothing when
-# everything is there.
+# is used, the packaged service is not needed) and chromium with chromedriver
+# (demo/tests/browser.rs logs in through the demo with a real headless browser).
+# Idempotent: does nothing when everything is there.
 set -euo pipefail
 
 need=()
@@ -15,6 +16,9 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
 # .ci/run makes a throwaway assertion key for config/example.toml with it.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# demo/tests/browser.rs looks for exactly these paths (Debian's packages).
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is missing: install Rust from rustup.rs first" >&2; exit 1; }
 
 if [ ${#need[@]} -gt 0 ]; then

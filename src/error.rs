@@ -74,6 +74,29 @@ pub enum AuthError {
     Internal(String),
 }
 
+impl AuthError {
+    /// A short, stable name for metrics (`logins_failed_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::IdpUnavailable(_) => "idp_unavailable",
+            AuthError::Discovery(_) => "discovery",
+            AuthError::UnknownState => "unknown_state",
+            AuthError::StateReplayed => "state_replayed",
+            AuthError::BadCallback(_) => "bad_callback",
+            AuthError::IdpDenied { .. } => "idp_denied",
+            AuthError::TokenRejected(_) => "token_rejected",
+            AuthError::InvalidIdToken(_) => "invalid_id_token",
+            AuthError::Userinfo(_) => "userinfo",
+            AuthError::Cas(_) => "cas",
+            AuthError::CasRejected { .. } => "cas_rejected",
+            AuthError::Store(_) => "store_unavailable",
+            AuthError::InvalidLogoutToken(_) => "invalid_logout_token",
+            AuthError::Management(_) => "management",
+            AuthError::Internal(_) => "internal",
+        }
+    }
+}
+
 /// Errors of a start-up step (reading secrets, resolving upstreams, discovery).
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod identity;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod reply;

@@ -24,6 +24,11 @@ struct Cli {
     /// The TOML configuration file.
     #[arg(long, short, global = true, default_value = "gateway.toml")]
     config: PathBuf,
+    /// Take the listening sockets over from a running gateway (through
+    /// `server.upgrade_socket`), then send that one SIGQUIT: no connection is
+    /// refused during the switch.
+    #[arg(long, global = true)]
+    upgrade: bool,
 }
 
 #[derive(Subcommand)]
@@ -38,7 +43,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => check(&cli.config),
-        Command::Run => match run(&cli.config) {
+        Command::Run => match run(&cli.config, cli.upgrade) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("oneaccess-gateway: {e}");
@@ -67,9 +72,9 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run(path: &std::path::Path) -> Result<(), StartupError> {
-    telemetry::init();
+fn run(path: &std::path::Path, upgrade: bool) -> Result<(), StartupError> {
     let cfg = config::load(path)?;
+    telemetry::init_with(&cfg.log);
     let gateway = Arc::new(Gateway::new(cfg)?);
     // Discovery before serving: a wrong issuer stops start-up here. A short-lived
     // runtime, because Pingora builds its own for the service.
@@ -79,7 +84,29 @@ fn run(path: &std::path::Path) -> Result<(), StartupError> {
         .map_err(|e| StartupError::Server(e.to_string()))?;
     rt.block_on(gateway.warm_up())?;
     drop(rt);
-    tracing::info!(listen = %gateway.config.server.listen, routes = gateway.config.routes.len(), "serving");
-    server::run_forever(gateway);
-    Ok(())
+    let s = &gateway.config.server;
+    tracing::info!(
+        listen = %s.listen,
+        tls = s.listener_tls.is_some(),
+        admin = ?s.admin_listen,
+        routes = gateway.config.routes.len(),
+        "serving"
+    );
+    for r in &gateway.config.routes {
+        if r.upstream
+            .as_ref()
+            .and_then(|u| u.tls.as_ref())
+            .is_some_and(|t| !t.verify)
+        {
+            tracing::warn!(
+                route = r.index,
+                "upstream_tls_verify = false: this upstream's certificate is not checked"
+            );
+        }
+    }
+    let launch = server::Launch {
+        config_path: Some(path.to_path_buf()),
+        upgrade,
+    };
+    server::run_forever(gateway, launch)
 }

@@ -1,13 +1,13 @@
 //! Host + longest path prefix -> `Arc<Route>`. Built once from the config, with the
 //! upstream peers already made, so matching a request allocates nothing.
 
+use pingora::upstreams::peer::HttpPeer;
+use pingora::utils::tls::{parse_x509, WrappedX509};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use pingora::upstreams::peer::HttpPeer;
-
-use crate::config::{Config, RouteSpec};
+use crate::config::{Config, RouteSpec, Upstream, UpstreamDefaults};
+use crate::metrics::{Metrics, RouteCounters};
 
 /// A route ready to serve: its spec and a pre-built upstream peer.
 #[derive(Debug)]
@@ -17,6 +17,8 @@ pub struct Route {
     pub peer: Option<HttpPeer>,
     /// `route[N]`, for logs.
     pub label: String,
+    /// Its request counters (labelled `host/path`).
+    pub counters: Arc<RouteCounters>,
 }
 
 #[derive(Debug, Default)]
@@ -28,19 +30,17 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(config: &Config) -> Router {
+    pub fn new(config: &Config, metrics: &Metrics) -> Router {
         let mut r = Router::default();
         for spec in &config.routes {
-            // A SocketAddr: no DNS here or later (HttpPeer::new("host:port") resolves
-            // on every call and panics when that fails).
-            let peer = spec.upstream.as_ref().map(|u| {
-                let mut peer = HttpPeer::new(u.addr, false, String::new());
-                peer.options.connection_timeout = Some(Duration::from_secs(5));
-                peer.options.idle_timeout = Some(Duration::from_secs(60));
-                peer
-            });
+            let peer = spec
+                .upstream
+                .as_ref()
+                .map(|u| upstream_peer(u, &config.server.upstream));
+            let name = format!("{}{}", spec.host.as_deref().unwrap_or(""), spec.path);
             let route = Arc::new(Route {
                 label: format!("route[{}]", spec.index),
+                counters: metrics.route(&name),
                 spec: spec.clone(),
                 peer,
             });
@@ -88,6 +88,34 @@ impl Router {
             self.by_host.get(host)
         }
     }
+}
+
+/// The peer of an upstream, with its timeouts and TLS settings. A `SocketAddr`:
+/// no DNS here or later (`HttpPeer::new("host:port")` resolves on every call and
+/// panics when that fails).
+fn upstream_peer(u: &Upstream, defaults: &UpstreamDefaults) -> HttpPeer {
+    let (tls, sni) = match &u.tls {
+        Some(t) => (true, t.server_name.clone()),
+        None => (false, String::new()),
+    };
+    let mut peer = HttpPeer::new(u.addr, tls, sni);
+    let o = &mut peer.options;
+    o.connection_timeout = Some(defaults.connect_timeout);
+    o.read_timeout = Some(u.read_timeout.unwrap_or(defaults.read_timeout));
+    o.write_timeout = Some(defaults.read_timeout);
+    o.idle_timeout = Some(defaults.idle_timeout);
+    if let Some(t) = &u.tls {
+        o.verify_cert = t.verify;
+        o.verify_hostname = t.verify;
+        if let Some(ca) = &defaults.ca {
+            let certs: Vec<WrappedX509> = ca
+                .iter()
+                .map(|der| WrappedX509::new(der.clone(), |raw| parse_x509(raw)))
+                .collect();
+            o.ca = Some(Arc::from(certs));
+        }
+    }
+    peer
 }
 
 /// The host part of a Host header: `Example.com:8080` -> `Example.com`,

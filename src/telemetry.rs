@@ -1,15 +1,40 @@
-//! The log subscriber: `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
-//! Pingora's own `log` records are bridged in. No token, code, ticket or cookie
-//! value is ever passed to a log macro: grep for `expose()` to audit.
+//! The log subscriber: `tracing` to stderr, as text or one JSON object a line,
+//! filtered by `RUST_LOG` or else `[log] level` (default `info`). Pingora's own
+//! `log` records are bridged in. No token, code, ticket or cookie value is ever
+//! passed to a log macro: grep for `expose()` to audit, and `tests/logs.rs` greps
+//! a whole login's logs for the values it used.
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the subscriber once; later calls (tests) are no-ops.
+use crate::config::{LogFormat, LogSettings};
+
+/// Installs the subscriber with the defaults (text, `info`); later calls (tests)
+/// are no-ops.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    init_with(&LogSettings {
+        format: LogFormat::Text,
+        level: "info".into(),
+        access_log: true,
+    });
+}
+
+/// Installs the subscriber the configuration asks for.
+pub fn init_with(log: &LogSettings) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(true)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match log.format {
+        LogFormat::Text => builder.try_init(),
+        // Span fields (the request id of an SSO endpoint) go into each line.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }

@@ -105,8 +105,23 @@ fn main() -> ExitCode {
         println!("  User            {} / {}", u.user_name, u.password);
     }
     println!("  OneAccess sim   http://127.0.0.1:9000   echo app   http://127.0.0.1:9001");
-    println!("  Ctrl-C stops everything.");
+    if let Some(admin) = gateway.config.server.admin_listen {
+        println!("  Metrics         http://{admin}/metrics   (and /healthz, /readyz)");
+    }
+    println!(
+        "  Ctrl-C stops everything; SIGHUP reloads {}.",
+        config_path.display()
+    );
     println!();
-    server::run_forever(gateway);
-    ExitCode::SUCCESS
+    let launch = server::Launch {
+        config_path: Some(config_path),
+        upgrade: false,
+    };
+    match server::run_forever(gateway, launch) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("oneaccess-demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

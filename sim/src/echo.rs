@@ -1,10 +1,16 @@
 //! The echo upstream: answers any method on any path with a description of the request
 //! it received (JSON, or an HTML page for browsers), plus a few special paths for tests.
+//! It serves plain HTTP ([`Echo::start`]) or HTTPS ([`Echo::start_tls`]).
 //!
-//! Special paths:
+//! Special paths and parameters:
 //! - `/set-cookie?name=X&value=Y` also sends `Set-Cookie: X=Y; Path=/`;
 //! - `/status/{code}` answers with that status (200..=599);
-//! - `/delay/{ms}` waits that long (at most 60 s) before answering.
+//! - `/delay/{ms}` waits that long (at most 60 s) before answering;
+//! - `?delay_ms=N` on any path waits N ms (at most 30 000, else 400) before
+//!   answering as usual (long polling);
+//! - a WebSocket upgrade on any path ending in `/ws` is accepted; every text or
+//!   binary message comes back prefixed with the `X-Forwarded-User` values the
+//!   upgrade request carried, joined with `, ` (`-` when none): `alice: hello`.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -13,22 +19,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::to_bytes;
-use axum::extract::{Request, State};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::{json, Value};
 
-use crate::server::Server;
 use crate::util::{advertised, escape_html, parse_form};
+
+mod serve;
 
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
+/// The longest `delay_ms` the echo accepts: long enough for long-polling tests,
+/// short enough that a typo cannot hang a test run.
+const MAX_DELAY_MS: u64 = 30_000;
+
 /// A running echo upstream; dropping it stops the server.
 pub struct Echo {
-    server: Server,
+    server: serve::Listener,
     requests: Arc<AtomicU64>,
+    tls: bool,
 }
 
 impl Echo {
@@ -39,13 +52,35 @@ impl Echo {
 
     /// Starts on `addr` (port 0 picks a free port).
     pub async fn start_on(addr: SocketAddr) -> io::Result<Echo> {
+        Echo::bind(addr, None)
+    }
+
+    /// Starts the same app over HTTPS on `addr` (port 0 picks a free port), with a
+    /// PEM certificate chain (leaf first, then intermediates) and its PEM private
+    /// key. HTTP/1.1 only (ALPN `http/1.1`). A malformed chain or key, or a key that
+    /// does not match the leaf, is an `InvalidInput` error.
+    pub async fn start_tls(
+        addr: SocketAddr,
+        cert_chain_pem: &str,
+        key_pem: &str,
+    ) -> io::Result<Echo> {
+        let acceptor = serve::tls_acceptor(cert_chain_pem, key_pem)?;
+        Echo::bind(addr, Some(acceptor))
+    }
+
+    fn bind(addr: SocketAddr, tls: Option<tokio_rustls::TlsAcceptor>) -> io::Result<Echo> {
         let requests = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&requests);
-        let server = Server::bind(addr, true, move |_| {
-            Router::new().fallback(echo).with_state(counter)
-        })?;
-        tracing::info!(addr = %server.addr(), "echo upstream listening");
-        Ok(Echo { server, requests })
+        let router = Router::new()
+            .fallback(echo)
+            .with_state(Arc::clone(&requests));
+        let https = tls.is_some();
+        let server = serve::Listener::bind(addr, router, tls)?;
+        tracing::info!(addr = %server.addr(), tls = https, "echo upstream listening");
+        Ok(Echo {
+            server,
+            requests,
+            tls: https,
+        })
     }
 
     /// The bound address.
@@ -53,9 +88,11 @@ impl Echo {
         self.server.addr()
     }
 
-    /// `http://127.0.0.1:PORT` (an unspecified bind address is shown as loopback).
+    /// `http://127.0.0.1:PORT`, or `https://` when started with [`Echo::start_tls`]
+    /// (an unspecified bind address is shown as loopback).
     pub fn base_url(&self) -> String {
-        format!("http://{}", advertised(self.addr()))
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", advertised(self.addr()))
     }
 
     /// Stops the server now (dropping the handle does the same).
@@ -72,7 +109,22 @@ impl Echo {
 
 async fn echo(State(counter): State<Arc<AtomicU64>>, req: Request) -> Response {
     counter.fetch_add(1, Ordering::Relaxed);
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    if parts.uri.path().ends_with("/ws") && is_websocket_upgrade(&parts.headers) {
+        // The identity is read from the upgrade request: the messages that follow
+        // carry no headers, so this is what proves the gateway injected it there.
+        let user = forwarded_user(&parts.headers);
+        return match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+            Ok(upgrade) => upgrade.on_upgrade(move |socket| echo_socket(socket, user)),
+            Err(rejection) => rejection.into_response(),
+        };
+    }
+    if let Some(delay) = delay_ms(parts.uri.query()) {
+        match delay {
+            Ok(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            Err(msg) => return (StatusCode::BAD_REQUEST, msg).into_response(),
+        }
+    }
     let body = match to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => return (StatusCode::BAD_REQUEST, "unreadable request body\n").into_response(),
@@ -145,6 +197,71 @@ async fn echo(State(counter): State<Arc<AtomicU64>>, req: Request) -> Response {
         resp.headers_mut().append(header::SET_COOKIE, cookie);
     }
     resp
+}
+
+/// Whether the request asks to become a WebSocket (`Upgrade: websocket`).
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+        })
+}
+
+/// Every `X-Forwarded-User` value, joined with `, ` (a duplicate would show), or
+/// `-` when there is none.
+fn forwarded_user(headers: &HeaderMap) -> String {
+    let values: Vec<String> = headers
+        .get_all("x-forwarded-user")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    if values.is_empty() {
+        "-".to_string()
+    } else {
+        values.join(", ")
+    }
+}
+
+/// Echoes each text or binary message prefixed with `{user}: ` until the client
+/// closes (pings are answered by the WebSocket layer itself).
+async fn echo_socket(mut socket: WebSocket, user: String) {
+    while let Some(Ok(msg)) = socket.recv().await {
+        let reply = match msg {
+            Message::Text(t) => Message::Text(format!("{user}: {}", t.as_str()).into()),
+            Message::Binary(b) => {
+                let mut out = Vec::with_capacity(user.len() + 2 + b.len());
+                out.extend_from_slice(user.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(&b);
+                Message::Binary(out.into())
+            }
+            // The WebSocket layer has queued the answering Close; reading on sends
+            // it and then ends the loop (breaking here would drop the connection
+            // without completing the closing handshake).
+            Message::Close(_) | Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        if socket.send(reply).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// The `delay_ms` query parameter: `None` when absent, else the delay or why it is
+/// refused.
+fn delay_ms(query: Option<&str>) -> Option<Result<u64, String>> {
+    let value = url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "delay_ms")
+        .map(|(_, v)| v.into_owned())?;
+    Some(match value.parse::<u64>() {
+        Ok(ms) if ms <= MAX_DELAY_MS => Ok(ms),
+        _ => Err(format!(
+            "delay_ms must be a whole number of milliseconds, at most {MAX_DELAY_MS}\n"
+        )),
+    })
 }
 
 /// Whether the `Accept` header ranks `text/html` at least as high as JSON (a browser).
@@ -229,22 +346,4 @@ td:first-child{{font-family:monospace}}tr.fwd{{background:#fff3b0;font-weight:bo
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn accept(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
-        h
-    }
-
-    #[test]
-    fn accept_negotiation() {
-        assert!(prefers_html(&accept(
-            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-        )));
-        assert!(!prefers_html(&accept("*/*")));
-        assert!(!prefers_html(&accept("application/json, text/html;q=0.5")));
-        assert!(!prefers_html(&HeaderMap::new()));
-    }
-}
+mod tests;

@@ -1,12 +1,14 @@
 //! Outbound HTTP to the identity provider, behind one small trait so that tests can
 //! put a fake in its place. The real one is reqwest with rustls.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::error::AuthError;
+use crate::metrics::Metrics;
 
 /// Largest body the gateway reads from the identity provider. Discovery documents,
 /// JWKS and token responses are a few KiB; anything bigger is refused, not buffered.
@@ -54,12 +56,15 @@ pub struct OutboundResponse {
 pub async fn call(
     http: &dyn HttpClient,
     req: OutboundRequest,
-    what: &str,
+    what: &'static str,
 ) -> Result<OutboundResponse, AuthError> {
-    let resp = http
-        .send(req)
-        .await
-        .map_err(|e| AuthError::IdpUnavailable(format!("{what}: {e}")))?;
+    let started = std::time::Instant::now();
+    let sent = http.send(req).await;
+    if let Some(m) = http.metrics() {
+        let failed = sent.as_ref().map_or(true, |r| r.status >= 500);
+        m.idp_call(what, started.elapsed(), failed);
+    }
+    let resp = sent.map_err(|e| AuthError::IdpUnavailable(format!("{what}: {e}")))?;
     if resp.status >= 500 {
         return Err(AuthError::IdpUnavailable(format!(
             "{what} answered {}",
@@ -74,6 +79,37 @@ pub trait HttpClient: Send + Sync {
     /// Sends the request; `Err` only when no HTTP answer came (refused, timed out,
     /// too large). Any status is an `Ok`.
     async fn send(&self, req: OutboundRequest) -> Result<OutboundResponse, String>;
+
+    /// Where `call` records each call's latency and failure, if anywhere.
+    fn metrics(&self) -> Option<&Metrics> {
+        None
+    }
+}
+
+/// The endpoint name the JWKS is fetched under (the JWKS-refresh metric).
+pub const JWKS_ENDPOINT: &str = "JWKS";
+
+/// A client whose calls are counted in `metrics`.
+pub struct Metered {
+    inner: Arc<dyn HttpClient>,
+    metrics: Arc<Metrics>,
+}
+
+impl Metered {
+    pub fn new(inner: Arc<dyn HttpClient>, metrics: Arc<Metrics>) -> Metered {
+        Metered { inner, metrics }
+    }
+}
+
+#[async_trait]
+impl HttpClient for Metered {
+    async fn send(&self, req: OutboundRequest) -> Result<OutboundResponse, String> {
+        self.inner.send(req).await
+    }
+
+    fn metrics(&self) -> Option<&Metrics> {
+        Some(&self.metrics)
+    }
 }
 
 pub struct ReqwestClient {

@@ -10,7 +10,7 @@ use jsonwebtoken::jwk::{JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use moka::sync::Cache;
 
-use super::http::{call, HttpClient, OutboundRequest};
+use super::http::{call, HttpClient, OutboundRequest, JWKS_ENDPOINT};
 use crate::error::AuthError;
 
 /// A verification key and the algorithm its JWK is pinned to, if any.
@@ -68,7 +68,7 @@ impl JwksCache {
         }
         // Counted before the outcome is known, so a failing IdP is throttled too.
         *last = Some(Instant::now());
-        let resp = call(http, OutboundRequest::get(jwks_uri), "JWKS").await?;
+        let resp = call(http, OutboundRequest::get(jwks_uri), JWKS_ENDPOINT).await?;
         if resp.status != 200 {
             return Err(AuthError::IdpUnavailable(format!(
                 "JWKS answered {}",

@@ -63,6 +63,11 @@ impl OidcClient {
 
     /// Discovery and a first JWKS fetch at start-up. A wrong issuer is an error the
     /// caller must treat as fatal; an unreachable IdP is reported and may be waited out.
+    /// Whether discovery has succeeded (it is then never redone).
+    pub fn is_discovered(&self) -> bool {
+        self.metadata.initialized()
+    }
+
     pub async fn warm_up(&self) -> Result<(), AuthError> {
         let meta = self.metadata().await?;
         self.jwks.refetch(self.http.as_ref(), &meta.jwks_uri).await

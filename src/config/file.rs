@@ -8,7 +8,7 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerFile {
-    /// `host:port` to listen on (plain HTTP; TLS comes with a later issue).
+    /// `host:port` to listen on: plain HTTP, or TLS when `[server.tls]` is set.
     pub listen: Option<String>,
     /// The URL users reach the gateway at. Its scheme decides `Secure` cookies and
     /// the `__Host-` prefix; its host and port build redirect URIs.
@@ -30,6 +30,58 @@ pub struct ServerFile {
     /// PKCS#8 PEM of the P-256 key that signs identity assertions. Gateways behind
     /// one load balancer share it; without it each process makes its own.
     pub assertion_key: Option<SecretFile>,
+    /// `host:port` of the admin listener (`/healthz`, `/readyz`, `/metrics`).
+    pub admin_listen: Option<String>,
+    /// The Unix socket a new process takes the listeners from (`--upgrade`).
+    pub upgrade_socket: Option<String>,
+    pub tls: Option<TlsFile>,
+    pub limits: Option<LimitsFile>,
+    pub upstream: Option<UpstreamDefaultsFile>,
+}
+
+/// TLS on the listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Option<String>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<String>,
+    /// Offer HTTP/2 through ALPN (default true).
+    pub http2: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_request_header_bytes: Option<usize>,
+    pub max_endpoint_body_bytes: Option<usize>,
+    pub max_connections: Option<usize>,
+}
+
+/// Defaults for every route's upstream.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamDefaultsFile {
+    pub connect_timeout_seconds: Option<u64>,
+    pub read_timeout_seconds: Option<u64>,
+    pub idle_timeout_seconds: Option<u64>,
+    /// How long an upgraded connection (WebSocket) may stay silent both ways.
+    pub websocket_idle_timeout_seconds: Option<u64>,
+    /// PEM CA certificates that https upstreams are checked against, instead of
+    /// the system's roots.
+    pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFile {
+    /// `text` (default) or `json`.
+    pub format: Option<String>,
+    /// A `RUST_LOG`-style filter (default `info`); `RUST_LOG` wins when set.
+    pub level: Option<String>,
+    /// One line per request (default true).
+    pub access_log: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +174,10 @@ pub struct RouteFile {
     pub host: Option<String>,
     pub path: Option<String>,
     pub upstream: Option<String>,
+    /// Check an https upstream's certificate (default true).
+    pub upstream_tls_verify: Option<bool>,
+    /// This route's read timeout, over `server.upstream` (long polling).
+    pub read_timeout_seconds: Option<u64>,
     pub protocol: Option<String>,
     /// Upstream header name -> a claim name, or a table `{ claim | value |
     /// template, missing, separator }`. Replaces the default set when given.

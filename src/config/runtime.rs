@@ -2,6 +2,8 @@
 //! deserialized, so nothing on the request path can meet a config error.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
@@ -15,6 +17,7 @@ pub struct Config {
     pub session: SessionSettings,
     pub provider: Option<ProviderSettings>,
     pub routes: Vec<RouteSpec>,
+    pub log: LogSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -32,6 +35,61 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// PKCS#8 DER of the assertion signing key, if configured.
     pub assertion_key: Option<Secret<Vec<u8>>>,
+    /// `/healthz`, `/readyz` and `/metrics`, on their own listener.
+    pub admin_listen: Option<SocketAddr>,
+    /// Where a process started with `--upgrade` takes the listeners from.
+    pub upgrade_socket: String,
+    /// TLS on the listener.
+    pub listener_tls: Option<ListenerTls>,
+    pub limits: Limits,
+    pub upstream: UpstreamDefaults,
+}
+
+/// The listener's certificate, loaded and checked when the config is: `check`
+/// finds a bad one, and a reload picks up a renewed one.
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub certified: Arc<rustls::sign::CertifiedKey>,
+    pub http2: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The request line and headers together; more gets a 431.
+    pub max_request_header_bytes: usize,
+    /// Bodies the gateway reads itself (logout tokens, CAS logout requests).
+    pub max_endpoint_body_bytes: usize,
+    /// Open client connections per process; more are closed at once.
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamDefaults {
+    pub connect_timeout: Duration,
+    /// Between two reads of an answer; a long poll needs more than its wait.
+    pub read_timeout: Duration,
+    /// How long an idle connection stays in the keep-alive pool.
+    pub idle_timeout: Duration,
+    /// Silence allowed on an upgraded connection (WebSocket), each way.
+    pub websocket_idle_timeout: Duration,
+    /// DER certificates https upstreams are checked against; `None`: the system's.
+    pub ca: Option<Arc<[Vec<u8>]>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `RUST_LOG`-style filter; `RUST_LOG` wins when set.
+    pub level: String,
+    pub access_log: bool,
 }
 
 /// The gateway's own endpoints, answered before any route.
@@ -244,6 +302,17 @@ pub struct Upstream {
     pub addr: SocketAddr,
     /// The URL as written, for logs.
     pub url: String,
+    /// Set for an https upstream.
+    pub tls: Option<UpstreamTls>,
+    /// The route's own read timeout, over `server.upstream`'s.
+    pub read_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    /// The URL's host: sent as SNI and checked against the certificate.
+    pub server_name: String,
+    pub verify: bool,
 }
 
 /// One identity header, as OneAccess's attribute mapping has them: from a claim,

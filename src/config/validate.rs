@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::file::{
-    CasFile, ManagementFile, ProviderFile, RouteFile, SecretFile, ServerFile, SessionFile,
+    CasFile, LogFile, ManagementFile, ProviderFile, RouteFile, SecretFile, ServerFile, SessionFile,
 };
 use super::runtime::*;
 use crate::error::{ConfigErrors, ConfigProblem};
@@ -113,12 +113,14 @@ pub fn parse(text: &str, base_dir: &Path, env: EnvLookup) -> Result<Config, Conf
             Vec::new()
         }
     };
+    let log_file: Option<LogFile> = table.remove("log").map(|v| c.section("log", Some(v)));
     for key in table.keys() {
         c.add(
             key.clone(),
-            "unknown section (expected server, session, provider, route)",
+            "unknown section (expected server, session, provider, route, log)",
         );
     }
+    let log = serving::log_settings(&mut c, log_file);
 
     let server = server_settings(&mut c, server_file, base_dir, env);
     let session = session_settings(&mut c, session_file, server.tls, base_dir, env);
@@ -158,6 +160,7 @@ pub fn parse(text: &str, base_dir: &Path, env: EnvLookup) -> Result<Config, Conf
         session,
         provider,
         routes,
+        log,
     })
 }
 
@@ -257,7 +260,26 @@ fn server_settings(
         der.map(Secret::new)
     });
 
+    let listener_tls = serving::listener_tls(c, f.tls, base_dir);
+    if listener_tls.is_some() && !tls {
+        c.add(
+            "server.public_url",
+            "must be https when the listener serves TLS ([server.tls])",
+        );
+    }
+    let admin_listen = serving::admin_listen(c, f.admin_listen.as_deref());
+    if admin_listen.is_some_and(|a| a.port() == listen.port() && a.ip() == listen.ip()) {
+        c.add("server.admin_listen", "must differ from server.listen");
+    }
+
     ServerSettings {
+        admin_listen,
+        upgrade_socket: f
+            .upgrade_socket
+            .unwrap_or_else(|| "/tmp/oneaccess-gateway-upgrade.sock".into()),
+        listener_tls,
+        limits: serving::limits(c, f.limits),
+        upstream: serving::upstream_defaults(c, f.upstream, base_dir),
         trusted_proxies,
         assertion_key,
         listen,
@@ -857,11 +879,13 @@ fn route_specs(
         }
 
         // No upstream: the route exists for forward auth only.
-        let upstream = f.upstream.as_ref().and_then(|u| match resolve_upstream(u) {
-            Ok(up) => Some(up),
-            Err(e) => {
-                c.add(at("upstream"), e);
-                None
+        let upstream = f.upstream.as_ref().and_then(|u| {
+            match serving::resolve_upstream(u, f.upstream_tls_verify, f.read_timeout_seconds) {
+                Ok(up) => Some(up),
+                Err(e) => {
+                    c.add(at("upstream"), e);
+                    None
+                }
             }
         });
 
@@ -1024,38 +1048,9 @@ fn cas_settings(c: &mut Collector, i: usize, f: Option<&CasFile>) -> CasSettings
     }
 }
 
-fn resolve_upstream(text: &str) -> Result<Upstream, String> {
-    let url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
-    match url.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(
-                "https upstreams need the TLS build, which comes with a later release".into(),
-            )
-        }
-        s => return Err(format!("scheme `{s}` is not http")),
-    }
-    if url.path() != "/" || url.query().is_some() {
-        return Err("must be scheme://host:port with no path or query".into());
-    }
-    let host = url
-        .host_str()
-        .ok_or_else(|| format!("`{text}` has no host"))?;
-    let port = url.port_or_known_default().unwrap_or(80);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let addr = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
-        .next()
-        .ok_or_else(|| format!("`{host}` resolves to no address"))?;
-    Ok(Upstream {
-        addr,
-        url: text.to_string(),
-    })
-}
-
 mod headers;
 mod policy;
+mod serving;
 #[cfg(test)]
 mod tests;
 mod tokens;

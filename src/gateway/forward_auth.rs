@@ -16,14 +16,15 @@ impl Gateway {
     /// The forward-auth answer: 200 with the identity headers, or the refusal.
     /// `redirect` (Traefik, Caddy) sends a browser without a session to log in;
     /// without it (nginx) the answer is 401 and nginx sends the browser to the
-    /// `start` endpoint. Returns the reply, the user and an outcome for the log.
+    /// `start` endpoint. Returns the reply, the user, an outcome for the log, and
+    /// the route judged.
     pub async fn forward_auth(
         &self,
         parts: &Parts,
         socket: Option<std::net::IpAddr>,
         redirect: bool,
         now: u64,
-    ) -> (Reply, Option<String>, &'static str) {
+    ) -> (Reply, Option<String>, Outcome, Option<Arc<Route>>) {
         let trusted = socket.is_some_and(|ip| {
             crate::policy::is_trusted_proxy(ip, &self.config.server.trusted_proxies)
         });
@@ -34,7 +35,7 @@ impl Gateway {
                 "untrusted_proxy",
                 "Forward auth answers only the proxies listed in server.trusted_proxies.",
             );
-            return (reply, None, "untrusted_proxy");
+            return (reply, None, Outcome::UntrustedProxy, None);
         }
         let family = if redirect {
             Family::Forwarded
@@ -51,13 +52,13 @@ impl Gateway {
                     "The proxy sent no absolute X-Original-URL."
                 },
             );
-            return (reply, None, "no_original_url");
+            return (reply, None, Outcome::NoOriginalUrl, None);
         };
         let path = original.uri.path();
         // nginx treats any status but 2xx, 401 and 403 as an error: refusals are 403.
         if is_ambiguous_path(path) {
             let reply = Reply::json_error(403, "bad_path", "The address is ambiguous.");
-            return (reply, None, "bad_path");
+            return (reply, None, Outcome::BadPath, None);
         }
         let norm = normalize_for_matching(path);
         let host = original
@@ -67,7 +68,7 @@ impl Gateway {
         let Some(route) = self.router.find(host, &norm).cloned() else {
             tracing::warn!(host = host.unwrap_or("-"), path = %norm, "forward auth for an address no route covers");
             let reply = Reply::json_error(403, "no_route", "No route covers this address.");
-            return (reply, None, "no_route");
+            return (reply, None, Outcome::NoRoute, None);
         };
         match self
             .judge(&route, &original, &norm, socket, redirect, now)
@@ -76,7 +77,8 @@ impl Gateway {
             Verdict::Pass(pass) => {
                 let mut reply = Reply::empty(200).with_cookies(pass.set_cookies);
                 reply.identity = pass.headers;
-                (reply, pass.identity.map(|i| i.sub), pass.outcome)
+                let user = pass.identity.map(|i| i.sub);
+                (reply, user, pass.outcome, Some(route))
             }
             Verdict::Answer {
                 mut reply,
@@ -99,7 +101,7 @@ impl Gateway {
                         ));
                     }
                 }
-                (reply, user, outcome)
+                (reply, user, outcome, Some(route))
             }
         }
     }

@@ -105,6 +105,7 @@ impl Gateway {
         ));
         reply = reply.with_cookies(self.evict_pending(parts, &name, now));
         reply.headers.push(("cache-control", "no-store".into()));
+        self.metrics.login_started(route.protocol.as_str());
         Ok(reply)
     }
 
@@ -184,6 +185,7 @@ impl Gateway {
     ) -> Reply {
         let reply = outcome.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "login failed at the callback");
+            self.metrics.login_failed(e.reason());
             Reply::for_auth_error(&e)
         });
         let mut reply = match pending_name {
@@ -353,6 +355,7 @@ impl Gateway {
     ) -> Result<Reply, AuthError> {
         tracing::info!(user = %login.identity.sub, realm = %route.realm, "login completed");
         let value = self.issue_session(login, &route.realm, now).await?;
+        self.metrics.login_completed(route.protocol.as_str());
         let s = &self.config.session;
         let cookies = self.session_set_cookies(parts, &value, s.lifetime.as_secs())?;
         let reply = Reply::redirect(return_to)

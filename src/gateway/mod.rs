@@ -11,17 +11,18 @@ use http::request::Parts;
 use http::HeaderName;
 
 use crate::auth::code_flow::Grant;
-use crate::auth::http::{HttpClient, ReqwestClient};
+use crate::auth::http::{HttpClient, Metered, ReqwestClient};
 use crate::auth::logout::global_logout_url;
 use crate::auth::pending::{cookie_id, PendingLogin};
 use crate::auth::redirect::{absolute, safe_return_url};
 use crate::auth::{CasClient, OAuth2Client, OidcClient};
 use crate::config::{
-    Config, LogoutMode, PassToken, Protocol, RefreshFailure, RouteSpec, SessionMode,
+    Config, LogoutMode, PassToken, Protocol, RefreshFailure, RouteSpec, SessionMode, StoreSettings,
     DEFAULT_HEADER_CLAIMS,
 };
 use crate::error::{AuthError, StartupError};
 use crate::identity::{Identity, ManagedHeaders};
+use crate::metrics::{Gauges, Metrics, Outcome};
 use crate::reply::Reply;
 use crate::route::{Route, Router};
 use crate::secret::{ct_eq, Secret};
@@ -58,6 +59,39 @@ const JTI_MEMORY: std::time::Duration = std::time::Duration::from_secs(900);
 /// apart; the latest CAS login of a browser wins.
 const CAS_PENDING_ID: &str = "cas";
 
+/// The client that talks to the identity provider, when there is one.
+fn provider_client(config: &Config) -> Result<Option<Arc<dyn HttpClient>>, StartupError> {
+    Ok(match &config.provider {
+        Some(p) => Some(Arc::new(
+            ReqwestClient::new(p.http_timeout).map_err(StartupError::Server)?,
+        )),
+        None => None,
+    })
+}
+
+/// Whether two store settings name the same store (a reload then keeps it).
+fn same_store(a: &StoreSettings, b: &StoreSettings) -> bool {
+    match (a, b) {
+        (StoreSettings::Memory, StoreSettings::Memory) => true,
+        (
+            StoreSettings::Redis {
+                url: u1,
+                password: p1,
+                prefix: x1,
+            },
+            StoreSettings::Redis {
+                url: u2,
+                password: p2,
+                prefix: x2,
+            },
+        ) => {
+            let pw = |p: &Option<Secret<String>>| p.as_ref().map(|s| s.expose().clone());
+            u1 == u2 && x1 == x2 && pw(p1) == pw(p2)
+        }
+        _ => false,
+    }
+}
+
 /// What a request to a route may do.
 // Returned once per request and moved, not stored: boxing the session would add an
 // allocation to the hot path for nothing.
@@ -93,7 +127,7 @@ pub struct Gateway {
     keep_id_token: bool,
     keep_access_token: bool,
     /// Signs identity assertions, when a route sends them.
-    signer: Option<crate::assertion::Signer>,
+    signer: Option<Arc<crate::assertion::Signer>>,
     /// OneAccess's management API, for `policy.oneaccess` rules.
     management: Option<crate::auth::management::ManagementClient>,
     /// Server-mode sessions, revocations, and single-use states, tickets and
@@ -104,17 +138,25 @@ pub struct Gateway {
     /// oauth2-proxy #1992, mod_auth_openidc #204), and a request that still carries
     /// the old cookie gets the new session.
     refreshing: moka::sync::Cache<String, Arc<tokio::sync::OnceCell<refresh::Refresh>>>,
+    /// Counters; shared with the gateway a reload replaces this one with.
+    pub metrics: Arc<Metrics>,
+}
+
+/// What a reloaded gateway takes over from the one it replaces, so that a reload
+/// loses no session, no count and no signing key.
+#[derive(Default)]
+struct Carried {
+    metrics: Option<Arc<Metrics>>,
+    /// The store, when the new config asks for the same one.
+    store: Option<Arc<dyn Store>>,
+    /// A per-process assertion key, when neither config names one.
+    signer: Option<Arc<crate::assertion::Signer>>,
 }
 
 impl Gateway {
     /// Builds everything a request needs. Does no network I/O; see `warm_up`.
     pub fn new(config: Config) -> Result<Gateway, StartupError> {
-        let http: Option<Arc<dyn HttpClient>> = match &config.provider {
-            Some(p) => Some(Arc::new(
-                ReqwestClient::new(p.http_timeout).map_err(StartupError::Server)?,
-            )),
-            None => None,
-        };
+        let http = provider_client(&config)?;
         Gateway::with_http(config, http)
     }
 
@@ -123,9 +165,40 @@ impl Gateway {
         config: Config,
         http: Option<Arc<dyn HttpClient>>,
     ) -> Result<Gateway, StartupError> {
-        let store = store::build(&config.session.store, config.session.lifetime)
-            .map_err(|e| StartupError::Server(e.to_string()))?;
-        let router = Router::new(&config);
+        Gateway::assemble(config, http, Carried::default())
+    }
+
+    /// A gateway for a new configuration that carries over this one's sessions
+    /// (the same store), metrics and per-process assertion key. Does no network
+    /// I/O; `warm_up` it before it serves.
+    pub fn reloaded(&self, config: Config) -> Result<Gateway, StartupError> {
+        let http = provider_client(&config)?;
+        let carried = Carried {
+            metrics: Some(self.metrics.clone()),
+            store: same_store(&self.config.session.store, &config.session.store)
+                .then(|| self.store.clone()),
+            signer: self
+                .signer
+                .clone()
+                .filter(|_| config.server.assertion_key.is_none())
+                .filter(|_| self.config.server.assertion_key.is_none()),
+        };
+        Gateway::assemble(config, http, carried)
+    }
+
+    fn assemble(
+        config: Config,
+        http: Option<Arc<dyn HttpClient>>,
+        carried: Carried,
+    ) -> Result<Gateway, StartupError> {
+        let metrics = carried.metrics.unwrap_or_default();
+        let http = http.map(|h| Arc::new(Metered::new(h, metrics.clone())) as Arc<dyn HttpClient>);
+        let store = match carried.store {
+            Some(s) => s,
+            None => store::build(&config.session.store, config.session.lifetime)
+                .map_err(|e| StartupError::Server(e.to_string()))?,
+        };
+        let router = Router::new(&config, &metrics);
         // The assertion header is managed on every route: no client may bring one.
         let assertion = HeaderName::from_static(crate::assertion::HEADER);
         let managed = ManagedHeaders::new(
@@ -160,7 +233,9 @@ impl Gateway {
             .is_some_and(|p| p.logout == LogoutMode::EndSession);
         let keep_id_token = !config.session.minimal && (end_session || passes(PassToken::Id));
         let keep_access_token = passes(PassToken::Access);
-        let signer = if config.routes.iter().any(|r| r.assertion) {
+        let signer = if let Some(s) = carried.signer {
+            Some(s)
+        } else if config.routes.iter().any(|r| r.assertion) {
             let key = config
                 .server
                 .assertion_key
@@ -169,7 +244,9 @@ impl Gateway {
             if key.is_none() {
                 tracing::warn!("no server.assertion_key: identity assertions are signed with a key of this process only; gateways behind one load balancer need a shared key");
             }
-            Some(crate::assertion::Signer::new(key).map_err(StartupError::Server)?)
+            Some(Arc::new(
+                crate::assertion::Signer::new(key).map_err(StartupError::Server)?,
+            ))
         } else {
             None
         };
@@ -210,6 +287,7 @@ impl Gateway {
             keep_access_token,
             signer,
             management,
+            metrics,
             config,
         })
     }
@@ -229,6 +307,31 @@ impl Gateway {
                 Ok(())
             }
         }
+    }
+
+    /// What keeps this gateway from serving logins, for the admin listener's
+    /// `/readyz`: empty when ready. Discovery is tried again here, so a gateway
+    /// that started while the IdP was down turns ready when it is back.
+    pub async fn readiness(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(oidc) = &self.oidc {
+            if let Err(e) = oidc.metadata().await {
+                problems.push(format!("OIDC discovery: {e}"));
+            }
+        }
+        if let Err(e) = self.store.ping().await {
+            problems.push(format!("session store: {e}"));
+        }
+        problems
+    }
+
+    /// The metrics exposition, with this gateway's gauges.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(&Gauges {
+            store_errors: self.store.errors(),
+            active_sessions: self.store.active_sessions(),
+            ready: self.oidc.as_ref().is_none_or(|o| o.is_discovered()),
+        })
     }
 
     /// The session store (for tests and benches; requests go through the methods).
@@ -325,7 +428,8 @@ pub fn is_api_request(parts: &Parts) -> bool {
     if bearer_token(parts).is_some() {
         return true;
     }
-    if h("x-requested-with").is_some() {
+    // A WebSocket client cannot follow a redirect through a login form.
+    if h("x-requested-with").is_some() || parts.headers.contains_key(http::header::UPGRADE) {
         return true;
     }
     if let Some(mode) = h("sec-fetch-mode") {

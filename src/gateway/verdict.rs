@@ -18,7 +18,7 @@ pub enum Verdict {
         reply: Reply,
         /// The user, when the request had one (for the access log).
         user: Option<String>,
-        outcome: &'static str,
+        outcome: Outcome,
     },
 }
 
@@ -28,7 +28,7 @@ pub struct Pass {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// `Set-Cookie` values for the response (a moved idle timeout, a refresh).
     pub set_cookies: Vec<String>,
-    pub outcome: &'static str,
+    pub outcome: Outcome,
 }
 
 impl Gateway {
@@ -50,14 +50,14 @@ impl Gateway {
             Err(e) => {
                 // Never a silent login loop: a clear 503 until the store is back.
                 let reply = Reply::for_auth_error_to(&AuthError::Store(e), api);
-                return answer(reply, None, "store_unavailable");
+                return answer(reply, None, Outcome::StoreUnavailable);
             }
         };
         let (session, set_cookies, outcome) = match access {
-            Access::Public => (None, Vec::new(), "public"),
-            Access::Anonymous => (None, Vec::new(), "anonymous"),
-            Access::Granted(s, cookies) => (Some(s), cookies, "authenticated"),
-            Access::Refused(reply) => return answer(reply, None, "bearer_refused"),
+            Access::Public => (None, Vec::new(), Outcome::Public),
+            Access::Anonymous => (None, Vec::new(), Outcome::Anonymous),
+            Access::Granted(s, cookies) => (Some(s), cookies, Outcome::Authenticated),
+            Access::Refused(reply) => return answer(reply, None, Outcome::BearerRefused),
             Access::LoginRequired => {
                 let reply = if (api || !redirect) && !route.spec.bearer_audiences.is_empty() {
                     bearer_challenge(
@@ -73,7 +73,7 @@ impl Gateway {
                 } else {
                     self.login_required(route, parts, now).await
                 };
-                return answer(reply, None, "login_required");
+                return answer(reply, None, Outcome::LoginRequired);
             }
         };
         if let Some(reply) = self
@@ -81,7 +81,7 @@ impl Gateway {
             .await
         {
             let user = session.map(|s| s.identity.sub);
-            return answer(reply, user, "denied");
+            return answer(reply, user, Outcome::Denied);
         }
         let Some(s) = session else {
             return Verdict::Pass(Pass {
@@ -102,12 +102,12 @@ impl Gateway {
                 set_cookies,
                 outcome,
             }),
-            Err(reply) => answer(reply, Some(s.identity.sub), "missing_attribute"),
+            Err(reply) => answer(reply, Some(s.identity.sub), Outcome::MissingAttribute),
         }
     }
 }
 
-fn answer(reply: Reply, user: Option<String>, outcome: &'static str) -> Verdict {
+fn answer(reply: Reply, user: Option<String>, outcome: Outcome) -> Verdict {
     Verdict::Answer {
         reply,
         user,

@@ -1,6 +1,9 @@
 //! The only module that speaks Pingora's proxy API: one `ProxyHttp` whose phases
 //! are short and hand the decisions to `gateway`, `identity` and `route`.
 
+pub mod admin;
+pub mod live;
+pub mod request_id;
 pub mod respond;
 pub mod server;
 
@@ -10,32 +13,38 @@ use std::time::Instant;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
-use pingora::proxy::{ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use tracing::Instrument;
 
-use crate::gateway::{Gateway, Verdict};
+use crate::gateway::{is_api_request, Gateway, Verdict};
 use crate::identity::Identity;
+use crate::metrics::Outcome;
 use crate::reply::Reply;
 use crate::route::{is_ambiguous_path, normalize_for_matching, Route};
 use crate::session::{cookie, now_secs};
+use live::Live;
 
 pub struct GatewayProxy {
-    gateway: Arc<Gateway>,
+    live: Arc<Live>,
 }
 
 impl GatewayProxy {
-    pub fn new(gateway: Arc<Gateway>) -> GatewayProxy {
-        GatewayProxy { gateway }
+    pub fn new(live: Arc<Live>) -> GatewayProxy {
+        GatewayProxy { live }
     }
 }
 
 /// What a request learned on its way, for later phases and the access log.
 pub struct RequestCtx {
     started: Instant,
+    /// The gateway of the moment the request arrived (a reload does not change it).
+    gateway: Arc<Gateway>,
     route: Option<Arc<Route>>,
     identity: Option<Identity>,
     /// The user of a refused request (an allowed one is in `identity`).
     user: Option<String>,
-    outcome: &'static str,
+    outcome: Outcome,
+    request_id: http::HeaderValue,
     /// Identity headers to set upstream.
     upstream_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// `Set-Cookie` values for the upstream's response (a refreshed session).
@@ -49,78 +58,58 @@ impl ProxyHttp for GatewayProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
+            gateway: self.live.gateway(),
             route: None,
             identity: None,
             user: None,
-            outcome: "",
+            outcome: Outcome::Unknown,
+            request_id: http::HeaderValue::from_static("-"),
             upstream_headers: Vec::new(),
             set_cookies: Vec::new(),
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let g = &self.gateway;
+        let g = &ctx.gateway;
         let now = now_secs();
+        let socket = peer_ip(session);
         let req = session.req_header();
+        let trusted = socket.is_some_and(|ip| {
+            crate::policy::is_trusted_proxy(ip, &g.config.server.trusted_proxies)
+        });
+        ctx.request_id = request_id::for_request(req.headers.get(request_id::HEADER), trusted);
         let path = req.uri.path();
 
+        if header_bytes(req) > g.config.server.limits.max_request_header_bytes {
+            ctx.outcome = Outcome::HeadersTooLarge;
+            let reply = Reply::page(
+                431,
+                "Request headers too large",
+                "The request's headers are larger than this gateway accepts. Clearing this site's cookies may help.",
+            );
+            respond::send(session, reply, &ctx.request_id).await?;
+            return Ok(true);
+        }
+
         if g.is_sso_path(path) {
-            let paths = &g.config.server.paths;
-            let post = req.method == http::Method::POST;
-            let reply = if path == paths.callback {
-                ctx.outcome = "callback";
-                g.callback(req, now).await
-            } else if path == paths.cas_callback && post {
-                // CAS Single Logout: the CAS server POSTs to the service URL.
-                ctx.outcome = "cas_single_logout";
-                match read_body(session, MAX_ENDPOINT_BODY).await? {
-                    Some(body) => g.cas_single_logout(&body, now).await,
-                    None => Reply::json_error(413, "too_large", "The request body is too large."),
-                }
-            } else if path == paths.cas_callback {
-                ctx.outcome = "cas_callback";
-                g.cas_callback(req, now).await
-            } else if path == paths.backchannel_logout && post {
-                ctx.outcome = "backchannel_logout";
-                match read_body(session, MAX_ENDPOINT_BODY).await? {
-                    Some(body) => g.backchannel_logout(&body, now).await,
-                    None => Reply::json_error(413, "too_large", "The request body is too large."),
-                }
-            } else if path == paths.logout {
-                ctx.outcome = "logout";
-                g.logout(session.req_header(), now).await
-            } else if path == paths.forward_auth || path == paths.forward_auth_redirect {
-                let redirect = path == paths.forward_auth_redirect;
-                let (reply, user, outcome) =
-                    g.forward_auth(req, peer_ip(session), redirect, now).await;
-                ctx.user = user;
-                ctx.outcome = outcome;
-                reply
-            } else if path == paths.start {
-                ctx.outcome = "start_login";
-                g.start_for(req, now).await
-            } else if let (true, Some(jwks)) = (path == paths.jwks, g.assertion_jwks()) {
-                ctx.outcome = "jwks";
-                let mut r = Reply::json(200, jwks);
-                r.headers
-                    .push(("cache-control", "public, max-age=300".into()));
-                r
-            } else {
-                ctx.outcome = "not_found";
-                Reply::page(404, "Not found", "There is nothing at this address.")
-            };
-            respond::send(session, reply).await?;
+            let span = tracing::info_span!("sso", request_id = ?ctx.request_id);
+            let (reply, outcome, user, route) =
+                endpoint(g, session, socket, now).instrument(span).await?;
+            ctx.outcome = outcome;
+            ctx.user = user;
+            ctx.route = route;
+            respond::send(session, reply, &ctx.request_id).await?;
             return Ok(true);
         }
 
         if is_ambiguous_path(path) {
-            ctx.outcome = "bad_path";
+            ctx.outcome = Outcome::BadPath;
             let reply = Reply::page(
                 400,
                 "Bad request",
                 "The address contains `.` or `..` segments.",
             );
-            respond::send(session, reply).await?;
+            respond::send(session, reply, &ctx.request_id).await?;
             return Ok(true);
         }
 
@@ -128,31 +117,38 @@ impl ProxyHttp for GatewayProxy {
         // Routing and policy see one normalized path (`%61dmin` is `/admin`).
         let norm = normalize_for_matching(path);
         let Some(route) = g.router.find(host, &norm).cloned() else {
-            ctx.outcome = "no_route";
+            ctx.outcome = Outcome::NoRoute;
             let reply = Reply::page(
                 404,
                 "Not found",
                 "No application is served at this address.",
             );
-            respond::send(session, reply).await?;
+            respond::send(session, reply, &ctx.request_id).await?;
             return Ok(true);
         };
 
         if route.peer.is_none() {
-            ctx.outcome = "forward_auth_only";
+            ctx.outcome = Outcome::ForwardAuthOnly;
+            ctx.route = Some(route);
             let reply = Reply::page(
                 404,
                 "Not found",
                 "This application is reached through its own proxy, not this gateway.",
             );
-            respond::send(session, reply).await?;
+            respond::send(session, reply, &ctx.request_id).await?;
             return Ok(true);
         }
-        let socket = peer_ip(session);
         let verdict = g.judge(&route, req, &norm, socket, true, now).await;
         ctx.route = Some(route);
         match verdict {
             Verdict::Pass(pass) => {
+                if session.is_upgrade_req() {
+                    // A WebSocket may be quiet for long: the usual 60 s between
+                    // reads would cut it.
+                    let idle = Some(g.config.server.upstream.websocket_idle_timeout);
+                    session.set_read_timeout(idle);
+                    session.set_write_timeout(idle);
+                }
                 ctx.outcome = pass.outcome;
                 ctx.identity = pass.identity;
                 ctx.upstream_headers = pass.headers;
@@ -166,7 +162,7 @@ impl ProxyHttp for GatewayProxy {
             } => {
                 ctx.outcome = outcome;
                 ctx.user = user;
-                respond::send(session, reply).await?;
+                respond::send(session, reply, &ctx.request_id).await?;
                 Ok(true)
             }
         }
@@ -174,13 +170,21 @@ impl ProxyHttp for GatewayProxy {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         match ctx.route.as_deref() {
             Some(Route {
                 peer: Some(peer), ..
-            }) => Ok(Box::new(peer.clone())),
+            }) => {
+                let mut peer = Box::new(peer.clone());
+                if session.is_upgrade_req() {
+                    let idle = Some(ctx.gateway.config.server.upstream.websocket_idle_timeout);
+                    peer.options.read_timeout = idle;
+                    peer.options.write_timeout = idle;
+                }
+                Ok(peer)
+            }
             // request_filter answers every request without a route or a peer.
             _ => Err(Error::explain(
                 ErrorType::InternalError,
@@ -195,7 +199,7 @@ impl ProxyHttp for GatewayProxy {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let g = &self.gateway;
+        let g = &ctx.gateway;
         // Strip, then set: every client-sent spelling of a managed header goes, on
         // public routes too, before ours are added.
         for name in g.managed.to_strip(upstream.headers.keys()) {
@@ -213,6 +217,7 @@ impl ProxyHttp for GatewayProxy {
         for (name, value) in ctx.upstream_headers.drain(..) {
             upstream.insert_header(name, value)?;
         }
+        upstream.insert_header(request_id::HEADER, ctx.request_id.clone())?;
         Ok(())
     }
 
@@ -224,7 +229,7 @@ impl ProxyHttp for GatewayProxy {
     ) -> Result<()> {
         // An app must not overwrite or clear the gateway's cookies (that would be a
         // way to fixate or drop a user's session).
-        let g = &self.gateway;
+        let g = &ctx.gateway;
         let hostile = upstream_response
             .headers
             .get_all(http::header::SET_COOKIE)
@@ -242,18 +247,73 @@ impl ProxyHttp for GatewayProxy {
             for v in keep {
                 upstream_response.append_header(http::header::SET_COOKIE, v)?;
             }
-            tracing::warn!("dropped an upstream Set-Cookie for a gateway cookie");
+            tracing::warn!(request_id = ?ctx.request_id, "dropped an upstream Set-Cookie for a gateway cookie");
         }
         for c in ctx.set_cookies.drain(..) {
             if let Ok(v) = http::HeaderValue::from_str(&c) {
                 upstream_response.append_header(http::header::SET_COOKIE, v)?;
             }
         }
+        upstream_response.insert_header(request_id::HEADER, ctx.request_id.clone())?;
         Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = error_status(e);
+        if matches!(code, 502 | 504) {
+            ctx.outcome = if code == 504 {
+                Outcome::UpstreamTimeout
+            } else {
+                Outcome::UpstreamError
+            };
+            let upstream = ctx
+                .route
+                .as_ref()
+                .and_then(|r| r.spec.upstream.as_ref())
+                .map_or("-", |u| u.url.as_str());
+            tracing::warn!(request_id = ?ctx.request_id, upstream, error = e.etype().as_str(), "upstream failed");
+        }
+        // Past the response header there is nothing left to tell the client.
+        if code > 0 && session.response_written().is_none() {
+            let api = is_api_request(session.req_header());
+            let reply = upstream_failure_reply(code, api);
+            if let Err(e) = respond::send(session, reply, &ctx.request_id).await {
+                tracing::debug!(error = %e, "could not send the error page");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// What Pingora writes about a failed request: the path only, since a query
+    /// may carry a code, a state or a ticket.
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!(
+            "{} {} request_id={:?}",
+            req.method,
+            req.uri.path(),
+            ctx.request_id
+        )
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let g = &ctx.gateway;
+        match &ctx.route {
+            Some(r) => r.counters.record(ctx.outcome, status),
+            None => g.metrics.unrouted().record(ctx.outcome, status),
+        }
+        if !g.config.log.access_log {
+            return;
+        }
         let route = ctx.route.as_ref().map_or("-", |r| r.label.as_str());
         let user = ctx
             .identity
@@ -264,21 +324,132 @@ impl ProxyHttp for GatewayProxy {
         // The path only: a query may carry a code, a state or a ticket.
         tracing::info!(
             target: "access",
+            request_id = ctx.request_id.to_str().unwrap_or("-"),
             method = %session.req_header().method,
             path = %session.req_header().uri.path(),
             status,
             route,
             user,
-            outcome = ctx.outcome,
+            outcome = ctx.outcome.as_str(),
             error = e.map(|e| e.etype().as_str()),
             micros = ctx.started.elapsed().as_micros() as u64,
         );
     }
 }
 
-/// Largest body the gateway's own POST endpoints read (logout tokens, CAS logout
-/// requests are a few KiB).
-const MAX_ENDPOINT_BODY: usize = 64 * 1024;
+/// The gateway's own endpoints (`{prefix}/…`): the reply, the outcome, the user
+/// and the route judged, if any.
+async fn endpoint(
+    g: &Gateway,
+    session: &mut Session,
+    socket: Option<std::net::IpAddr>,
+    now: u64,
+) -> Result<(Reply, Outcome, Option<String>, Option<Arc<Route>>)> {
+    let paths = &g.config.server.paths;
+    let max_body = g.config.server.limits.max_endpoint_body_bytes;
+    let req = session.req_header();
+    let path = req.uri.path();
+    let post = req.method == http::Method::POST;
+    let too_large = || Reply::json_error(413, "too_large", "The request body is too large.");
+    let answer = |reply, outcome| (reply, outcome, None, None);
+    Ok(if path == paths.callback {
+        answer(g.callback(req, now).await, Outcome::Callback)
+    } else if path == paths.cas_callback && post {
+        // CAS Single Logout: the CAS server POSTs to the service URL.
+        let reply = match read_body(session, max_body).await? {
+            Some(body) => g.cas_single_logout(&body, now).await,
+            None => too_large(),
+        };
+        answer(reply, Outcome::CasSingleLogout)
+    } else if path == paths.cas_callback {
+        answer(g.cas_callback(req, now).await, Outcome::CasCallback)
+    } else if path == paths.backchannel_logout && post {
+        let reply = match read_body(session, max_body).await? {
+            Some(body) => g.backchannel_logout(&body, now).await,
+            None => too_large(),
+        };
+        answer(reply, Outcome::BackchannelLogout)
+    } else if path == paths.logout {
+        answer(g.logout(req, now).await, Outcome::Logout)
+    } else if path == paths.forward_auth || path == paths.forward_auth_redirect {
+        let redirect = path == paths.forward_auth_redirect;
+        let (reply, user, outcome, route) = g.forward_auth(req, socket, redirect, now).await;
+        (reply, outcome, user, route)
+    } else if path == paths.start {
+        answer(g.start_for(req, now).await, Outcome::StartLogin)
+    } else if let (true, Some(jwks)) = (path == paths.jwks, g.assertion_jwks()) {
+        let mut r = Reply::json(200, jwks);
+        r.headers
+            .push(("cache-control", "public, max-age=300".into()));
+        answer(r, Outcome::Jwks)
+    } else {
+        let r = Reply::page(404, "Not found", "There is nothing at this address.");
+        answer(r, Outcome::NotFound)
+    })
+}
+
+/// The status a failed request is answered with: 504 when the upstream timed out,
+/// 502 when it failed otherwise, 0 when the client is gone.
+fn error_status(e: &Error) -> u16 {
+    use pingora::ErrorSource;
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            504
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
+
+/// A clear page (or JSON for API clients) instead of an empty 502.
+fn upstream_failure_reply(code: u16, api: bool) -> Reply {
+    let (title, text, error) = match code {
+        502 => (
+            "Bad gateway",
+            "The application behind this address is not answering. Try again in a moment.",
+            "upstream_unavailable",
+        ),
+        504 => (
+            "Gateway timeout",
+            "The application behind this address took too long to answer.",
+            "upstream_timeout",
+        ),
+        400 => (
+            "Bad request",
+            "The request could not be read.",
+            "bad_request",
+        ),
+        _ => (
+            "Error",
+            "The gateway could not complete this request.",
+            "internal_error",
+        ),
+    };
+    if api {
+        Reply::json_error(code, error, text)
+    } else {
+        Reply::page(code, title, text)
+    }
+}
+
+/// The size of the request line's target and headers, as a client sent them
+/// (near enough: separators are counted as 4 bytes a header).
+fn header_bytes(req: &RequestHeader) -> usize {
+    req.headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + req.raw_path().len()
+}
 
 /// Reads a request body for an endpoint the gateway answers itself; `None` when it
 /// is larger than `max`.

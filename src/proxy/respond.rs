@@ -19,14 +19,19 @@ const SECURITY_HEADERS: [(&str, &str); 4] = [
     ),
 ];
 
-pub async fn send(session: &mut Session, reply: Reply) -> Result<()> {
+/// Writes `reply`, with the request's id.
+pub async fn send(
+    session: &mut Session,
+    reply: Reply,
+    request_id: &http::HeaderValue,
+) -> Result<()> {
     let Reply {
         status,
         headers,
         identity,
         body,
     } = reply;
-    let mut resp = ResponseHeader::build(status, Some(headers.len() + identity.len() + 6))?;
+    let mut resp = ResponseHeader::build(status, Some(headers.len() + identity.len() + 7))?;
     for (name, value) in &headers {
         // Every value was built from validated parts; a bad one is dropped rather
         // than allowed to fail the answer.
@@ -40,6 +45,7 @@ pub async fn send(session: &mut Session, reply: Reply) -> Result<()> {
     for (name, value) in SECURITY_HEADERS {
         resp.insert_header(name, value)?;
     }
+    resp.insert_header(super::request_id::HEADER, request_id.clone())?;
     if !headers.iter().any(|(n, _)| *n == "cache-control") {
         resp.insert_header("cache-control", "no-store")?;
     }

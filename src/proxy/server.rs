@@ -3,44 +3,182 @@
 //! the demo).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
-use pingora::server::configuration::ServerConf;
-use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::apps::http_app::HttpServer;
+use pingora::apps::ServerApp;
+use pingora::listeners::tls::TlsSettings;
+use pingora::protocols::Stream;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
 use tokio::sync::oneshot;
 
+use super::admin::Admin;
+use super::live::Live;
 use super::GatewayProxy;
+use crate::error::StartupError;
 use crate::gateway::Gateway;
 
-/// A Pingora server with the gateway's proxy service on its listener.
-pub fn build(gateway: Arc<Gateway>) -> Server {
-    let s = &gateway.config.server;
+/// How the process was started.
+#[derive(Debug, Default, Clone)]
+pub struct Launch {
+    /// The configuration file, read again on SIGHUP.
+    pub config_path: Option<PathBuf>,
+    /// Take the listeners from a running gateway (`--upgrade`), which is then sent
+    /// SIGQUIT and finishes its requests.
+    pub upgrade: bool,
+}
+
+/// A Pingora server with the gateway's proxy service on its listener, the admin
+/// service on its own, and the SIGHUP reloader.
+pub fn build(gateway: Arc<Gateway>, launch: Launch) -> Result<(Server, Arc<Live>), StartupError> {
+    let s = gateway.config.server.clone();
+    let live = Arc::new(Live::new(gateway, launch.config_path.clone()));
     let conf = ServerConf {
         threads: s.threads,
         // Pingora waits 300 s after SIGTERM by default; an operator's `systemctl
         // stop` should not.
         grace_period_seconds: Some(s.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(s.shutdown_timeout.as_secs()),
+        upgrade_sock: s.upgrade_socket.clone(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = Opt {
+        upgrade: launch.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let conf = server.configuration.clone();
-    let mut service = pingora::proxy::http_proxy_service_with_name(
-        &conf,
-        GatewayProxy::new(gateway.clone()),
-        "oneaccess-gateway",
-    );
-    service.add_tcp(&s.listen.to_string());
+
+    let proxy = pingora::proxy::http_proxy(&conf, GatewayProxy::new(live.clone()));
+    let app = Limited {
+        inner: Arc::new(proxy),
+        open: AtomicUsize::new(0),
+        max: s.limits.max_connections,
+    };
+    let mut service = Service::new("oneaccess-gateway".to_string(), app);
+    let listen = s.listen.to_string();
+    match (&s.listener_tls, live.certificate()) {
+        (Some(tls), Some(cert)) => {
+            let mut settings = TlsSettings::intermediate("", "")
+                .map_err(|e| StartupError::Server(e.to_string()))?;
+            settings.set_cert_resolver(cert);
+            if tls.http2 {
+                settings.enable_h2();
+            }
+            service.add_tls_with_settings(&listen, None, settings);
+        }
+        _ => service.add_tcp(&listen),
+    }
     server.add_service(service);
-    server
+
+    if let Some(admin) = s.admin_listen {
+        let mut service = Service::new(
+            "oneaccess-gateway admin".to_string(),
+            HttpServer::new_app(Admin::new(live.clone())),
+        );
+        service.add_tcp(&admin.to_string());
+        server.add_service(service);
+    }
+    if launch.config_path.is_some() {
+        server.add_service(background_service(
+            "config reload",
+            Reloader { live: live.clone() },
+        ));
+    }
+    Ok((server, live))
 }
 
-/// Runs until SIGTERM (graceful), SIGINT (fast) or SIGQUIT (upgrade).
-pub fn run_forever(gateway: Arc<Gateway>) {
-    build(gateway).run(RunArgs::default());
+/// Runs until SIGTERM (graceful), SIGINT (fast) or SIGQUIT (hand the listeners to
+/// an upgrading process); SIGHUP reloads the configuration.
+pub fn run_forever(gateway: Arc<Gateway>, launch: Launch) -> Result<(), StartupError> {
+    let (server, _live) = build(gateway, launch)?;
+    server.run(RunArgs::default());
+    Ok(())
+}
+
+/// The proxy, with a cap on the client connections it serves at once. A connection
+/// over the cap is closed at once, before anything is read: cheaper for a gateway
+/// under a flood than answering it.
+struct Limited<A> {
+    inner: Arc<A>,
+    open: AtomicUsize,
+    max: usize,
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Limited<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        // Pingora calls this once per HTTP/2 connection, and once per request of an
+        // HTTP/1 connection (waiting for the next request included): between two
+        // calls a kept-alive connection is uncounted only for an instant.
+        if self.open.fetch_add(1, Ordering::Relaxed) >= self.max {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(
+                max = self.max,
+                "connection limit reached; closing a new connection"
+            );
+            return None;
+        }
+        let _open = Opened(&self.open);
+        self.inner.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}
+
+/// Counts a connection out when its handling ends, however it ends.
+struct Opened<'a>(&'a AtomicUsize);
+
+impl Drop for Opened<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Reloads the configuration on SIGHUP.
+struct Reloader {
+    live: Arc<Live>,
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; reloading is off");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {}
+                _ = shutdown.changed() => return,
+            }
+            tracing::info!("SIGHUP: reloading the configuration");
+            match self.live.reload().await {
+                Ok(()) => tracing::info!("configuration reloaded"),
+                Err(e) => tracing::error!(
+                    "configuration NOT reloaded; the previous one keeps serving: {e}"
+                ),
+            }
+        }
+    }
 }
 
 /// Stops a gateway started by `spawn` when told, or when dropped.
@@ -62,6 +200,8 @@ impl ShutdownSignalWatch for ChannelSignal {
 pub struct RunningGateway {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
+    /// The running configuration (to reload it in tests).
+    pub live: Arc<Live>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -94,9 +234,14 @@ impl Drop for RunningGateway {
 
 /// Starts the gateway on a thread and waits until its listener accepts.
 pub fn spawn(gateway: Arc<Gateway>) -> std::io::Result<RunningGateway> {
+    spawn_with(gateway, Launch::default())
+}
+
+/// As `spawn`, started as `launch` says (a config file to reload from).
+pub fn spawn_with(gateway: Arc<Gateway>, launch: Launch) -> std::io::Result<RunningGateway> {
     let addr = gateway.config.server.listen;
     let (tx, rx) = oneshot::channel();
-    let server = build(gateway.clone());
+    let (server, live) = build(gateway.clone(), launch).map_err(std::io::Error::other)?;
     let thread = std::thread::Builder::new()
         .name("gateway".into())
         .spawn(move || {
@@ -107,6 +252,7 @@ pub fn spawn(gateway: Arc<Gateway>) -> std::io::Result<RunningGateway> {
     let running = RunningGateway {
         addr,
         gateway,
+        live,
         stop: Some(tx),
         thread: Some(thread),
     };

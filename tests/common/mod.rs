@@ -3,6 +3,8 @@
 //! per port, as browsers do) and follows redirects by hand.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::TcpListener;
 use std::path::Path;
@@ -237,11 +239,19 @@ impl Default for Browser {
 
 impl Browser {
     pub fn new() -> Browser {
-        Browser {
-            client: reqwest::Client::builder()
+        Browser::with_client(
+            reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
+        )
+    }
+
+    /// A browser on `client` (one that trusts a test CA, say); it must not follow
+    /// redirects.
+    pub fn with_client(client: reqwest::Client) -> Browser {
+        Browser {
+            client,
             jar: Arc::default(),
             // A navigation to the gateway (it contains text/html), and JSON from the
             // echo app, which ranks by q-value: the tests read what the app saw.

@@ -166,6 +166,11 @@ impl Store for MemoryStore {
             .any(|k| live(&self.revoked, k, now).is_some_and(|at| issued_at <= at)))
     }
 
+    fn active_sessions(&self) -> Option<u64> {
+        // Moka's count is approximate (pending evictions), which a gauge can be.
+        Some(self.records.entry_count())
+    }
+
     fn may_have_revocations(&self) -> bool {
         self.any_revoked.load(Ordering::Acquire)
     }

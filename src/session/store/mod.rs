@@ -49,6 +49,18 @@ pub trait Store: Send + Sync {
     fn may_have_revocations(&self) -> bool {
         true
     }
+    /// Answers when the store is reachable (the admin listener's `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Errors met so far (for metrics).
+    fn errors(&self) -> u64 {
+        0
+    }
+    /// Server-mode session records held, where the store can tell cheaply.
+    fn active_sessions(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The store the settings ask for. Redis connects lazily: a gateway starts while

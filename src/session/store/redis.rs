@@ -3,6 +3,7 @@
 //! bounded reconnect retries and timeouts: a Redis outage makes requests fail fast
 //! with a clear log line (and 503), never hang.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,6 +19,8 @@ pub struct RedisStore {
     /// runs its own tasks there); a failed connect leaves it empty to try again.
     conn: tokio::sync::OnceCell<ConnectionManager>,
     prefix: String,
+    /// Failed commands, for metrics.
+    errors: AtomicU64,
 }
 
 impl RedisStore {
@@ -44,6 +47,7 @@ impl RedisStore {
             config,
             conn: tokio::sync::OnceCell::new(),
             prefix: prefix.to_string(),
+            errors: AtomicU64::new(0),
         })
     }
 
@@ -54,7 +58,14 @@ impl RedisStore {
             })
             .await
             .cloned()
-            .map_err(unavailable)
+            .map_err(|e| self.fail(e))
+    }
+
+    fn fail(&self, e: redis::RedisError) -> StoreError {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        // The error names the failing step (connect, timeout, ...), never a value.
+        tracing::warn!(error = %e, "session store (redis) error");
+        StoreError::Unavailable(e.to_string())
     }
 
     fn key(&self, k: &str) -> String {
@@ -62,14 +73,20 @@ impl RedisStore {
     }
 }
 
-fn unavailable(e: redis::RedisError) -> StoreError {
-    // The error names the failing step (connect, timeout, ...), never a value.
-    tracing::warn!(error = %e, "session store (redis) error");
-    StoreError::Unavailable(e.to_string())
-}
-
 #[async_trait]
 impl Store for RedisStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut c = self.conn().await?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
     async fn load(&self, key: &str, idle: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
         let mut c = self.conn().await?;
         let key = self.key(key);
@@ -78,8 +95,8 @@ impl Store for RedisStore {
             Some(idle) => c
                 .get_ex(&key, redis::Expiry::EX(idle.as_secs().max(1)))
                 .await
-                .map_err(unavailable)?,
-            None => c.get(&key).await.map_err(unavailable)?,
+                .map_err(|e| self.fail(e))?,
+            None => c.get(&key).await.map_err(|e| self.fail(e))?,
         };
         Ok(v)
     }
@@ -88,12 +105,14 @@ impl Store for RedisStore {
         let mut c = self.conn().await?;
         c.set_ex::<_, _, ()>(self.key(key), record, ttl.as_secs().max(1))
             .await
-            .map_err(unavailable)
+            .map_err(|e| self.fail(e))
     }
 
     async fn remove(&self, key: &str) -> Result<(), StoreError> {
         let mut c = self.conn().await?;
-        c.del::<_, ()>(self.key(key)).await.map_err(unavailable)
+        c.del::<_, ()>(self.key(key))
+            .await
+            .map_err(|e| self.fail(e))
     }
 
     async fn index(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
@@ -107,7 +126,7 @@ impl Store for RedisStore {
             .ignore()
             .query_async::<()>(&mut c)
             .await
-            .map_err(unavailable)
+            .map_err(|e| self.fail(e))
     }
 
     async fn take_index(&self, key: &str) -> Result<Vec<String>, StoreError> {
@@ -120,13 +139,13 @@ impl Store for RedisStore {
             .ignore()
             .query_async(&mut c)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.fail(e))?;
         Ok(members)
     }
 
     async fn has_index(&self, key: &str) -> Result<bool, StoreError> {
         let mut c = self.conn().await?;
-        c.exists(self.key(key)).await.map_err(unavailable)
+        c.exists(self.key(key)).await.map_err(|e| self.fail(e))
     }
 
     async fn revoke(&self, key: &str, at: u64, ttl: Duration) -> Result<(), StoreError> {
@@ -134,7 +153,7 @@ impl Store for RedisStore {
         // Revocation times only grow, so a plain SET keeps the latest.
         c.set_ex::<_, _, ()>(self.key(key), at, ttl.as_secs().max(1))
             .await
-            .map_err(unavailable)
+            .map_err(|e| self.fail(e))
     }
 
     async fn is_revoked(&self, keys: &[&str], issued_at: u64) -> Result<bool, StoreError> {
@@ -148,7 +167,7 @@ impl Store for RedisStore {
             .arg(&full)
             .query_async(&mut c)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.fail(e))?;
         Ok(values.into_iter().flatten().any(|at| issued_at <= at))
     }
 
@@ -163,7 +182,7 @@ impl Store for RedisStore {
             .arg(ttl.as_secs().max(1))
             .query_async(&mut c)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.fail(e))?;
         Ok(set.is_some())
     }
 }

@@ -1,0 +1,261 @@
+//! Validation of how the gateway serves: the listener's TLS, the admin listener,
+//! limits, upstream addresses, timeouts and CA, and the log settings.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use url::Url;
+
+use super::Collector;
+use crate::config::file::{LimitsFile, LogFile, TlsFile, UpstreamDefaultsFile};
+use crate::config::{
+    Limits, ListenerTls, LogFormat, LogSettings, Upstream, UpstreamDefaults, UpstreamTls,
+};
+
+/// Pingora reads request headers into a buffer of this size at most.
+const MAX_HEADER_LIMIT: usize = 1 << 20;
+
+pub(super) fn admin_listen(c: &mut Collector, text: Option<&str>) -> Option<SocketAddr> {
+    let text = text?;
+    match text.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(a)) => Some(a),
+        _ => {
+            c.add(
+                "server.admin_listen",
+                format!("`{text}` is not a host:port to listen on"),
+            );
+            None
+        }
+    }
+}
+
+pub(super) fn listener_tls(
+    c: &mut Collector,
+    f: Option<TlsFile>,
+    base_dir: &Path,
+) -> Option<ListenerTls> {
+    let f = f?;
+    let (Some(cert), Some(key)) = (&f.cert_file, &f.key_file) else {
+        if f.cert_file.is_none() {
+            c.add("server.tls.cert_file", "is required with [server.tls]");
+        }
+        if f.key_file.is_none() {
+            c.add("server.tls.key_file", "is required with [server.tls]");
+        }
+        return None;
+    };
+    let (cert_file, key_file) = (base_dir.join(cert), base_dir.join(key));
+    match load_certified_key(&cert_file, &key_file) {
+        Ok(certified) => Some(ListenerTls {
+            cert_file,
+            key_file,
+            certified: Arc::new(certified),
+            http2: f.http2.unwrap_or(true),
+        }),
+        Err((field, e)) => {
+            c.add(format!("server.tls.{field}"), e);
+            None
+        }
+    }
+}
+
+/// Reads a PEM chain and key and checks that they go together. The error names
+/// the field at fault.
+fn load_certified_key(
+    cert_file: &Path,
+    key_file: &Path,
+) -> Result<rustls::sign::CertifiedKey, (&'static str, String)> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| {
+            (
+                "cert_file",
+                format!("cannot read `{}`: {e}", cert_file.display()),
+            )
+        })?;
+    if chain.is_empty() {
+        return Err((
+            "cert_file",
+            format!("`{}` holds no PEM CERTIFICATE", cert_file.display()),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
+        (
+            "key_file",
+            format!(
+                "cannot read a PEM private key from `{}`: {e}",
+                key_file.display()
+            ),
+        )
+    })?;
+    let provider = rustls::crypto::ring::default_provider();
+    let certified = rustls::sign::CertifiedKey::from_der(chain, key, &provider)
+        .map_err(|e| ("key_file", format!("does not fit the certificate: {e}")))?;
+    Ok(certified)
+}
+
+pub(super) fn limits(c: &mut Collector, f: Option<LimitsFile>) -> Limits {
+    let f = f.unwrap_or_default();
+    let headers = f.max_request_header_bytes.unwrap_or(32 * 1024);
+    if !(1024..=MAX_HEADER_LIMIT).contains(&headers) {
+        c.add(
+            "server.limits.max_request_header_bytes",
+            format!("must be between 1024 and {MAX_HEADER_LIMIT}"),
+        );
+    }
+    let body = f.max_endpoint_body_bytes.unwrap_or(64 * 1024);
+    if !(1024..=16 << 20).contains(&body) {
+        c.add(
+            "server.limits.max_endpoint_body_bytes",
+            "must be between 1024 and 16777216",
+        );
+    }
+    let connections = f.max_connections.unwrap_or(10_000);
+    if connections == 0 {
+        c.add("server.limits.max_connections", "must be at least 1");
+    }
+    Limits {
+        max_request_header_bytes: headers,
+        max_endpoint_body_bytes: body,
+        max_connections: connections,
+    }
+}
+
+pub(super) fn upstream_defaults(
+    c: &mut Collector,
+    f: Option<UpstreamDefaultsFile>,
+    base_dir: &Path,
+) -> UpstreamDefaults {
+    let f = f.unwrap_or_default();
+    let seconds = |c: &mut Collector, field: &str, v: Option<u64>, default: u64| {
+        let v = v.unwrap_or(default);
+        if v == 0 || v > 86_400 {
+            c.add(
+                format!("server.upstream.{field}"),
+                "must be between 1 and 86400",
+            );
+        }
+        Duration::from_secs(v)
+    };
+    let connect_timeout = seconds(c, "connect_timeout_seconds", f.connect_timeout_seconds, 5);
+    let read_timeout = seconds(c, "read_timeout_seconds", f.read_timeout_seconds, 60);
+    let idle_timeout = seconds(c, "idle_timeout_seconds", f.idle_timeout_seconds, 60);
+    let websocket_idle_timeout = seconds(
+        c,
+        "websocket_idle_timeout_seconds",
+        f.websocket_idle_timeout_seconds,
+        3600,
+    );
+    let ca = f
+        .ca_file
+        .as_ref()
+        .and_then(|file| match load_ca(&base_dir.join(file)) {
+            Ok(certs) => Some(certs),
+            Err(e) => {
+                c.add("server.upstream.ca_file", e);
+                None
+            }
+        });
+    UpstreamDefaults {
+        connect_timeout,
+        read_timeout,
+        idle_timeout,
+        websocket_idle_timeout,
+        ca,
+    }
+}
+
+/// CA certificates from a PEM file, each checked the way the TLS client will use
+/// it (a bad one would otherwise fail every connection, or panic in Pingora).
+fn load_ca(path: &Path) -> Result<Arc<[Vec<u8>]>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("`{}` holds no PEM CERTIFICATE", path.display()));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, cert) in certs.iter().enumerate() {
+        roots
+            .add(cert.clone())
+            .map_err(|e| format!("certificate {i} of `{}`: {e}", path.display()))?;
+    }
+    Ok(certs.into_iter().map(|c| c.to_vec()).collect())
+}
+
+/// An upstream URL, resolved now: `http://host:port` or `https://host:port`.
+pub(super) fn resolve_upstream(
+    text: &str,
+    tls_verify: Option<bool>,
+    read_timeout: Option<u64>,
+) -> Result<Upstream, String> {
+    let url = Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    let https = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        s => return Err(format!("scheme `{s}` is not http or https")),
+    };
+    if url.path() != "/" || url.query().is_some() {
+        return Err("must be scheme://host:port with no path or query".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry a user name or password".into());
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("`{text}` has no host"))?;
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if https { 443 } else { 80 });
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{host}` resolves to no address"))?;
+    if tls_verify.is_some() && !https {
+        return Err("`upstream_tls_verify` is for https upstreams".into());
+    }
+    if read_timeout.is_some_and(|s| s == 0 || s > 86_400) {
+        return Err("`read_timeout_seconds` must be between 1 and 86400".into());
+    }
+    Ok(Upstream {
+        addr,
+        url: text.to_string(),
+        // The host, IP or name, is the SNI: Pingora skips every check when the
+        // SNI is empty, so it never is.
+        tls: https.then(|| UpstreamTls {
+            server_name: host.to_string(),
+            verify: tls_verify.unwrap_or(true),
+        }),
+        read_timeout: read_timeout.map(Duration::from_secs),
+    })
+}
+
+pub(super) fn log_settings(c: &mut Collector, f: Option<LogFile>) -> LogSettings {
+    let f = f.unwrap_or_default();
+    let format = match f.format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            c.add("log.format", format!("`{other}` is not `text` or `json`"));
+            LogFormat::Text
+        }
+    };
+    let level = f.level.unwrap_or_else(|| "info".into());
+    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+        c.add(
+            "log.level",
+            format!("`{level}` is not a filter such as `info` or `info,access=warn`"),
+        );
+    }
+    LogSettings {
+        format,
+        level,
+        access_log: f.access_log.unwrap_or(true),
+    }
+}

@@ -1,0 +1,72 @@
+//! The request id: made here for each request, or kept from a trusted proxy that
+//! already set one, then sent upstream and back to the client as `X-Request-Id`
+//! and written in every log line about the request.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use http::HeaderValue;
+
+pub const HEADER: &str = "x-request-id";
+
+/// The longest id taken from a proxy; longer ones are replaced.
+const MAX_LEN: usize = 128;
+
+/// The id of a request: the proxy's when `trusted` and well-formed, else a new one.
+pub fn for_request(given: Option<&HeaderValue>, trusted: bool) -> HeaderValue {
+    match given {
+        Some(v) if trusted && is_well_formed(v.as_bytes()) => v.clone(),
+        _ => fresh(),
+    }
+}
+
+/// Letters, digits and `-_.:/+=` only: an id goes into logs and headers, so it
+/// can carry no spaces, quotes or control characters.
+fn is_well_formed(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.len() <= MAX_LEN
+        && v.iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b))
+}
+
+/// 32 hex digits: a random per-process half, so ids of gateways behind one load
+/// balancer do not collide, and a counter, so making one costs an atomic add.
+fn fresh() -> HeaderValue {
+    static PROCESS: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let process = *PROCESS.get_or_init(|| {
+        let mut b = [0u8; 8];
+        // Without randomness the id is still unique within this process.
+        let _ = aws_lc_rs::rand::fill(&mut b);
+        u64::from_le_bytes(b)
+    });
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let text = format!("{process:016x}{n:016x}");
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_ids_differ_and_are_hex() {
+        let (a, b) = (fresh(), fresh());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 32);
+        assert!(a.as_bytes().iter().all(u8::is_ascii_hexdigit));
+    }
+
+    #[test]
+    fn a_trusted_proxys_id_is_kept_and_anyone_elses_replaced() {
+        let given = HeaderValue::from_static("edge-7f3a:42");
+        assert_eq!(for_request(Some(&given), true), given);
+        assert_ne!(for_request(Some(&given), false), given);
+        let hostile = HeaderValue::from_static("a\"b c");
+        assert_ne!(for_request(Some(&hostile), true), hostile);
+        let long = HeaderValue::from_str(&"a".repeat(MAX_LEN + 1)).unwrap();
+        assert_eq!(for_request(Some(&long), true).len(), 32);
+        assert_eq!(for_request(None, true).len(), 32);
+    }
+}
