@@ -18,11 +18,22 @@ pub fn init() {
     });
 }
 
+/// Pingora's debug records print request headers and response body bytes (an
+/// app's answer may hold a token): its crates stay at `info` unless the filter
+/// names them itself.
+fn filter_text(wanted: &str) -> String {
+    if wanted.contains("pingora") {
+        wanted.to_string()
+    } else {
+        format!("{wanted},pingora_core=info,pingora_proxy=info,pingora_http=info")
+    }
+}
+
 /// Installs the subscriber the configuration asks for.
 pub fn init_with(log: &LogSettings) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let wanted = std::env::var("RUST_LOG").unwrap_or_else(|_| log.level.clone());
+    let filter = EnvFilter::try_new(filter_text(&wanted))
+        .unwrap_or_else(|_| EnvFilter::new(filter_text("info")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(true)

@@ -1,0 +1,220 @@
+//! The gateway binary as an operator runs it: JSON logs that never carry a token,
+//! code, state or cookie value (a whole login's logs are grepped for the values it
+//! used), and SIGHUP reloads that take a good file, refuse a bad one and keep every
+//! session.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use oneaccess_sim::echo::Echo;
+use oneaccess_sim::{Sim, SimConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_oneaccess-gateway");
+
+/// The gateway process; killed when dropped.
+struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn start(config: &Path, log: PathBuf) -> Process {
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            // As verbose as an operator would go while debugging a login.
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start the gateway");
+        Process { child, log }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{name} failed");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::File::create(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("write config");
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Routes that pass the user's tokens upstream, so the test learns their values.
+const TOKEN_ROUTES: &str = r#"
+[[route]]
+path = "/with-access"
+upstream = "{upstream}"
+protocol = "oidc"
+pass_token = "access"
+
+[[route]]
+path = "/with-id"
+upstream = "{upstream}"
+protocol = "oidc"
+pass_token = "id"
+
+[log]
+format = "json"
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_carry_no_secret_and_sighup_reloads_keeping_sessions() {
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let echo = Echo::start().await.expect("echo");
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("oag-ops-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("gateway.toml");
+    let good = config_text(port, &sim, &echo, "", TOKEN_ROUTES);
+    write(&config, &good);
+    let gw = Process::start(&config, dir.join("gateway.log"));
+    let b = Browser::new();
+    let url = |p: &str| format!("http://localhost:{port}{p}");
+    wait_until("the gateway to listen", || async {
+        reqwest::get(url("/public/")).await.is_ok()
+    })
+    .await;
+
+    // A whole OIDC login, keeping every secret value it shows.
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    let hops = b.visit(&url("/with-access/page")).await;
+    let posted = b.submit_login(hops.last().expect("form"), USER).await;
+    let mut callback = posted.location().expect("redirect");
+    for _ in 0..5 {
+        if callback.starts_with(&url("/_sso/")) {
+            break;
+        }
+        callback = b.get(&callback).await.location().expect("redirect");
+    }
+    for name in ["code", "state"] {
+        secrets.push((name.into(), query(&callback, name).expect(name)));
+    }
+    for (name, value) in b.cookies("localhost") {
+        secrets.push((format!("cookie {name}"), value));
+    }
+    let done = b.get(&callback).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    for (name, value) in b.cookies("localhost") {
+        secrets.push((format!("cookie {name}"), value));
+    }
+    let page = b.get(&url("/with-access/page")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let bearer = |r: &Resp| {
+        r.upstream_header("authorization")
+            .first()
+            .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
+            .expect("a bearer token upstream")
+    };
+    secrets.push(("access token".into(), bearer(&page)));
+    let page = b.get(&url("/with-id/page")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    secrets.push(("ID token".into(), bearer(&page)));
+
+    // The logs are JSON lines, with the request id and the user.
+    wait_until("the access log", || async {
+        gw.logs().contains("\"target\":\"access\"")
+    })
+    .await;
+    let logs = gw.logs();
+    let access: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "access")
+        .collect();
+    let served = access
+        .iter()
+        .find(|v| v["path"] == "/with-id/page")
+        .unwrap_or_else(|| panic!("no access line for /with-id/page in:\n{logs}"));
+    assert_eq!(served["user"], ALICE_ID);
+    assert_eq!(
+        served["request_id"],
+        page.headers["x-request-id"].to_str().unwrap()
+    );
+    assert!(logs.contains("login completed"), "{logs}");
+
+    for (what, value) in &secrets {
+        assert!(value.len() >= 8, "{what} is too short to grep for: {value}");
+        // A token's signature or a cookie's tail, too: no part of one may leak.
+        let tail = &value[value.len() - 16.min(value.len())..];
+        assert!(!logs.contains(value.as_str()), "the {what} is in the logs");
+        assert!(!logs.contains(tail), "part of the {what} is in the logs");
+    }
+
+    // SIGHUP with a new mapping: the same session, new headers, and a new route.
+    let reloaded = good.replacen(
+        "[[route]]\npath = \"/\"\nupstream",
+        "[[route]]\npath = \"/\"\nheaders = { \"X-Reloaded-User\" = \"sub\" }\nupstream",
+        1,
+    ) + &format!(
+        "\n[[route]]\npath = \"/added\"\nupstream = \"{}\"\nprotocol = \"public\"\n",
+        echo.base_url()
+    );
+    // `[log]` must stay the last table for the route to land in `route`.
+    let reloaded =
+        reloaded.replace("[log]\nformat = \"json\"\n", "") + "\n[log]\nformat = \"json\"\n";
+    write(&config, &reloaded);
+    gw.signal("HUP");
+    wait_until("the reload", || async {
+        b.get(&url("/app")).await.upstream_header("x-reloaded-user") == [ALICE_ID]
+    })
+    .await;
+    assert_eq!(b.get(&url("/added/x")).await.status, 200);
+    assert!(gw.logs().contains("configuration reloaded"));
+
+    // A bad file is refused with its errors, and the running config keeps serving.
+    write(
+        &config,
+        &reloaded.replace("protocol = \"public\"", "protocol = \"magic\""),
+    );
+    gw.signal("HUP");
+    wait_until("the refusal", || async {
+        gw.logs().contains("configuration NOT reloaded")
+    })
+    .await;
+    let logs = gw.logs();
+    assert!(
+        logs.contains("protocol"),
+        "the refusal names no field:\n{logs}"
+    );
+    let r = b.get(&url("/app")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.upstream_header("x-reloaded-user"), [ALICE_ID]);
+    assert_eq!(b.get(&url("/added/x")).await.status, 200);
+}
