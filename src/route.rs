@@ -110,7 +110,7 @@ fn upstream_peer(u: &Upstream, defaults: &UpstreamDefaults) -> HttpPeer {
         if let Some(ca) = &defaults.ca {
             let certs: Vec<WrappedX509> = ca
                 .iter()
-                .map(|der| WrappedX509::new(der.clone(), |raw| parse_x509(raw)))
+                .map(|der| WrappedX509::new(der.clone(), parse_x509))
                 .collect();
             o.ca = Some(Arc::from(certs));
         }

@@ -24,10 +24,15 @@ struct Process {
 
 impl Process {
     fn start(config: &Path, log: PathBuf) -> Process {
+        Process::start_with(config, log, &[])
+    }
+
+    fn start_with(config: &Path, log: PathBuf, args: &[&str]) -> Process {
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(BIN)
             .arg("--config")
             .arg(config)
+            .args(args)
             // As verbose as an operator would go while debugging a login.
             .env("RUST_LOG", "debug")
             .stdout(Stdio::null())
@@ -217,4 +222,77 @@ async fn logs_carry_no_secret_and_sighup_reloads_keeping_sessions() {
     assert_eq!(r.status, 200);
     assert_eq!(r.upstream_header("x-reloaded-user"), [ALICE_ID]);
     assert_eq!(b.get(&url("/added/x")).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upgrade_hands_the_listener_over_without_refusing_a_request() {
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let echo = Echo::start().await.expect("echo");
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("oag-upgrade-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("gateway.toml");
+    let text = config_text(port, &sim, &echo, "", "").replacen(
+        "threads = 2",
+        &format!(
+            "threads = 2\ngrace_period_seconds = 1\nupgrade_socket = \"{}\"",
+            dir.join("upgrade.sock").display()
+        ),
+        1,
+    );
+    write(&config, &text);
+    let mut old = Process::start(&config, dir.join("old.log"));
+    let url = format!("http://127.0.0.1:{port}/public/x");
+    wait_until("the old gateway", || async {
+        reqwest::get(&url).await.is_ok()
+    })
+    .await;
+
+    // Clients keep coming, each on a new connection, all through the switch.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, url) = (stop.clone(), url.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let client = reqwest::Client::new();
+                match client.get(&url).header("connection", "close").send().await {
+                    Ok(r) if r.status() == 200 => ok += 1,
+                    Ok(r) => failed.push(r.status().to_string()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        })
+    };
+
+    let new = Process::start_with(&config, dir.join("new.log"), &["--upgrade"]);
+    // The new process waits on the socket until the old one is told to hand over.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    old.signal("QUIT");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = old.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the old gateway never exited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Served by the new process alone for a while.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.await.expect("load");
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
+    assert!(ok > 20, "only {ok} requests went through");
+    assert!(
+        status.success() || status.code().is_none(),
+        "old exited with {status}"
+    );
+    assert_eq!(reqwest::get(&url).await.expect("new").status(), 200);
+    drop(new);
 }
