@@ -259,3 +259,93 @@ pub(super) fn log_settings(c: &mut Collector, f: Option<LogFile>) -> LogSettings
         access_log: f.access_log.unwrap_or(true),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::parse;
+
+    const BASE: &str = r#"
+[session]
+keys = [{ value = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=", dev = true }]
+[[route]]
+upstream = "http://127.0.0.1:9"
+protocol = "public"
+"#;
+
+    #[test]
+    fn every_serving_problem_is_listed_with_its_path() {
+        let text = format!(
+            r#"
+[server]
+public_url = "http://localhost:8080"
+admin_listen = "nowhere"
+[server.tls]
+cert_file = "/nonexistent/cert.pem"
+[server.limits]
+max_request_header_bytes = 10
+max_connections = 0
+[server.upstream]
+read_timeout_seconds = 0
+ca_file = "/nonexistent/ca.pem"
+[log]
+format = "xml"
+level = "info,[="
+{BASE}
+[[route]]
+path = "/x"
+upstream = "http://127.0.0.1:9"
+upstream_tls_verify = false
+protocol = "public"
+"#
+        );
+        let err = parse(&text, Path::new("."), &|_| None)
+            .expect_err("bad config")
+            .to_string();
+        for path in [
+            "server.admin_listen:",
+            "server.tls.key_file: is required",
+            "server.limits.max_request_header_bytes:",
+            "server.limits.max_connections:",
+            "server.upstream.read_timeout_seconds:",
+            "server.upstream.ca_file: cannot read",
+            "log.format:",
+            "log.level:",
+            "route[1].upstream: `upstream_tls_verify` is for https upstreams",
+        ] {
+            assert!(err.contains(path), "missing `{path}` in:\n{err}");
+        }
+    }
+
+    #[test]
+    fn a_tls_listener_refuses_a_file_that_is_not_a_certificate() {
+        let dir = std::env::temp_dir().join(format!("oag-tls-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_pem = dir.join("cert.pem");
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        let text = format!(
+            "[server]\npublic_url = \"http://localhost:8080\"\n[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n{BASE}",
+            not_pem.display(),
+            not_pem.display()
+        );
+        let err = parse(&text, Path::new("."), &|_| None)
+            .expect_err("bad tls")
+            .to_string();
+        assert!(err.contains("server.tls.cert_file:"), "{err}");
+    }
+
+    #[test]
+    fn good_serving_settings_come_through() {
+        let text = format!(
+            "[server]\nadmin_listen = \"127.0.0.1:9090\"\n[server.upstream]\nread_timeout_seconds = 5\n[log]\nformat = \"json\"\naccess_log = false\n{BASE}"
+        );
+        let c = parse(&text, Path::new("."), &|_| None).expect("good config");
+        assert_eq!(c.server.admin_listen.map(|a| a.port()), Some(9090));
+        assert_eq!(c.server.upstream.read_timeout.as_secs(), 5);
+        assert_eq!(c.server.limits.max_connections, 10_000);
+        assert_eq!(c.log.format, crate::config::LogFormat::Json);
+        assert!(!c.log.access_log);
+        assert!(c.server.listener_tls.is_none());
+    }
+}
