@@ -61,6 +61,7 @@ pub fn build(gateway: Arc<Gateway>, launch: Launch) -> Result<(Server, Arc<Live>
     let app = Limited {
         inner: Arc::new(proxy),
         open: AtomicUsize::new(0),
+        refused: AtomicUsize::new(0),
         max: s.limits.max_connections,
     };
     let mut service = Service::new("oneaccess-gateway".to_string(), app);
@@ -110,6 +111,8 @@ pub fn run_forever(gateway: Arc<Gateway>, launch: Launch) -> Result<(), StartupE
 struct Limited<A> {
     inner: Arc<A>,
     open: AtomicUsize,
+    /// Connections closed for the cap, for a log line that a flood cannot flood.
+    refused: AtomicUsize,
     max: usize,
 }
 
