@@ -128,10 +128,14 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Limited<A> {
         // calls a kept-alive connection is uncounted only for an instant.
         if self.open.fetch_add(1, Ordering::Relaxed) >= self.max {
             self.open.fetch_sub(1, Ordering::Relaxed);
-            tracing::warn!(
-                max = self.max,
-                "connection limit reached; closing a new connection"
-            );
+            let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+            if refused % 1000 == 1 {
+                tracing::warn!(
+                    max = self.max,
+                    refused,
+                    "connection limit reached; closing new connections"
+                );
+            }
             return None;
         }
         let _open = Opened(&self.open);
