@@ -227,42 +227,27 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         self.render_requests(&mut out);
         let rare = lock(&self.rare);
-        family(
+        labelled(
             &mut out,
             "oneaccess_gateway_logins_started_total",
-            "counter",
             "Logins sent to the identity provider, by protocol.",
+            "protocol",
+            &rare.logins_started,
         );
-        for (p, n) in &rare.logins_started {
-            let _ = writeln!(
-                out,
-                "oneaccess_gateway_logins_started_total{{protocol=\"{p}\"}} {n}"
-            );
-        }
-        family(
+        labelled(
             &mut out,
             "oneaccess_gateway_logins_completed_total",
-            "counter",
             "Logins that made a session, by protocol.",
+            "protocol",
+            &rare.logins_completed,
         );
-        for (p, n) in &rare.logins_completed {
-            let _ = writeln!(
-                out,
-                "oneaccess_gateway_logins_completed_total{{protocol=\"{p}\"}} {n}"
-            );
-        }
-        family(
+        labelled(
             &mut out,
             "oneaccess_gateway_logins_failed_total",
-            "counter",
             "Callbacks that made no session, by reason.",
+            "reason",
+            &rare.logins_failed,
         );
-        for (r, n) in &rare.logins_failed {
-            let _ = writeln!(
-                out,
-                "oneaccess_gateway_logins_failed_total{{reason=\"{r}\"}} {n}"
-            );
-        }
         family(
             &mut out,
             "oneaccess_gateway_idp_request_duration_seconds",
@@ -310,18 +295,13 @@ impl Metrics {
             .get(crate::auth::http::JWKS_ENDPOINT)
             .map_or(0, |e| e.count);
         let _ = writeln!(out, "oneaccess_gateway_jwks_refreshes_total {jwks}");
-        family(
+        labelled(
             &mut out,
             "oneaccess_gateway_config_reloads_total",
-            "counter",
             "Configuration reloads, by result.",
+            "result",
+            &rare.reloads,
         );
-        for (r, n) in &rare.reloads {
-            let _ = writeln!(
-                out,
-                "oneaccess_gateway_config_reloads_total{{result=\"{r}\"}} {n}"
-            );
-        }
         drop(rare);
         family(
             &mut out,
@@ -381,6 +361,20 @@ impl Metrics {
                 );
             }
         }
+    }
+}
+
+/// A counter family with one label, from its counts.
+fn labelled(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    counts: &BTreeMap<&'static str, u64>,
+) {
+    family(out, name, "counter", help);
+    for (value, n) in counts {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
     }
 }
 
