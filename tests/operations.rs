@@ -152,9 +152,12 @@ async fn logs_carry_no_secret_and_sighup_reloads_keeping_sessions() {
     assert_eq!(page.status, 200, "{}", page.body);
     secrets.push(("ID token".into(), bearer(&page)));
 
-    // The logs are JSON lines, with the request id and the user.
-    wait_until("the access log", || async {
-        gw.logs().contains("\"target\":\"access\"")
+    // The logs are JSON lines, with the request id and the user. The access line
+    // is written after the answer, so it may come a moment after the page.
+    wait_until("the access line of the last request", || async {
+        gw.logs()
+            .lines()
+            .any(|l| l.contains("\"target\":\"access\"") && l.contains("/with-id/page"))
     })
     .await;
     let logs = gw.logs();
@@ -201,7 +204,10 @@ async fn logs_carry_no_secret_and_sighup_reloads_keeping_sessions() {
     })
     .await;
     assert_eq!(b.get(&url("/added/x")).await.status, 200);
-    assert!(gw.logs().contains("configuration reloaded"));
+    wait_until("the reload's log line", || async {
+        gw.logs().contains("configuration reloaded")
+    })
+    .await;
 
     // A bad file is refused with its errors, and the running config keeps serving.
     write(

@@ -334,10 +334,7 @@ async fn admin_listener_reports_health_readiness_and_metrics() {
     assert_eq!(page.status, 200);
     b.get(&format!("http://localhost:{port}/public/x")).await;
 
-    let m = b.get(&admin_url("/metrics")).await;
-    assert_eq!(m.status, 200);
-    let has = |line: &str| m.body.lines().any(|l| l == line);
-    for line in [
+    let expected = [
         "oneaccess_gateway_requests_total{route=\"/\",status=\"200\",outcome=\"authenticated\"} 1",
         // The probe of /metrics on the proxy's listener, and the login.
         "oneaccess_gateway_requests_total{route=\"/\",status=\"302\",outcome=\"login_required\"} 2",
@@ -350,8 +347,26 @@ async fn admin_listener_reports_health_readiness_and_metrics() {
         "oneaccess_gateway_jwks_refreshes_total 1",
         "oneaccess_gateway_idp_errors_total{endpoint=\"token endpoint\"} 0",
         "oneaccess_gateway_ready 1",
-    ] {
-        assert!(has(line), "missing `{line}` in:\n{}", m.body);
+    ];
+    // A request is counted once its answer is written: poll for the last one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = b.get(&admin_url("/metrics")).await;
+        assert_eq!(m.status, 200);
+        let missing: Vec<&str> = expected
+            .iter()
+            .copied()
+            .filter(|want| !m.body.lines().any(|l| l == *want))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "missing {missing:?} in:\n{}",
+            m.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
