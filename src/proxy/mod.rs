@@ -74,9 +74,11 @@ impl ProxyHttp for GatewayProxy {
         let now = now_secs();
         let socket = peer_ip(session);
         let req = session.req_header();
-        let trusted = socket.is_some_and(|ip| {
-            crate::policy::is_trusted_proxy(ip, &g.config.server.trusted_proxies)
-        });
+        let trusted = || {
+            socket.is_some_and(|ip| {
+                crate::policy::is_trusted_proxy(ip, &g.config.server.trusted_proxies)
+            })
+        };
         ctx.request_id = request_id::for_request(req.headers.get(request_id::HEADER), trusted);
         let path = req.uri.path();
 
