@@ -4,7 +4,9 @@
 # tests run the Redis session store against a real server) and nginx (the
 # forward-auth tests run a real nginx in front of the gateway; only its binary
 # is used, the packaged service is not needed) and chromium with chromedriver
-# (demo/tests/browser.rs logs in through the demo with a real headless browser).
+# (demo/tests/browser.rs logs in through the demo with a real headless browser),
+# and the load benchmark's peers and load generator: wrk, Apache with
+# mod_auth_openidc (loadbench/tests/smoke.rs runs the benchmark briefly).
 # Idempotent: does nothing when everything is there.
 set -euo pipefail
 
@@ -19,6 +21,10 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # demo/tests/browser.rs looks for exactly these paths (Debian's packages).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# The load benchmark (scripts/loadbench.sh) and its smoke test.
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+[ -x /usr/sbin/apache2 ] || need+=(apache2)
+[ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] || need+=(libapache2-mod-auth-openidc)
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is missing: install Rust from rustup.rs first" >&2; exit 1; }
 
 if [ ${#need[@]} -gt 0 ]; then

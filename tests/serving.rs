@@ -134,6 +134,9 @@ protocol = "public"
     let r = b.get(&url("/forged/page")).await;
     assert_eq!(r.status, 502, "{}", r.body);
     assert!(r.body.contains("not answering"), "{}", r.body);
+    // The gateway closes the connection after a failure, and says so: a client
+    // must not send its next request down it.
+    assert_eq!(r.headers["connection"], "close");
     assert_eq!(untrusted.requests(), 0);
 
     // Unless the route says not to check (development only).

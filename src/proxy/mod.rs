@@ -6,6 +6,7 @@ pub mod live;
 pub mod request_id;
 pub mod respond;
 pub mod server;
+pub mod workers;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -282,6 +283,9 @@ impl ProxyHttp for GatewayProxy {
         }
         // Past the response header there is nothing left to tell the client.
         if code > 0 && session.response_written().is_none() {
+            // The connection is closed after this answer (below): say so, or a
+            // client could send its next request on it as it closes.
+            session.set_keepalive(None);
             let api = is_api_request(session.req_header());
             let reply = upstream_failure_reply(code, api);
             if let Err(e) = respond::send(session, reply, &ctx.request_id).await {

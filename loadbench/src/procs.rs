@@ -1,0 +1,233 @@
+//! The servers of a run as child processes: each in its own process group (so a
+//! master and its workers stop together), waited for on its port, measured through
+//! `/proc` (memory and CPU of the whole process tree), and stopped when dropped.
+
+use std::collections::HashMap;
+use std::fs;
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A server the benchmark started.
+pub struct Proc {
+    pub port: u16,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `cmd` with its output in `log`, and returns once `port` accepts on
+    /// loopback. A process that exits first, or never listens, is an error that
+    /// quotes the end of its log.
+    pub fn start(name: &str, mut cmd: Command, port: u16, log: &Path) -> Result<Proc, String> {
+        let out = fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {name} ({:?}): {e}", cmd.get_program()))?;
+        let mut proc = Proc {
+            port,
+            child,
+            log: log.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                return Err(format!(
+                    "{name} exited at start ({status}):\n{}",
+                    proc.log_tail()
+                ));
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(proc);
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+        Err(format!(
+            "{name} did not listen on {port} within 30 s:\n{}",
+            proc.log_tail()
+        ))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last lines of its output, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Memory and CPU of this server now, over all its processes.
+    pub fn usage(&self) -> Usage {
+        usage_of(self.pid())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // The whole group: nginx's and Apache's workers stop with their master.
+        let group = format!("-{}", self.pid());
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Memory and CPU of a process tree at one moment.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Usage {
+    /// Proportional set size summed over the processes: memory shared between a
+    /// master and its workers is counted once, so one process and many compare.
+    pub pss_kib: u64,
+    /// Peak resident set size (`VmHWM`) of the root process.
+    pub root_hwm_kib: u64,
+    /// CPU time, user + system, in clock ticks (1/100 s).
+    pub cpu_ticks: u64,
+}
+
+/// Memory and CPU of process `root` and its descendants now.
+pub fn usage_of(root: u32) -> Usage {
+    let mut usage = Usage::default();
+    for pid in tree(root) {
+        let dir = PathBuf::from(format!("/proc/{pid}"));
+        usage.pss_kib += field_kib(&dir.join("smaps_rollup"), "Pss:");
+        if pid == root {
+            usage.root_hwm_kib = field_kib(&dir.join("status"), "VmHWM:");
+        }
+        usage.cpu_ticks += cpu_ticks(pid);
+    }
+    usage
+}
+
+/// `root` and every descendant, from the parent ids in `/proc/*/stat`.
+fn tree(root: u32) -> Vec<u32> {
+    let mut parents: HashMap<u32, Vec<u32>> = HashMap::new();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some(ppid) = stat_fields(pid).and_then(|f| f.get(1).and_then(|p| p.parse().ok()))
+            {
+                parents.entry(ppid).or_default().push(pid);
+            }
+        }
+    }
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        if let Some(kids) = parents.get(&out[i]) {
+            out.extend(kids);
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The fields of `/proc/PID/stat` after the command name (which may hold spaces):
+/// index 0 is the state, 1 the parent pid, 11 utime, 12 stime.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &text[text.rfind(')')? + 1..];
+    Some(after.split_whitespace().map(str::to_string).collect())
+}
+
+/// CPU time of one process (not its children), in clock ticks.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    stat_fields(pid)
+        .map(|f| {
+            let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            n(11) + n(12)
+        })
+        .unwrap_or(0)
+}
+
+fn field_kib(path: &Path, name: &str) -> u64 {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Samples a server's memory four times a second while a load runs, keeping the
+/// highest proportional set size seen.
+pub struct PeakSampler {
+    stop: Arc<AtomicBool>,
+    handle: thread::JoinHandle<u64>,
+}
+
+impl PeakSampler {
+    pub fn start(root: u32) -> PeakSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(Ordering::Relaxed) {
+                peak = peak.max(usage_of(root).pss_kib);
+                thread::sleep(Duration::from_millis(250));
+            }
+            peak.max(usage_of(root).pss_kib)
+        });
+        PeakSampler { stop, handle }
+    }
+
+    /// The peak, in KiB.
+    pub fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or(0)
+    }
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// The first of `candidates` that exists, else `name` on the PATH.
+pub fn find_binary(name: &str, candidates: &[&str]) -> Result<PathBuf, String> {
+    for c in candidates {
+        if Path::new(c).is_file() {
+            return Ok(PathBuf::from(c));
+        }
+    }
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|f| f.is_file())
+        })
+        .ok_or_else(|| format!("{name} is not installed (./scripts/setup.sh installs it)"))
+}

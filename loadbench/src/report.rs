@@ -1,0 +1,158 @@
+//! The report: Markdown tables with the machine they were measured on, the
+//! targets met or missed, and the problems that make a run fail.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+#[derive(Default)]
+pub struct Report {
+    sections: Vec<String>,
+    /// Lines of the "targets" section: (met, text).
+    targets: Vec<(bool, String)>,
+    /// What makes the run fail: errors, logins that failed, JWKS fetches.
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    pub fn section(&mut self, title: &str, body: String) {
+        println!("\n## {title}\n\n{body}");
+        self.sections.push(format!("## {title}\n\n{body}"));
+    }
+
+    pub fn target(&mut self, met: bool, text: String) {
+        println!("{} {text}", if met { "met:   " } else { "MISSED:" });
+        self.targets.push((met, text));
+    }
+
+    pub fn problem(&mut self, text: String) {
+        eprintln!("problem: {text}");
+        self.problems.push(text);
+    }
+
+    /// Writes the whole report to `path`.
+    pub fn write(&self, path: &Path, command: &str) -> Result<(), String> {
+        let mut out = String::new();
+        let _ = writeln!(out, "# Load benchmark\n");
+        let _ = writeln!(out, "Command: `{command}`\n");
+        let _ = writeln!(out, "{}\n", machine());
+        if !self.targets.is_empty() {
+            let _ = writeln!(out, "## Targets\n");
+            for (met, t) in &self.targets {
+                let _ = writeln!(out, "- {} {t}", if *met { "met:" } else { "**missed:**" });
+            }
+            out.push('\n');
+        }
+        for s in &self.sections {
+            let _ = writeln!(out, "{s}");
+        }
+        if !self.problems.is_empty() {
+            let _ = writeln!(out, "## Problems\n");
+            for p in &self.problems {
+                let _ = writeln!(out, "- {p}");
+            }
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(path, out).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// A Markdown table.
+pub fn table(head: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = format!("| {} |\n", head.join(" | "));
+    let _ = writeln!(
+        out,
+        "|{}",
+        head.iter()
+            .enumerate()
+            .map(|(i, _)| if i == 0 { "---|" } else { "---:|" })
+            .collect::<String>()
+    );
+    for r in rows {
+        let _ = writeln!(out, "| {} |", r.join(" | "));
+    }
+    out
+}
+
+/// Where and with what the figures were measured.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or("?".into(), |kib| {
+            format!("{:.0} GiB", kib as f64 / 1048576.0)
+        });
+    let kernel = run(&["uname", "-r"]);
+    let date = run(&["date", "-u", "+%Y-%m-%d %H:%M UTC"]);
+    let versions = [
+        ("wrk", run(&["wrk", "-v"])),
+        ("nginx", run(&["nginx", "-v"])),
+        ("apache2", run(&["apache2", "-v"])),
+        (
+            "mod_auth_openidc",
+            run(&[
+                "dpkg-query",
+                "-W",
+                "-f",
+                "${Version}",
+                "libapache2-mod-auth-openidc",
+            ]),
+        ),
+        ("redis", run(&["redis-server", "--version"])),
+    ];
+    let mut out = format!(
+        "Machine: {cpus} CPUs ({model}), {mem}, Linux {kernel}, {date}. Everything (load \
+         generator, proxies, upstream, simulator) shares these CPUs, so compare the ratios \
+         within a run, not absolute figures across runs.\n\nVersions:"
+    );
+    for (name, v) in versions {
+        let _ = write!(out, " {name} `{v}`;");
+    }
+    out.pop();
+    out.push('.');
+    out
+}
+
+/// The first line a command prints (stdout, else stderr), or `?`.
+fn run(cmd: &[&str]) -> String {
+    Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .map(|l| l.trim().to_string())
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_a_table() {
+        let t = table(&["a", "b"], &[vec!["x".into(), "1".into()]]);
+        assert_eq!(t, "| a | b |\n|---|---:|\n| x | 1 |\n");
+    }
+}

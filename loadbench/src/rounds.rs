@@ -1,0 +1,728 @@
+//! A whole run: starts the servers, logs in to each site as Alice, then the
+//! throughput rounds (all targets in turn, several times), the same at half the
+//! gateway's peak rate for latency, the logins, and the capacity mode.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::Client;
+use tokio::runtime::Runtime;
+
+use crate::login;
+use crate::logins;
+use crate::procs::{cpu_ticks, find_binary, usage_of, PeakSampler, Proc, Usage};
+use crate::report::{table, Report};
+use crate::targets::{bin_dir, metric, upstream_requests, Gateway, Setup};
+use crate::wrk::{Load, Sample, Wrk};
+use crate::Options;
+
+/// One row of the throughput table: a URL, whether it needs a session, and the server
+/// whose memory and CPU are reported for it.
+struct Target<'a> {
+    name: &'static str,
+    url: String,
+    /// Needs a session: Alice logs in anew before each load (mod_auth_openidc
+    /// re-issues a session cookie older than 60 s on every request, which wrk
+    /// would never take up).
+    login: bool,
+    server: &'a Proc,
+}
+
+/// A target's figures over all rounds.
+#[derive(Default)]
+struct Figures {
+    samples: Vec<Sample>,
+    /// Requests that wrk counted as answered but the app never saw.
+    not_forwarded: u64,
+    cpu_us_per_request: Vec<f64>,
+    peak_pss_kib: u64,
+}
+
+impl Figures {
+    fn median(&self, f: impl Fn(&Sample) -> f64) -> f64 {
+        median(self.samples.iter().map(f).collect())
+    }
+
+    fn errors(&self) -> u64 {
+        self.samples.iter().map(|s| s.errors).sum::<u64>() + self.not_forwarded
+    }
+}
+
+pub fn run(o: &Options) -> Result<(), String> {
+    let wrk = find_binary("wrk", &["/usr/bin/wrk"])?;
+    let dir = std::env::temp_dir().join(format!("oneaccess-loadbench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let setup = Setup {
+        dir: dir.clone(),
+        workers: o.workers,
+        bin_dir: bin_dir()?,
+    };
+    let wrk = Wrk::new(wrk, &dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let client = login::client()?;
+    let mut report = Report::default();
+
+    println!("starting the servers in {}", dir.display());
+    let result = (|| {
+        let upstream = setup.upstream()?;
+        let sim = setup.sim()?;
+        let sim_url = format!("http://127.0.0.1:{}", sim.port);
+        let redis = setup.redis()?;
+        let gateway = setup.gateway("gateway", &sim_url, upstream.port, None, false)?;
+        let gateway_redis = setup.gateway(
+            "gateway-redis",
+            &sim_url,
+            upstream.port,
+            Some(redis.port),
+            false,
+        )?;
+        let nginx = setup.nginx_proxy(upstream.port)?;
+        let apache = setup.apache(&sim_url, upstream.port)?;
+        let sso = rt.block_on(login::sso_session(&client, &sim_url))?;
+        let site = Sites {
+            rt: &rt,
+            client: &client,
+            sim: &sim,
+            sim_url: &sim_url,
+            sso: &sso,
+            upstream: &upstream,
+        };
+        let targets = vec![
+            Target {
+                name: "upstream app, direct (the ceiling)",
+                url: format!("http://127.0.0.1:{}/", upstream.port),
+                login: false,
+                server: &upstream,
+            },
+            Target {
+                name: "nginx proxy_pass, no auth",
+                url: format!("http://127.0.0.1:{}/", nginx.port),
+                login: false,
+                server: &nginx,
+            },
+            Target {
+                name: "Apache + mod_auth_openidc, session cookie",
+                url: apache.url("/"),
+                login: true,
+                server: &apache.proc,
+            },
+            Target {
+                name: "gateway, public route",
+                url: gateway.url("/public/"),
+                login: false,
+                server: &gateway.proc,
+            },
+            Target {
+                name: "gateway, OIDC session cookie, 3 headers",
+                url: gateway.url("/"),
+                login: true,
+                server: &gateway.proc,
+            },
+            Target {
+                name: "gateway, Redis session, 3 headers",
+                url: gateway_redis.url("/"),
+                login: true,
+                server: &gateway_redis.proc,
+            },
+        ];
+        if o.mode == "serve" {
+            return serve(&site, &targets, &dir);
+        }
+        if o.mode == "all" || o.mode == "proxy" {
+            throughput(o, &wrk, &site, &targets, &mut report)?;
+        }
+        if o.mode == "all" || o.mode == "logins" {
+            logins_mode(o, &site, &gateway, &mut report)?;
+        }
+        if o.mode == "all" || o.mode == "capacity" {
+            capacity(
+                o,
+                &wrk,
+                &site,
+                &[&gateway, &gateway_redis],
+                &redis,
+                &mut report,
+            )?;
+        }
+        Ok::<(), String>(())
+    })();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    if let Err(e) = &result {
+        report.problem(format!("the run stopped: {e}"));
+    }
+    report.write(&o.out, &command)?;
+    println!("\nreport: {}", o.out.display());
+    if report.problems.is_empty() {
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    } else {
+        Err(format!(
+            "{} problem(s), listed in {}; the servers' logs are in {}",
+            report.problems.len(),
+            o.out.display(),
+            dir.display()
+        ))
+    }
+}
+
+/// Leaves the servers running, with a session for each target that needs one,
+/// until Enter: for profiling one of them under a load of one's own.
+fn serve(site: &Sites, targets: &[Target], dir: &std::path::Path) -> Result<(), String> {
+    println!("\nThe servers run until you press Enter. Load one with, for example:\n");
+    for (i, t) in targets.iter().enumerate() {
+        let cookie = if t.login {
+            let file = dir.join(format!("cookie-{i}.txt"));
+            let value = site.session(&t.url)?;
+            std::fs::write(&file, &value).map_err(|e| format!("{}: {e}", file.display()))?;
+            format!(" -H \"Cookie: $(cat {})\"", file.display())
+        } else {
+            String::new()
+        };
+        println!("# {} (pid {})", t.name, t.server.pid());
+        println!("wrk -t2 -c64 -d10s{cookie} {}\n", t.url);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// What the modes share: the runtime, the client, the simulator and Alice's SSO
+/// session there.
+struct Sites<'a> {
+    rt: &'a Runtime,
+    client: &'a Client,
+    sim: &'a Proc,
+    sim_url: &'a str,
+    sso: &'a str,
+    upstream: &'a Proc,
+}
+
+impl Sites<'_> {
+    /// Logs Alice in to `url` and checks that the session reaches the app as her.
+    fn session(&self, url: &str) -> Result<String, String> {
+        self.rt.block_on(async {
+            let cookie = login::login(self.client, url, self.sim_url, self.sso).await?;
+            login::check_session(self.client, url, &cookie).await?;
+            Ok(cookie)
+        })
+    }
+
+    fn upstream_requests(&self) -> Result<u64, String> {
+        self.rt
+            .block_on(upstream_requests(self.client, self.upstream.port))
+    }
+}
+
+/// One load of one target: wrk's figures, plus the app's own count (a proxy that
+/// answered by itself, with a redirect to log in say, would look fast to wrk).
+fn measure(
+    wrk: &Wrk,
+    site: &Sites,
+    t: &Target,
+    load: &Load,
+    figures: &mut Figures,
+) -> Result<(), String> {
+    let load = with_session(site, load, t)?;
+    let before_app = site.upstream_requests()?;
+    let before: Usage = t.server.usage();
+    let sampler = PeakSampler::start(t.server.pid());
+    let sample = wrk.run(&t.url, &load)?;
+    let peak = sampler.finish();
+    let after = t.server.usage();
+    let seen = site.upstream_requests()?.saturating_sub(before_app + 1);
+    figures.not_forwarded += sample.requests.saturating_sub(seen);
+    figures.peak_pss_kib = figures.peak_pss_kib.max(peak);
+    if sample.requests > 0 {
+        let cpu_us = (after.cpu_ticks.saturating_sub(before.cpu_ticks)) as f64 * 10_000.0;
+        figures
+            .cpu_us_per_request
+            .push(cpu_us / sample.requests as f64);
+    }
+    figures.samples.push(sample);
+    Ok(())
+}
+
+fn throughput(
+    o: &Options,
+    wrk: &Wrk,
+    site: &Sites,
+    targets: &[Target],
+    report: &mut Report,
+) -> Result<(), String> {
+    let peak_load = Load {
+        connections: o.connections,
+        threads: 2,
+        duration: o.duration,
+        headers: Vec::new(),
+        delay_ms: 0,
+        cookies: None,
+    };
+    let warm = Load {
+        duration: o.warmup,
+        ..peak_load.clone()
+    };
+    println!("warming up each target for {:?}", o.warmup);
+    for t in targets {
+        wrk.run(&t.url, &with_session(site, &warm, t)?)?;
+    }
+    let mut peak: Vec<Figures> = targets.iter().map(|_| Figures::default()).collect();
+    for round in 1..=o.rounds {
+        for (t, f) in targets.iter().zip(peak.iter_mut()) {
+            println!("round {round}/{}: {}", o.rounds, t.name);
+            measure(wrk, site, t, &peak_load, f)?;
+        }
+    }
+    let nginx_rps = peak[1].median(|s| s.rps);
+    let rows: Vec<Vec<String>> = targets
+        .iter()
+        .zip(&peak)
+        .map(|(t, f)| {
+            let rps = f.median(|s| s.rps);
+            vec![
+                t.name.to_string(),
+                format!("{rps:.0}"),
+                format!("{:.2}×", rps / nginx_rps),
+                format!("{:.2}", f.median(|s| s.p50_ms)),
+                format!("{:.2}", f.median(|s| s.p99_ms)),
+                format!("{:.2}", f.median(|s| s.p999_ms)),
+                f.errors().to_string(),
+                format!("{:.1}", median(f.cpu_us_per_request.clone())),
+                format!("{:.1}", f.peak_pss_kib as f64 / 1024.0),
+            ]
+        })
+        .collect();
+    report.section(
+        "Throughput",
+        format!(
+            "wrk, {} connections, 2 threads, {} s per round, {} interleaved round(s) after a \
+             {} s warm-up of each; medians over the rounds. Proxies get {} worker \
+             thread(s)/process(es). CPU is the proxy's own (user + system) per request; memory \
+             is the peak proportional set size of the proxy's processes.\n\n{}",
+            o.connections,
+            o.duration.as_secs(),
+            o.rounds,
+            o.warmup.as_secs(),
+            o.workers,
+            table(
+                &[
+                    "target",
+                    "requests/s",
+                    "× nginx",
+                    "p50 ms",
+                    "p99 ms",
+                    "p99.9 ms",
+                    "errors",
+                    "CPU µs/req",
+                    "peak MiB",
+                ],
+                &rows
+            )
+        ),
+    );
+    for (t, f) in targets.iter().zip(&peak) {
+        if f.errors() > 0 {
+            report.problem(format!(
+                "{}: {} errors ({} answered without reaching the app)",
+                t.name,
+                f.errors(),
+                f.not_forwarded
+            ));
+        }
+    }
+    let auth = peak[4].median(|s| s.rps);
+    let public = peak[3].median(|s| s.rps);
+    report.target(
+        auth >= nginx_rps,
+        format!(
+            "authenticated rps ≥ 1.0× nginx proxy_pass: {:.2}×",
+            auth / nginx_rps
+        ),
+    );
+    report.target(
+        auth >= 0.95 * public,
+        format!(
+            "authenticated rps ≥ 0.95× the gateway's public route: {:.2}×",
+            auth / public
+        ),
+    );
+
+    // The same targets at a fixed rate: half the gateway's authenticated peak.
+    let rate = (auth / 2.0).max(1.0);
+    let delay_ms = 10;
+    let paced = Load {
+        connections: ((rate * delay_ms as f64 / 1000.0).round() as u32).max(1),
+        delay_ms,
+        ..peak_load.clone()
+    };
+    let mut half: Vec<Figures> = targets.iter().map(|_| Figures::default()).collect();
+    for round in 1..=o.rounds {
+        for (t, f) in targets.iter().zip(half.iter_mut()) {
+            println!("half load, round {round}/{}: {}", o.rounds, t.name);
+            measure(wrk, site, t, &paced, f)?;
+        }
+    }
+    let direct_p99 = half[0].median(|s| s.p99_ms);
+    let rows: Vec<Vec<String>> = targets
+        .iter()
+        .zip(&half)
+        .map(|(t, f)| {
+            let p99 = f.median(|s| s.p99_ms);
+            vec![
+                t.name.to_string(),
+                format!("{:.0}", f.median(|s| s.rps)),
+                format!("{:.2}", f.median(|s| s.p50_ms)),
+                format!("{p99:.2}"),
+                format!("{:.2}", f.median(|s| s.p999_ms)),
+                format!("{:+.2}", p99 - direct_p99),
+                f.errors().to_string(),
+            ]
+        })
+        .collect();
+    report.section(
+        "Latency at half load",
+        format!(
+            "Each target paced at about {rate:.0} requests/s (half the gateway's authenticated \
+             peak): {} connections, each waiting {delay_ms} ms between requests. \
+             \"p99 added\" is over the upstream app reached directly.\n\n{}",
+            paced.connections,
+            table(
+                &[
+                    "target",
+                    "requests/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "p99.9 ms",
+                    "p99 added ms",
+                    "errors"
+                ],
+                &rows
+            )
+        ),
+    );
+    for (t, f) in targets.iter().zip(&half) {
+        if f.errors() > 0 {
+            report.problem(format!("{} at half load: {} errors", t.name, f.errors()));
+        }
+    }
+    let added = half[4].median(|s| s.p99_ms) - direct_p99;
+    report.target(
+        added <= 1.0,
+        format!("authenticated p99 added at half load ≤ 1 ms: {added:+.2} ms"),
+    );
+    Ok(())
+}
+
+/// The load, with a fresh session of Alice's when the target needs one (checked
+/// to reach the app as her).
+fn with_session(site: &Sites, load: &Load, t: &Target) -> Result<Load, String> {
+    let mut load = load.clone();
+    if t.login {
+        load.headers
+            .push(format!("Cookie: {}", site.session(&t.url)?));
+    }
+    Ok(load)
+}
+
+/// Logins per second against the gateway: whole logins, then callbacks alone.
+fn logins_mode(
+    o: &Options,
+    site: &Sites,
+    gateway: &Gateway,
+    report: &mut Report,
+) -> Result<(), String> {
+    let url = gateway.url("/");
+    let concurrency = 32;
+    // Warm-up: discovery and the JWKS are fetched here, once.
+    let warm = site.rt.block_on(logins::whole(
+        site.client,
+        &url,
+        site.sim_url,
+        site.sso,
+        4,
+        o.warmup,
+    ));
+    if warm.ok == 0 {
+        return Err(format!(
+            "no login succeeded in the warm-up: {}",
+            warm.first_error.unwrap_or_default()
+        ));
+    }
+    let jwks_before = jwks_fetches(site, gateway)?;
+
+    println!("logins: whole logins for {:?}", o.duration);
+    let cpu = Cpu::start(&gateway.proc, site.sim);
+    let whole = site.rt.block_on(logins::whole(
+        site.client,
+        &url,
+        site.sim_url,
+        site.sso,
+        concurrency,
+        o.duration,
+    ));
+    let whole_cpu = cpu.finish(whole.elapsed);
+
+    // As many pending logins as the whole logins managed in the same time.
+    let n = ((whole.rate() * o.duration.as_secs_f64()) as usize).clamp(200, 20_000);
+    println!("logins: {n} callbacks");
+    let pending = site.rt.block_on(logins::pending(
+        site.client,
+        &url,
+        site.sim_url,
+        site.sso,
+        n,
+        concurrency,
+    ))?;
+    let cpu = Cpu::start(&gateway.proc, site.sim);
+    let callbacks = site
+        .rt
+        .block_on(logins::callbacks(site.client, pending, concurrency));
+    let callback_cpu = cpu.finish(callbacks.elapsed);
+    let jwks_after = jwks_fetches(site, gateway)?;
+
+    let rows = [
+        ("whole logins", &whole, &whole_cpu),
+        ("callbacks only", &callbacks, &callback_cpu),
+    ]
+    .iter()
+    .map(|(name, b, cpu)| {
+        vec![
+            name.to_string(),
+            format!("{:.0}", b.rate()),
+            b.ok.to_string(),
+            b.failed.to_string(),
+            format!("{:.0}%", cpu[0]),
+            format!("{:.0}%", cpu[1]),
+            format!("{:.0}%", cpu[2]),
+            format!("{:.0}", cpu[0] / 100.0 * 1e6 / b.rate().max(1e-9)),
+        ]
+    })
+    .collect::<Vec<_>>();
+    report.section(
+        "Logins",
+        format!(
+            "{concurrency} concurrent users, against the gateway's OIDC route. A whole login is \
+             three requests (the gateway's redirect, the simulator's authorize with an SSO \
+             session, the callback); the callback exchanges the code at the simulator's token \
+             endpoint (an RS256 ID token signed there) and checks the ID token. \"Callbacks \
+             only\" makes the pending logins first and times the callbacks. CPU is in % of one \
+             core, per process, during the timed part.\n\n{}\n\
+             JWKS fetches by the gateway after the warm-up: {}.\n",
+            table(
+                &[
+                    "mode",
+                    "logins/s",
+                    "ok",
+                    "failed",
+                    "gateway CPU",
+                    "simulator CPU",
+                    "client CPU",
+                    "gateway CPU µs/login",
+                ],
+                &rows
+            ),
+            jwks_after - jwks_before
+        ),
+    );
+    for (name, b) in [("whole logins", &whole), ("callbacks", &callbacks)] {
+        if b.failed > 0 {
+            report.problem(format!(
+                "{name}: {} failed, the first: {}",
+                b.failed,
+                b.first_error.clone().unwrap_or_default()
+            ));
+        }
+    }
+    if jwks_after != jwks_before {
+        report.problem(format!(
+            "the gateway fetched the JWKS {} time(s) after the warm-up",
+            jwks_after - jwks_before
+        ));
+    }
+    let best = whole.rate().max(callbacks.rate());
+    let sim_share = whole_cpu[1] / (whole_cpu[0] + whole_cpu[1] + whole_cpu[2]).max(1e-9);
+    report.target(
+        best >= 2000.0,
+        format!(
+            "≥ 2000 logins/s: {best:.0}/s; the simulator used {:.0}% of the CPU the three \
+             processes used in whole logins, the gateway {:.0} µs of CPU per login (≈ {:.0} \
+             logins/s per core)",
+            sim_share * 100.0,
+            whole_cpu[0] / 100.0 * 1e6 / whole.rate().max(1e-9),
+            whole.rate() / (whole_cpu[0] / 100.0).max(1e-9)
+        ),
+    );
+    Ok(())
+}
+
+fn jwks_fetches(site: &Sites, gateway: &Gateway) -> Result<u64, String> {
+    let page = site.rt.block_on(gateway.metrics(site.client))?;
+    metric(&page, "oneaccess_gateway_jwks_refreshes_total")
+        .map(|v| v as u64)
+        .ok_or_else(|| "the gateway's /metrics has no JWKS count".to_string())
+}
+
+/// CPU used over a stretch of time by the gateway, the simulator and this
+/// process (without its children, which are the servers), in % of one core each.
+struct Cpu {
+    gateway: u32,
+    sim: u32,
+    before: [u64; 3],
+}
+
+impl Cpu {
+    fn start(gateway: &Proc, sim: &Proc) -> Cpu {
+        let (gateway, sim) = (gateway.pid(), sim.pid());
+        Cpu {
+            gateway,
+            sim,
+            before: Self::ticks(gateway, sim),
+        }
+    }
+
+    fn ticks(gateway: u32, sim: u32) -> [u64; 3] {
+        [
+            usage_of(gateway).cpu_ticks,
+            usage_of(sim).cpu_ticks,
+            cpu_ticks(std::process::id()),
+        ]
+    }
+
+    fn finish(self, elapsed: Duration) -> Vec<f64> {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let after = Self::ticks(self.gateway, self.sim);
+        after
+            .iter()
+            .zip(self.before)
+            .map(|(a, b)| a.saturating_sub(b) as f64 / 100.0 / secs * 100.0)
+            .collect()
+    }
+}
+
+/// Many connections over many sessions: the gateways' memory.
+fn capacity(
+    o: &Options,
+    wrk: &Wrk,
+    site: &Sites,
+    gateways: &[&Gateway],
+    redis: &Proc,
+    report: &mut Report,
+) -> Result<(), String> {
+    let mut rows = Vec::new();
+    for (gw, name) in gateways.iter().zip(["cookie sessions", "Redis sessions"]) {
+        println!(
+            "capacity: {} sessions on the gateway with {name}",
+            o.sessions
+        );
+        let url = gw.url("/");
+        let pending = site.rt.block_on(logins::pending(
+            site.client,
+            &url,
+            site.sim_url,
+            site.sso,
+            o.sessions,
+            64,
+        ))?;
+        let made = site
+            .rt
+            .block_on(logins::callbacks(site.client, pending, 64));
+        if made.failed > 0 || made.cookies.len() != o.sessions {
+            report.problem(format!(
+                "capacity ({name}): {} of {} logins failed: {}",
+                made.failed,
+                o.sessions,
+                made.first_error.clone().unwrap_or_default()
+            ));
+            continue;
+        }
+        let file: PathBuf = std::env::temp_dir().join(format!(
+            "oneaccess-loadbench-{}-sessions-{}.txt",
+            std::process::id(),
+            gw.proc.port
+        ));
+        std::fs::write(&file, made.cookies.join("\n") + "\n")
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        let load = Load {
+            connections: o.capacity_connections,
+            threads: 2,
+            duration: o.duration,
+            headers: Vec::new(),
+            delay_ms: 0,
+            cookies: Some(file.clone()),
+        };
+        let target = Target {
+            name: "capacity",
+            url,
+            login: false,
+            server: &gw.proc,
+        };
+        let mut f = Figures::default();
+        measure(wrk, site, &target, &load, &mut f)?;
+        let _ = std::fs::remove_file(&file);
+        let usage = gw.proc.usage();
+        let s = f.samples.first().copied().unwrap_or_default();
+        if f.errors() > 0 {
+            report.problem(format!("capacity ({name}): {} errors", f.errors()));
+        }
+        let hwm_mib = usage.root_hwm_kib as f64 / 1024.0;
+        report.target(
+            hwm_mib <= 64.0,
+            format!(
+                "gateway ({name}) peak RSS ≤ 64 MiB with {} connections and {} sessions: \
+                 {hwm_mib:.1} MiB",
+                o.capacity_connections, o.sessions
+            ),
+        );
+        rows.push(vec![
+            format!("gateway, {name}"),
+            format!("{:.0}", s.rps),
+            format!("{:.2}", s.p99_ms),
+            f.errors().to_string(),
+            format!("{hwm_mib:.1}"),
+            format!("{:.1}", usage.pss_kib as f64 / 1024.0),
+        ]);
+    }
+    report.section(
+        "Capacity",
+        format!(
+            "{} open connections (wrk), each request with the next of {} distinct session \
+             cookies, {} s. Peak RSS is the gateway process's VmHWM over its whole life (the \
+             earlier modes included). Redis held the server-side sessions: {:.1} MiB \
+             (PSS) at the end.\n\n{}",
+            o.capacity_connections,
+            o.sessions,
+            o.duration.as_secs(),
+            redis.usage().pss_kib as f64 / 1024.0,
+            table(
+                &[
+                    "target",
+                    "requests/s",
+                    "p99 ms",
+                    "errors",
+                    "peak RSS MiB",
+                    "memory now MiB (PSS)"
+                ],
+                &rows
+            )
+        ),
+    );
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let mid = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
+}

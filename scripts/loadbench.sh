@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The load benchmark (README, "How fast"): builds the gateway, the OneAccess
+# simulator and the harness in release mode, then runs the gateway side by side
+# with nginx and Apache mod_auth_openidc on loopback. Arguments go to
+# oneaccess-loadbench (--help lists them); the report goes to
+# bench-results/latest.md unless --out says otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+cargo build --release -q -p oneaccess-gateway -p oneaccess-sim -p oneaccess-loadbench --bins
+exec "${CARGO_TARGET_DIR:-target}/release/oneaccess-loadbench" "$@"
