@@ -62,6 +62,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    procs::stop_all_on_signal();
     match rounds::run(&opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {

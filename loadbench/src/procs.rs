@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,9 @@ impl Proc {
             .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot start {name} ({:?}): {e}", cmd.get_program()))?;
+        if let Ok(mut groups) = GROUPS.lock() {
+            groups.push(child.id());
+        }
         let mut proc = Proc {
             port,
             child,
@@ -75,14 +78,58 @@ impl Proc {
     }
 }
 
+/// The process groups of the servers running now, for `stop_all_on_signal`.
+static GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Ctrl-C or SIGTERM stops every server this run started before the harness
+/// exits: each runs in its own process group, which a terminal's Ctrl-C does
+/// not reach, and the harness's drops do not run on a signal.
+pub fn stop_all_on_signal() {
+    thread::spawn(|| {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        });
+        let groups = GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
+        for pid in &groups {
+            kill_group("-TERM", *pid);
+        }
+        thread::sleep(Duration::from_secs(1));
+        for pid in &groups {
+            kill_group("-KILL", *pid);
+        }
+        eprintln!("oneaccess-loadbench: interrupted; its servers are stopped");
+        std::process::exit(130);
+    });
+}
+
+fn kill_group(signal: &str, pid: u32) {
+    let _ = Command::new("kill")
+        .args([signal, "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
+        .status();
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         // The whole group: nginx's and Apache's workers stop with their master.
-        let group = format!("-{}", self.pid());
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &group])
-            .stderr(Stdio::null())
-            .status();
+        let pid = self.pid();
+        if let Ok(mut groups) = GROUPS.lock() {
+            groups.retain(|g| *g != pid);
+        }
+        kill_group("-TERM", pid);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -90,10 +137,7 @@ impl Drop for Proc {
             }
             thread::sleep(Duration::from_millis(20));
         }
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stderr(Stdio::null())
-            .status();
+        kill_group("-KILL", pid);
         let _ = self.child.wait();
     }
 }
