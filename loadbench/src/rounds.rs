@@ -248,6 +248,25 @@ fn measure(
     Ok(())
 }
 
+/// Every target under `load`, in turn, `o.rounds` times: each target's figures.
+fn interleaved(
+    o: &Options,
+    wrk: &Wrk,
+    site: &Sites,
+    targets: &[Target],
+    load: &Load,
+    label: &str,
+) -> Result<Vec<Figures>, String> {
+    let mut figures: Vec<Figures> = targets.iter().map(|_| Figures::default()).collect();
+    for round in 1..=o.rounds {
+        for (t, f) in targets.iter().zip(figures.iter_mut()) {
+            println!("{label} {round}/{}: {}", o.rounds, t.name);
+            measure(wrk, site, t, load, f)?;
+        }
+    }
+    Ok(figures)
+}
+
 fn throughput(
     o: &Options,
     wrk: &Wrk,
@@ -271,13 +290,7 @@ fn throughput(
     for t in targets {
         wrk.run(&t.url, &with_session(site, &warm, t)?)?;
     }
-    let mut peak: Vec<Figures> = targets.iter().map(|_| Figures::default()).collect();
-    for round in 1..=o.rounds {
-        for (t, f) in targets.iter().zip(peak.iter_mut()) {
-            println!("round {round}/{}: {}", o.rounds, t.name);
-            measure(wrk, site, t, &peak_load, f)?;
-        }
-    }
+    let peak = interleaved(o, wrk, site, targets, &peak_load, "round")?;
     let nginx_rps = peak[1].median(|s| s.rps);
     let rows: Vec<Vec<String>> = targets
         .iter()
@@ -360,13 +373,7 @@ fn throughput(
         delay_ms,
         ..peak_load.clone()
     };
-    let mut half: Vec<Figures> = targets.iter().map(|_| Figures::default()).collect();
-    for round in 1..=o.rounds {
-        for (t, f) in targets.iter().zip(half.iter_mut()) {
-            println!("half load, round {round}/{}: {}", o.rounds, t.name);
-            measure(wrk, site, t, &paced, f)?;
-        }
-    }
+    let half = interleaved(o, wrk, site, targets, &paced, "half load, round")?;
     let direct_p99 = half[0].median(|s| s.p99_ms);
     let rows: Vec<Vec<String>> = targets
         .iter()
