@@ -72,14 +72,9 @@ pub fn run(o: &Options) -> Result<(), String> {
         let sim = setup.sim()?;
         let sim_url = format!("http://127.0.0.1:{}", sim.port);
         let redis = setup.redis()?;
-        let gateway = setup.gateway("gateway", &sim_url, upstream.port, None, false)?;
-        let gateway_redis = setup.gateway(
-            "gateway-redis",
-            &sim_url,
-            upstream.port,
-            Some(redis.port),
-            false,
-        )?;
+        let gateway = setup.gateway("gateway", &sim_url, upstream.port, None)?;
+        let gateway_redis =
+            setup.gateway("gateway-redis", &sim_url, upstream.port, Some(redis.port))?;
         let nginx = setup.nginx_proxy(upstream.port)?;
         let apache = setup.apache(&sim_url, upstream.port)?;
         let sso = rt.block_on(login::sso_session(&client, &sim_url))?;

@@ -143,14 +143,14 @@ impl Setup {
     }
 
     /// The gateway: `/` behind OIDC (with its default three identity headers),
-    /// `/public` public. `redis` makes sessions server-side in that Redis.
+    /// `/public` public. `redis` makes sessions server-side in that Redis. No
+    /// access log, as nginx's and Apache's have none here.
     pub fn gateway(
         &self,
         name: &str,
         sim: &str,
         upstream: u16,
         redis: Option<u16>,
-        access_log: bool,
     ) -> Result<Gateway, String> {
         let port = free_port()?;
         let admin = free_port()?;
@@ -173,7 +173,7 @@ admin_listen = "127.0.0.1:{admin}"
 upgrade_socket = "{d}/{name}-upgrade.sock"
 
 [log]
-access_log = {access_log}
+access_log = false
 
 [session]
 keys = [{{ value = "{COOKIE_KEY}", dev = true }}]
