@@ -76,6 +76,13 @@ impl Proc {
     pub fn usage(&self) -> Usage {
         usage_of(self.pid())
     }
+
+    /// Starts its peak RSS (`VmHWM`) afresh from what it holds now (Linux's
+    /// `clear_refs` 5), so that a mode's peak is not an earlier mode's.
+    pub fn reset_peak(&self) -> Result<(), String> {
+        let path = format!("/proc/{}/clear_refs", self.pid());
+        fs::write(&path, "5").map_err(|e| format!("{path}: {e}"))
+    }
 }
 
 /// The process groups of the servers running now, for `stop_all_on_signal`.

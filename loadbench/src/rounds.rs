@@ -622,6 +622,9 @@ fn capacity(
             o.sessions
         );
         let url = gw.url("/");
+        // The peak counts from here: the 10,000 logins and the load, not the
+        // earlier modes.
+        gw.proc.reset_peak()?;
         let pending = site.rt.block_on(logins::pending(
             site.client,
             &url,
@@ -693,9 +696,9 @@ fn capacity(
         "Capacity",
         format!(
             "{} open connections (wrk), each request with the next of {} distinct session \
-             cookies, {} s. Peak RSS is the gateway process's VmHWM over its whole life (the \
-             earlier modes included). Redis held the server-side sessions: {:.1} MiB \
-             (PSS) at the end.\n\n{}",
+             cookies, {} s. Peak RSS is the gateway process's VmHWM from the start of its \
+             logins (reset through /proc/PID/clear_refs) to the end of the load. Redis held \
+             the server-side sessions: {:.1} MiB (PSS) at the end.\n\n{}",
             o.capacity_connections,
             o.sessions,
             o.duration.as_secs(),
