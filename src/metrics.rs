@@ -378,6 +378,22 @@ fn labelled(
     }
 }
 
+/// The gauge of the connections each worker serves now, appended to `out`.
+pub fn worker_connections(out: &mut String, open: impl Iterator<Item = usize>) {
+    family(
+        out,
+        "oneaccess_gateway_worker_connections",
+        "gauge",
+        "Client connections open now, by worker thread.",
+    );
+    for (worker, n) in open.enumerate() {
+        let _ = writeln!(
+            out,
+            "oneaccess_gateway_worker_connections{{worker=\"{worker}\"}} {n}"
+        );
+    }
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }

@@ -300,5 +300,107 @@ async fn an_upgrade_hands_the_listener_over_without_refusing_a_request() {
         "old exited with {status}"
     );
     assert_eq!(reqwest::get(&url).await.expect("new").status(), 200);
+    // The second worker's socket came with the first's: nothing waiting in it
+    // was reset when the old process closed its copy.
+    assert!(
+        new.logs()
+            .contains("a worker took over its socket from the previous process"),
+        "{}",
+        new.logs()
+    );
     drop(new);
+}
+
+/// The listening TCP sockets on `port`, from /proc/net/tcp (IPv4).
+fn listening_sockets(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let local = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1).is_some_and(|a| a.ends_with(&local)) && f.get(3) == Some(&"0A")
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_opened_at_once_are_spread_over_the_workers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let echo = Echo::start().await.expect("echo");
+    let (port, admin) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("oag-spread-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("gateway.toml");
+    let text = config_text(port, &sim, &echo, "", "").replacen(
+        "threads = 2",
+        &format!("threads = 2\nadmin_listen = \"127.0.0.1:{admin}\""),
+        1,
+    );
+    write(&config, &text);
+    let _gw = Process::start(&config, dir.join("gateway.log"));
+    let metrics = format!("http://127.0.0.1:{admin}/metrics");
+    wait_until("the gateway", || async {
+        reqwest::get(&metrics).await.is_ok()
+    })
+    .await;
+    // One listening socket per worker, in one SO_REUSEPORT group: the kernel, not
+    // whichever worker wakes first, picks the worker of each new connection.
+    assert_eq!(listening_sockets(port), 2);
+
+    // A burst of connections, as a load balancer's pool or wrk opens them; each
+    // then makes a request and stays open.
+    const N: usize = 32;
+    let mut conns = Vec::new();
+    for _ in 0..N {
+        let c = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+        conns.push(c.expect("connect"));
+    }
+    for c in &mut conns {
+        let request = format!("GET /public/x HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+        c.write_all(request.as_bytes()).await.expect("send");
+    }
+    for c in &mut conns {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            c.read_exact(&mut byte).await.expect("response head");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("content-length");
+        let mut body = vec![0u8; length];
+        c.read_exact(&mut body).await.expect("body");
+    }
+
+    let text = reqwest::get(&metrics)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let open: Vec<usize> = (0..2)
+        .map(|w| {
+            let prefix = format!("oneaccess_gateway_worker_connections{{worker=\"{w}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no gauge for worker {w}:\n{text}"))
+        })
+        .collect();
+    assert_eq!(open.iter().sum::<usize>(), N, "{open:?}");
+    // The kernel hashes each connection to a worker's socket: all 32 on one
+    // worker has a chance of 2 in 2^32.
+    assert!(
+        open.iter().all(|&n| n > 0),
+        "one worker got them all: {open:?}"
+    );
+    drop(conns);
 }

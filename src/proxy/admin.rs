@@ -10,14 +10,23 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use super::live::Live;
+use super::workers::ConnectionLimit;
 
 pub struct Admin {
     live: Arc<Live>,
+    /// The workers' connection counts, for the metrics.
+    connections: Arc<ConnectionLimit>,
 }
 
 impl Admin {
-    pub fn new(live: Arc<Live>) -> Admin {
-        Admin { live }
+    pub fn new(live: Arc<Live>, connections: Arc<ConnectionLimit>) -> Admin {
+        Admin { live, connections }
+    }
+
+    fn metrics(&self) -> String {
+        let mut text = self.live.gateway().render_metrics();
+        crate::metrics::worker_connections(&mut text, self.connections.open_by_worker());
+        text
     }
 }
 
@@ -39,7 +48,7 @@ impl ServeHttp for Admin {
             "/metrics" => answer(
                 200,
                 "text/plain; version=0.0.4",
-                self.live.gateway().render_metrics().into_bytes(),
+                self.metrics().into_bytes(),
             ),
             _ => answer(404, "text/plain", b"not found\n".to_vec()),
         }

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use super::admin::Admin;
 use super::live::Live;
-use super::workers::{ConnectionLimit, Worker};
+use super::workers::{self, ConnectionLimit, Worker};
 use super::GatewayProxy;
 use crate::error::StartupError;
 use crate::gateway::Gateway;
@@ -75,15 +75,19 @@ fn build(
     server.bootstrap();
     let conf = server.configuration.clone();
 
-    // One one-thread service per worker thread, all on the one listening socket
-    // (see `workers` for why).
-    let limit = Arc::new(ConnectionLimit::new(s.limits.max_connections));
+    // One one-thread service per worker thread, each on a listening socket of its
+    // own in one SO_REUSEPORT group (see `workers` for why).
     let listen = s.listen.to_string();
+    if !launch.upgrade {
+        workers::wait_until_free(&listen, 30).map_err(StartupError::Server)?;
+    }
+    let workers = s.threads.max(1);
+    let limit = Arc::new(ConnectionLimit::new(s.limits.max_connections, workers));
     let tls = match (&s.listener_tls, live.certificate()) {
         (Some(tls), Some(cert)) => Some((tls.http2, cert)),
         _ => None,
     };
-    for index in 0..s.threads.max(1) {
+    for index in 0..workers {
         let proxy = pingora::proxy::http_proxy(&conf, GatewayProxy::new(live.clone()));
         let settings = match &tls {
             Some((http2, cert)) => {
@@ -103,7 +107,7 @@ fn build(
     if let Some(admin) = s.admin_listen {
         let mut service = Service::new(
             "oneaccess-gateway admin".to_string(),
-            HttpServer::new_app(Admin::new(live.clone())),
+            HttpServer::new_app(Admin::new(live.clone(), limit.clone())),
         );
         service.add_tcp(&admin.to_string());
         server.add_service(service);

@@ -1,5 +1,5 @@
 //! The proxy's workers: one single-threaded Pingora service per worker thread,
-//! all accepting on one listening socket, under one cap on open connections.
+//! each accepting on a socket of its own, under one cap on open connections.
 //!
 //! Why not one service of N threads: Pingora hands every upstream connection it
 //! puts back in its keepalive pool to a task spawned on a *random* thread of the
@@ -10,10 +10,17 @@
 //! the request, its pooled connection and the pool's idle watch on one thread, as
 //! nginx's workers do.
 //!
-//! The listening socket: the first worker binds it through Pingora, which records
-//! it in its table of listeners (what `--upgrade` hands to the next process). The
-//! other workers each get a `dup` of it in a table of their own, so that every
-//! file descriptor has exactly one owner and is closed once.
+//! The listening sockets: one per worker, all bound to the address with
+//! `SO_REUSEPORT`, so that the kernel spreads new connections over the workers.
+//! On one shared socket the worker that happened to be awake accepted a whole
+//! burst: in one of six load-benchmark rounds all 64 of wrk's connections landed
+//! on one worker and the gateway served 9.4k requests/s instead of 23k (README,
+//! "How fast"). The first worker binds through Pingora, which records the socket
+//! in its table of listeners under the address; worker `i` binds its own and
+//! records it under `address#i`. `--upgrade` hands the whole table over, so the
+//! next process takes over every socket, with the connections waiting in each,
+//! and none is reset. Each worker listens on a `dup` in a table of its own, so
+//! that every file descriptor has exactly one owner and is closed once.
 
 use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,7 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::listeners::tls::TlsSettings;
-use pingora::listeners::{L4BufferSettings, ListenerConfig};
+use pingora::listeners::{L4BufferSettings, ListenerConfig, TcpSocketOptions};
 use pingora::protocols::Stream;
 use pingora::server::{Fds, ListenFds, ShutdownWatch};
 use pingora::services::listening::Service;
@@ -32,8 +39,8 @@ use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
 /// One worker: a one-thread proxy service on the shared listening address.
 pub struct Worker<A: ServerApp + Send + Sync + 'static> {
     inner: Service<Limited<A>>,
-    /// The first worker binds; the others take a copy of its socket.
-    first: bool,
+    /// The first worker's socket is bound by Pingora; the others bind their own.
+    index: usize,
     /// The listening address, as Pingora's table of listeners names it.
     listen: String,
 }
@@ -50,10 +57,13 @@ impl<A: ServerApp + Send + Sync + 'static> Worker<A> {
         let app = Limited {
             inner: Arc::new(app),
             limit,
+            worker: index,
         };
         let mut inner = Service::new(format!("oneaccess-gateway {index}"), app);
         inner.threads = Some(1);
-        let listener = ListenerConfig::tcp(listen);
+        let mut options = TcpSocketOptions::default();
+        options.so_reuseport = Some(true);
+        let listener = ListenerConfig::tcp(listen).tcp_socket_options(options);
         inner.add_listener(match tls {
             // TLS reads one record (up to 16 KiB) at a time: a buffer of one record
             // saves it system calls, where Pingora's default holds 64 KiB.
@@ -68,9 +78,14 @@ impl<A: ServerApp + Send + Sync + 'static> Worker<A> {
         });
         Worker {
             inner,
-            first: index == 0,
+            index,
             listen: listen.to_string(),
         }
+    }
+
+    /// This worker's socket in the table of listeners that an upgrade hands over.
+    fn key(&self) -> String {
+        format!("{}#{}", self.listen, self.index)
     }
 }
 
@@ -84,10 +99,36 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceWithDependents for Worker<A> {
         ready_notifier: ServiceReadyNotifier,
     ) {
         ready_notifier.notify_ready();
-        let fds = match (self.first, fds) {
-            (false, Some(shared)) => {
-                let Some(fd) = wait_for_listener(&shared, &self.listen, &mut shutdown).await else {
+        let fds = match (self.index, fds) {
+            (1.., Some(shared)) => {
+                // The first worker binds first, so that an address already taken
+                // is Pingora's error as it always was.
+                let Some(first) = wait_for_listener(&shared, &self.listen, &mut shutdown).await
+                else {
                     return;
+                };
+                let key = self.key();
+                let inherited = shared.lock().get(&key).copied();
+                let fd = match inherited {
+                    Some(fd) => {
+                        tracing::info!(
+                            worker = self.index,
+                            "a worker took over its socket from the previous process"
+                        );
+                        fd
+                    }
+                    None => match bind_reuse_port(&self.listen) {
+                        Ok(fd) => {
+                            shared.lock().add(key, fd);
+                            fd
+                        }
+                        // After an upgrade from a gateway whose socket was bound
+                        // without SO_REUSEPORT: share the first worker's, as it did.
+                        Err(e) => {
+                            tracing::warn!(error = %e, worker = self.index, "a worker shares the first worker's listening socket");
+                            first
+                        }
+                    },
                 };
                 match dup(fd) {
                     Ok(copy) => {
@@ -116,13 +157,13 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceWithDependents for Worker<A> {
         Some(1)
     }
 
-    /// Only the first worker claims the address in the table that an upgrade
-    /// hands over: the others' copies are theirs alone.
+    /// The keys of the sockets this worker claims in the table that an upgrade
+    /// hands over: Pingora closes an inherited socket that no service claims.
     fn listen_addresses(&self) -> Option<Vec<String>> {
-        if self.first {
+        if self.index == 0 {
             pingora::services::Service::listen_addresses(&self.inner)
         } else {
-            None
+            Some(vec![self.key()])
         }
     }
 }
@@ -145,10 +186,50 @@ async fn wait_for_listener(
     }
 }
 
+/// Waits until no other process listens on `listen`, trying `tries` times a
+/// second apart (Pingora's own bind tries 30 times). Sockets with `SO_REUSEPORT`
+/// would otherwise join the group of a gateway already running there and take
+/// half of its connections; a plain bind, without that option, fails instead.
+/// Not for an upgrade, whose old process holds the address by design.
+pub fn wait_until_free(listen: &str, tries: u32) -> Result<(), String> {
+    for attempt in 1..=tries {
+        match std::net::TcpListener::bind(listen) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < tries => {
+                tracing::warn!(listen, "the listen address is in use; trying again in 1 s");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => return Err(format!("cannot listen on {listen}: {e}")),
+        }
+    }
+    Err(format!("cannot listen on {listen}: in use"))
+}
+
+/// A listening socket of its own for a worker, in the first worker's
+/// `SO_REUSEPORT` group: the options and backlog Pingora binds with.
+fn bind_reuse_port(listen: &str) -> std::io::Result<RawFd> {
+    use std::net::ToSocketAddrs;
+    let addr = listen.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+    })?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    // Tokio's listener expects it: a blocking accept would stall the worker.
+    socket.set_nonblocking(true)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(65535)?;
+    Ok(socket.into_raw_fd())
+}
+
 /// A new descriptor for the same socket (close-on-exec, as Rust opens them).
 fn dup(fd: RawFd) -> std::io::Result<RawFd> {
-    // SAFETY: `fd` is the first worker's listening socket, open for as long as the
-    // server runs; it is only borrowed here, for the `dup`.
+    // SAFETY: `fd` is a listening socket of the table that an upgrade hands over,
+    // open for as long as the server runs; it is only borrowed here, for the `dup`.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     let copy = borrowed.try_clone_to_owned()?;
     debug_assert_ne!(copy.as_raw_fd(), fd);
@@ -159,18 +240,27 @@ fn dup(fd: RawFd) -> std::io::Result<RawFd> {
 /// the gateway's, not a worker's.
 pub struct ConnectionLimit {
     open: AtomicUsize,
+    /// Each worker's share of `open`, for the metrics: how evenly the kernel
+    /// spreads the connections.
+    by_worker: Box<[AtomicUsize]>,
     /// Connections closed for the cap, for a log line that a flood cannot flood.
     refused: AtomicUsize,
     max: usize,
 }
 
 impl ConnectionLimit {
-    pub fn new(max: usize) -> ConnectionLimit {
+    pub fn new(max: usize, workers: usize) -> ConnectionLimit {
         ConnectionLimit {
             open: AtomicUsize::new(0),
+            by_worker: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             refused: AtomicUsize::new(0),
             max,
         }
+    }
+
+    /// The connections each worker serves now.
+    pub fn open_by_worker(&self) -> impl Iterator<Item = usize> + '_ {
+        self.by_worker.iter().map(|n| n.load(Ordering::Relaxed))
     }
 }
 
@@ -180,6 +270,8 @@ impl ConnectionLimit {
 pub struct Limited<A> {
     inner: Arc<A>,
     limit: Arc<ConnectionLimit>,
+    /// Which worker this is, for its count in `limit`.
+    worker: usize,
 }
 
 #[async_trait]
@@ -206,6 +298,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Limited<A> {
             return None;
         }
         let _open = Opened(&limit.open);
+        let _mine = limit.by_worker.get(self.worker).map(|n| {
+            n.fetch_add(1, Ordering::Relaxed);
+            Opened(n)
+        });
         self.inner.process_new(stream, shutdown).await
     }
 
@@ -220,5 +316,23 @@ struct Opened<'a>(&'a AtomicUsize);
 impl Drop for Opened<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::FromRawFd;
+
+    #[test]
+    fn an_address_another_gateway_listens_on_is_not_free() {
+        let fd = bind_reuse_port("127.0.0.1:0").expect("bind");
+        // SAFETY: `fd` was just opened by `bind_reuse_port` and is owned here.
+        let running = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+        let addr = running.local_addr().expect("address").to_string();
+        let refused = wait_until_free(&addr, 1).expect_err("in use");
+        assert!(refused.contains(&addr), "{refused}");
+        drop(running);
+        assert_eq!(wait_until_free(&addr, 1), Ok(()));
     }
 }
