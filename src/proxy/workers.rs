@@ -87,6 +87,33 @@ impl<A: ServerApp + Send + Sync + 'static> Worker<A> {
     fn key(&self) -> String {
         format!("{}#{}", self.listen, self.index)
     }
+
+    /// The listening socket of a worker after the first: the one the previous
+    /// process handed over under `key`, else a new one, recorded there for the
+    /// next upgrade. `first` is the first worker's socket, shared as before when
+    /// a new one cannot join its group (after an upgrade from a gateway that
+    /// bound it without SO_REUSEPORT).
+    fn own_socket(&self, shared: &ListenFds, first: RawFd) -> RawFd {
+        let key = self.key();
+        let inherited = shared.lock().get(&key).copied();
+        if let Some(fd) = inherited {
+            tracing::info!(
+                worker = self.index,
+                "a worker took over its socket from the previous process"
+            );
+            return fd;
+        }
+        match bind_reuse_port(&self.listen) {
+            Ok(fd) => {
+                shared.lock().add(key, fd);
+                fd
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, worker = self.index, "a worker shares the first worker's listening socket");
+                first
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -107,29 +134,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceWithDependents for Worker<A> {
                 else {
                     return;
                 };
-                let key = self.key();
-                let inherited = shared.lock().get(&key).copied();
-                let fd = match inherited {
-                    Some(fd) => {
-                        tracing::info!(
-                            worker = self.index,
-                            "a worker took over its socket from the previous process"
-                        );
-                        fd
-                    }
-                    None => match bind_reuse_port(&self.listen) {
-                        Ok(fd) => {
-                            shared.lock().add(key, fd);
-                            fd
-                        }
-                        // After an upgrade from a gateway whose socket was bound
-                        // without SO_REUSEPORT: share the first worker's, as it did.
-                        Err(e) => {
-                            tracing::warn!(error = %e, worker = self.index, "a worker shares the first worker's listening socket");
-                            first
-                        }
-                    },
-                };
+                let fd = self.own_socket(&shared, first);
                 match dup(fd) {
                     Ok(copy) => {
                         let mut own = Fds::new();
@@ -138,7 +143,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceWithDependents for Worker<A> {
                     }
                     Err(e) => {
                         // The other workers still serve; this one sits out.
-                        tracing::error!(error = %e, "a worker could not share the listening socket");
+                        tracing::error!(error = %e, worker = self.index, "a worker could not copy its listening socket");
                         return;
                     }
                 }
@@ -288,9 +293,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Limited<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        // Pingora calls this once per HTTP/2 connection, and once per request of an
-        // HTTP/1 connection (waiting for the next request included): between two
-        // calls a kept-alive connection is uncounted only for an instant.
+        // Pingora calls this once per connection: its HTTP/1 app serves every
+        // kept-alive request, and waits for the next, inside this one call.
         let limit = &self.limit;
         if limit.open.fetch_add(1, Ordering::Relaxed) >= limit.max {
             limit.open.fetch_sub(1, Ordering::Relaxed);
