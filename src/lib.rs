@@ -6,6 +6,7 @@ pub mod assertion;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod front_door;
 pub mod gateway;
 pub mod identity;
 pub mod metrics;

@@ -44,6 +44,8 @@ outcomes! {
     Jwks => "jwks",
     NotFound => "not_found",
     BadPath => "bad_path",
+    BadHost => "bad_host",
+    MalformedRequest => "malformed_request",
     NoRoute => "no_route",
     ForwardAuthOnly => "forward_auth_only",
     UntrustedProxy => "untrusted_proxy",

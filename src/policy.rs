@@ -75,8 +75,9 @@ impl Policy {
 #[derive(Debug, Clone, Copy)]
 pub struct RequestFacts<'a> {
     pub method: &'a http::Method,
-    /// The normalized path (`route::normalize_for_matching`), the one routing used.
-    pub path: &'a str,
+    /// The request's path, as the front door read it: `paths` rules must hold
+    /// for its judged and its folded reading alike.
+    pub path: &'a crate::front_door::RequestPath<'a>,
     pub client_ip: Option<IpAddr>,
     /// The clock, unix seconds.
     pub now: u64,
@@ -87,6 +88,17 @@ pub enum Decision {
     Allow,
     /// Denied, and why (for the log line, not the user).
     Deny(&'static str),
+}
+
+/// Whether an allowed prefix covers the path in every reading an app could make
+/// of it: the judged one, and the folded one with case ignored (an app that reads
+/// `/Reports/Secret` as `/reports/secret` must not find it allowed by `/Reports`).
+fn paths_allow(allowed: &[String], path: &crate::front_door::RequestPath) -> bool {
+    use crate::route::{prefix_matches, prefix_matches_ignore_case};
+    allowed.iter().any(|pre| prefix_matches(pre, path.judged()))
+        && allowed
+            .iter()
+            .any(|pre| prefix_matches_ignore_case(pre, path.folded()))
 }
 
 pub fn decide(p: &Policy, req: &RequestFacts, identity: Option<&Identity>) -> Decision {
@@ -104,12 +116,7 @@ pub fn decide(p: &Policy, req: &RequestFacts, identity: Option<&Identity>) -> De
     if !p.methods.is_empty() && !p.methods.contains(req.method) {
         return Decision::Deny("method not allowed");
     }
-    if !p.paths.is_empty()
-        && !p
-            .paths
-            .iter()
-            .any(|pre| crate::route::prefix_matches(pre, req.path))
-    {
+    if !p.paths.is_empty() && !paths_allow(&p.paths, req.path) {
         return Decision::Deny("path not allowed");
     }
     if p.schedule.as_ref().is_some_and(|s| !s.contains(req.now)) {

@@ -106,6 +106,16 @@ impl Reply {
         self
     }
 
+    /// The answer to a request the front door refuses: a page, or JSON for an
+    /// API client.
+    pub fn for_refusal(refusal: crate::front_door::Refusal, api: bool) -> Reply {
+        if api {
+            Reply::json_error(refusal.status(), refusal.code(), refusal.message())
+        } else {
+            Reply::page(refusal.status(), refusal.title(), refusal.message())
+        }
+    }
+
     /// As `for_auth_error`, as JSON for an API client when `api`: the same status,
     /// with a code a script can act on, for the errors a request (not a login)
     /// meets.

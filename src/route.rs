@@ -27,6 +27,9 @@ pub struct Router {
     by_host: HashMap<String, Vec<Arc<Route>>>,
     /// Routes without a host, longest path first.
     any_host: Vec<Arc<Route>>,
+    /// Some route's path has an upper-case letter: a lookup that ignores case
+    /// cannot be skipped for a lower-case request path.
+    upper_case_paths: bool,
 }
 
 impl Router {
@@ -54,21 +57,35 @@ impl Router {
             list.sort_by(by_len);
         }
         r.any_host.sort_by(by_len);
+        r.upper_case_paths = config
+            .routes
+            .iter()
+            .any(|s| s.path.bytes().any(|b| b.is_ascii_uppercase()));
         r
     }
 
-    /// The route for a request. `host` is the Host header (port and case are
-    /// ignored); host-specific routes win over host-less ones.
-    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
+    /// The route for a host and path, both canonical (`front_door`): the host in
+    /// lower case without port, the path decoded. Host-specific routes win over
+    /// host-less ones; the longest matching prefix wins. `ignore_case` matches
+    /// the path's ASCII letters regardless of case.
+    pub fn find(&self, host: Option<&str>, path: &str, ignore_case: bool) -> Option<&Arc<Route>> {
+        let matches = |r: &&Arc<Route>| {
+            if ignore_case {
+                prefix_matches_ignore_case(&r.spec.path, path)
+            } else {
+                prefix_matches(&r.spec.path, path)
+            }
+        };
         let host_routes = host
-            .map(host_only)
-            .and_then(|h| self.lookup_host(h))
-            .and_then(|list| list.iter().find(|r| prefix_matches(&r.spec.path, path)));
-        host_routes.or_else(|| {
-            self.any_host
-                .iter()
-                .find(|r| prefix_matches(&r.spec.path, path))
-        })
+            .and_then(|h| self.by_host.get(h))
+            .and_then(|list| list.iter().find(matches));
+        host_routes.or_else(|| self.any_host.iter().find(matches))
+    }
+
+    /// Whether a lookup of `path` that ignores case could differ from one that
+    /// does not.
+    pub fn case_matters(&self, path: &str) -> bool {
+        self.upper_case_paths || path.bytes().any(|b| b.is_ascii_uppercase())
     }
 
     /// The origin users reach `host` at, from the config (never from the header
@@ -137,57 +154,16 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
     path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
 }
 
-/// The path routing and policy match on, so that they agree with what an upstream
-/// may make of it: percent-escapes decoded once (`%61dmin` is `admin`, `%2F` a
-/// `/`), `\` taken as `/`, and runs of `/` collapsed (`//admin` is `/admin`).
-/// Borrowed when there is nothing to change (the common case). The request is
-/// forwarded as it came; dot segments were refused before.
-pub fn normalize_for_matching(path: &str) -> std::borrow::Cow<'_, str> {
-    let b = path.as_bytes();
-    let plain = !b.contains(&b'%') && !b.contains(&b'\\') && !b.windows(2).any(|w| w == b"//");
-    if plain {
-        return std::borrow::Cow::Borrowed(path);
+/// `prefix_matches`, with ASCII letters matched regardless of case.
+pub fn prefix_matches_ignore_case(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return true;
     }
-    let decoded: Vec<u8> = percent_encoding::percent_decode(b).collect();
-    let mut out = String::with_capacity(decoded.len());
-    for c in String::from_utf8_lossy(&decoded).chars() {
-        let c = if c == '\\' { '/' } else { c };
-        if c == '/' && out.ends_with('/') {
-            continue;
-        }
-        out.push(c);
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-/// Whether a request path could mean something else to the upstream than to the
-/// router: a `.` or `..` segment, raw or percent-encoded (`%2e`), split by `/`,
-/// `\` or an encoded `%2f`/`%5c`. Browsers never send these (they resolve dot
-/// segments first), so such a request is refused rather than guessed at.
-pub fn is_ambiguous_path(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    if !bytes.contains(&b'.') && !bytes.contains(&b'%') && !bytes.contains(&b'\\') {
-        return false;
-    }
-    if !bytes.contains(&b'%') {
-        return has_dot_segment(bytes);
-    }
-    // Decode percent-escapes repeatedly (double encoding: %252e -> %2e -> .).
-    let mut cur = bytes.to_vec();
-    for _ in 0..3 {
-        let next: Vec<u8> = percent_encoding::percent_decode(&cur).collect();
-        if next == cur {
-            break;
-        }
-        cur = next;
-    }
-    has_dot_segment(&cur) || cur.iter().any(|b| *b < 0x20)
-}
-
-fn has_dot_segment(bytes: &[u8]) -> bool {
-    bytes
-        .split(|b| *b == b'/' || *b == b'\\')
-        .any(|seg| seg == b"." || seg == b"..")
+    let prefix = prefix.trim_end_matches('/').as_bytes();
+    let path = path.as_bytes();
+    path.len() >= prefix.len()
+        && path[..prefix.len()].eq_ignore_ascii_case(prefix)
+        && matches!(path.get(prefix.len()), None | Some(b'/'))
 }
 
 #[cfg(test)]
@@ -202,6 +178,10 @@ mod tests {
         assert!(prefix_matches("/app/", "/app/x"));
         assert!(!prefix_matches("/app", "/application"));
         assert!(!prefix_matches("/app", "/ap"));
+        assert!(!prefix_matches("/app", "/APP"));
+        assert!(prefix_matches_ignore_case("/app", "/APP/x"));
+        assert!(prefix_matches_ignore_case("/App/", "/aPp"));
+        assert!(!prefix_matches_ignore_case("/app", "/APPlication"));
     }
 
     #[test]
@@ -209,51 +189,5 @@ mod tests {
         assert_eq!(host_only("example.com:8080"), "example.com");
         assert_eq!(host_only("example.com"), "example.com");
         assert_eq!(host_only("[::1]:8080"), "[::1]");
-    }
-
-    #[test]
-    fn matching_paths_are_normalized() {
-        for (raw, want) in [
-            ("/plain/path", "/plain/path"),
-            ("/%61dmin", "/admin"),
-            ("//admin///x", "/admin/x"),
-            ("/admin%2Fsecret", "/admin/secret"),
-            ("/admin%2fsecret", "/admin/secret"),
-            ("/admin\\secret", "/admin/secret"),
-            ("/a%20b", "/a b"),
-        ] {
-            assert_eq!(normalize_for_matching(raw), want, "{raw}");
-        }
-        assert!(matches!(
-            normalize_for_matching("/plain"),
-            std::borrow::Cow::Borrowed(_)
-        ));
-    }
-
-    #[test]
-    fn ambiguous_paths_are_caught() {
-        for p in [
-            "/public/../admin",
-            "/public/./x",
-            "/public/%2e%2e/admin",
-            "/public/%2E%2e/admin",
-            "/public%2f..%2fadmin",
-            "/public\\..\\admin",
-            "/public/%252e%252e/admin",
-            "/x/%00",
-            "/..",
-        ] {
-            assert!(is_ambiguous_path(p), "{p}");
-        }
-        for p in [
-            "/",
-            "/app/file.txt",
-            "/a..b/c",
-            "/.well-known/x",
-            "/100%25",
-            "/a%20b",
-        ] {
-            assert!(!is_ambiguous_path(p), "{p}");
-        }
     }
 }

@@ -206,6 +206,8 @@ pub struct RouteFile {
     pub bearer_tokens: bool,
     /// Audiences a bearer token may carry; default: the route's client id.
     pub bearer_audiences: Option<Vec<String>>,
+    /// `allow` (default: judged without them) or `refuse` (400 for any `;`).
+    pub path_params: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -274,4 +276,6 @@ pub struct CasFile {
     pub renew: bool,
     #[serde(default)]
     pub gateway: bool,
+    /// CIDRs the CAS server posts single-logout requests from.
+    pub slo_networks: Option<Vec<String>>,
 }

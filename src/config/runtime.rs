@@ -18,6 +18,10 @@ pub struct Config {
     pub provider: Option<ProviderSettings>,
     pub routes: Vec<RouteSpec>,
     pub log: LogSettings,
+    /// Who may post CAS single-logout requests (`cas.slo_networks`, the same on
+    /// every cas route, since they all share one service URL); `None`: anyone,
+    /// as the CAS protocol has no signature.
+    pub cas_slo_networks: Option<Vec<ipnet::IpNet>>,
 }
 
 #[derive(Debug, Clone)]
@@ -248,6 +252,16 @@ pub enum RefreshFailure {
     Serve,
 }
 
+/// What a route makes of `;params` in a path segment (`/app/page;jsessionid=…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PathParams {
+    /// Judged without them, as a servlet container reads them (the default).
+    #[default]
+    Allow,
+    /// Any `;` (or `%3B`) is refused with 400: for apps that never use them.
+    Refuse,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Public,
@@ -391,6 +405,7 @@ pub struct RouteSpec {
     /// Audiences accepted in API clients' bearer JWTs; empty: bearer tokens are
     /// not accepted.
     pub bearer_audiences: Vec<String>,
+    pub path_params: PathParams,
     /// Which logins this route accepts: a session made by one protocol and client
     /// is not accepted by a route of another (`sub` means different things to
     /// each), e.g. `oidc:client-id`, `oauth2:client-id`, `cas`.

@@ -125,6 +125,11 @@ pub fn parse(text: &str, base_dir: &Path, env: EnvLookup) -> Result<Config, Conf
     let server = server_settings(&mut c, server_file, base_dir, env);
     let session = session_settings(&mut c, session_file, server.tls, base_dir, env);
     let provider = provider_file.map(|p| provider_settings(&mut c, p, base_dir, env));
+    let route_files_cas: Vec<(usize, Option<Vec<String>>)> = route_files
+        .iter()
+        .filter(|(_, f)| f.protocol.as_deref() == Some("cas"))
+        .map(|(i, f)| (*i, f.cas.as_ref().and_then(|c| c.slo_networks.clone())))
+        .collect();
     let routes = route_specs(
         &mut c,
         route_files,
@@ -145,6 +150,7 @@ pub fn parse(text: &str, base_dir: &Path, env: EnvLookup) -> Result<Config, Conf
             );
         }
     }
+    let cas_slo_networks = cas_slo_networks(&mut c, &route_files_cas);
     if provider.is_none() && routes.iter().any(|r| r.protocol != Protocol::Public) {
         c.add(
             "provider",
@@ -161,7 +167,44 @@ pub fn parse(text: &str, base_dir: &Path, env: EnvLookup) -> Result<Config, Conf
         provider,
         routes,
         log,
+        cas_slo_networks,
     })
+}
+
+/// `cas.slo_networks` of the cas routes: single logout comes to one service URL
+/// for all of them, so every cas route that names networks must name the same
+/// ones, and then every cas route must name them.
+fn cas_slo_networks(
+    c: &mut Collector,
+    routes: &[(usize, Option<Vec<String>>)],
+) -> Option<Vec<ipnet::IpNet>> {
+    let mut first: Option<(usize, Vec<ipnet::IpNet>)> = None;
+    for (i, nets) in routes {
+        let Some(nets) = nets else { continue };
+        let parsed: Vec<ipnet::IpNet> = nets
+            .iter()
+            .enumerate()
+            .filter_map(|(k, n)| policy::cidr(c, &format!("route[{i}].cas.slo_networks[{k}]"), n))
+            .collect();
+        match &first {
+            None => first = Some((*i, parsed)),
+            Some((j, want)) if *want != parsed => c.add(
+                format!("route[{i}].cas.slo_networks"),
+                format!("differs from route[{j}].cas.slo_networks: single logout comes to one address for every cas route"),
+            ),
+            Some(_) => {}
+        }
+    }
+    let (j, nets) = first?;
+    for (i, nets) in routes {
+        if nets.is_none() {
+            c.add(
+                format!("route[{i}].cas.slo_networks"),
+                format!("is needed, as route[{j}] limits single logout to its networks"),
+            );
+        }
+    }
+    Some(nets)
 }
 
 fn server_settings(
@@ -862,11 +905,8 @@ fn route_specs(
             }
         }
         let path = f.path.clone().unwrap_or_else(|| "/".into());
-        if !path.starts_with('/') || path.contains(['?', '#', '%', '\\']) || path.contains("/..") {
-            c.add(
-                at("path"),
-                "must start with `/` and contain no `?`, `#`, `%`, `\\` or `..`",
-            );
+        if !crate::front_door::path::is_canonical_prefix(&path) {
+            c.add(at("path"), crate::front_door::path::CANONICAL_PREFIX_RULE);
         }
         if path.starts_with(&server.paths.prefix) {
             c.add(
@@ -874,8 +914,16 @@ fn route_specs(
                 format!("overlaps the gateway's own `{}`", server.paths.prefix),
             );
         }
-        if !seen.insert((host.clone(), path.trim_end_matches('/').to_string())) {
-            c.add(at("path"), "another route already has this host and path");
+        // Compared ignoring case: an app may read `/Admin` as `/admin`, and the front
+        // door refuses what two routes could both claim.
+        if !seen.insert((
+            host.clone(),
+            path.trim_end_matches('/').to_ascii_lowercase(),
+        )) {
+            c.add(
+                at("path"),
+                "another route already has this host and path (paths are compared ignoring case)",
+            );
         }
 
         // No upstream: the route exists for forward auth only.
@@ -935,6 +983,17 @@ fn route_specs(
                     c.add(at("client_id"), "only oidc and oauth2 routes use a client");
                 }
                 None
+            }
+        };
+        let path_params = match f.path_params.as_deref() {
+            None | Some("allow") => PathParams::Allow,
+            Some("refuse") => PathParams::Refuse,
+            Some(other) => {
+                c.add(
+                    at("path_params"),
+                    format!("`{other}` is not allow or refuse"),
+                );
+                PathParams::Allow
             }
         };
         let cas = match (protocol, f.cas.as_ref()) {
@@ -1001,6 +1060,7 @@ fn route_specs(
                 pass_token: tokens.pass_token,
                 assertion: f.assertion,
                 bearer_audiences: tokens.bearer_audiences,
+                path_params,
             });
         }
     }

@@ -14,7 +14,7 @@ impl Gateway {
         &self,
         route: &Route,
         parts: &Parts,
-        path: &str,
+        path: &RequestPath<'_>,
         session: Option<&SessionData>,
         socket: Option<std::net::IpAddr>,
         now: u64,

@@ -10,7 +10,7 @@
 //! as the proxy judges one (`judge`).
 
 use super::*;
-use crate::route::{is_ambiguous_path, normalize_for_matching};
+use crate::front_door::{Entry, Refusal, Request};
 
 impl Gateway {
     /// The forward-auth answer: 200 with the identity headers, or the refusal.
@@ -54,31 +54,43 @@ impl Gateway {
             );
             return (reply, None, Outcome::NoOriginalUrl, None);
         };
-        let path = original.uri.path();
-        // nginx treats any status but 2xx, 401 and 403 as an error: refusals are 403.
-        if is_ambiguous_path(path) {
-            let reply = Reply::json_error(403, "bad_path", "The address is ambiguous.");
-            return (reply, None, Outcome::BadPath, None);
-        }
-        let norm = normalize_for_matching(path);
-        let host = original
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok());
-        let Some(route) = self.router.find(host, &norm).cloned() else {
-            tracing::warn!(host = host.unwrap_or("-"), path = %norm, "forward auth for an address no route covers");
-            let reply = Reply::json_error(403, "no_route", "No route covers this address.");
-            return (reply, None, Outcome::NoRoute, None);
+        // The front door, as for a proxied request. nginx treats any status but
+        // 2xx, 401 and 403 as an error: its refusals are 403.
+        let entry = self.front_door().admit(Request {
+            target: original.target.as_bytes(),
+            host: original.host.as_deref(),
+            host_required: true,
+        });
+        let (route, path) = match entry {
+            Ok(Entry::Route { route, path }) => (route, path),
+            Ok(Entry::Endpoint(_)) => {
+                let reply = Reply::json_error(
+                    403,
+                    "gateway_endpoint",
+                    "The gateway's own addresses are not judged by forward auth.",
+                );
+                return (reply, None, Outcome::NoRoute, None);
+            }
+            Err(refusal) => {
+                if refusal == Refusal::NoRoute {
+                    tracing::warn!(
+                        host = original.host.as_deref().unwrap_or("-"),
+                        "forward auth for an address no route covers"
+                    );
+                }
+                let reply = Reply::json_error(403, refusal.code(), refusal.message());
+                return (reply, None, refusal.outcome(), None);
+            }
         };
         match self
-            .judge(&route, &original, &norm, socket, redirect, now)
+            .judge(route, &original.parts, &path, socket, redirect, now)
             .await
         {
             Verdict::Pass(pass) => {
                 let mut reply = Reply::empty(200).with_cookies(pass.set_cookies);
                 reply.identity = pass.headers;
                 let user = pass.identity.map(|i| i.sub);
-                (reply, user, pass.outcome, Some(route))
+                (reply, user, pass.outcome, Some(route.clone()))
             }
             Verdict::Answer {
                 mut reply,
@@ -101,7 +113,7 @@ impl Gateway {
                         ));
                     }
                 }
-                (reply, user, outcome, Some(route))
+                (reply, user, outcome, Some(route.clone()))
             }
         }
     }
@@ -121,20 +133,24 @@ impl Gateway {
         let Some(rd) = q.get("rd") else {
             return bad();
         };
-        let target = if rd.starts_with('/') && !rd.starts_with("//") {
-            url::Url::parse(&self.config.server.public_origin).and_then(|b| b.join(rd))
+        let relative = rd.starts_with('/') && !rd.starts_with("//");
+        let public = &self.config.server.public_origin;
+        let target = if relative {
+            url::Url::parse(public).and_then(|b| b.join(rd))
         } else {
             url::Url::parse(rd)
         };
         let Ok(target) = target else {
             return bad();
         };
-        let host = target.host_str().map(str::to_string);
-        if is_ambiguous_path(target.path()) {
-            return bad();
-        }
-        let norm = normalize_for_matching(target.path());
-        let Some(route) = self.router.find(host.as_deref(), &norm).cloned() else {
+        // The route is found as the front door finds it for `rd` itself.
+        let public_host = public.split_once("://").map(|(_, h)| h);
+        let entry = self.front_door().admit(Request {
+            target: rd.as_bytes(),
+            host: if relative { public_host } else { None },
+            host_required: false,
+        });
+        let Ok(Entry::Route { route, .. }) = entry else {
             return bad();
         };
         if route.spec.protocol == Protocol::Public
@@ -154,7 +170,7 @@ impl Gateway {
             Ok(uri) => wanted.uri = uri,
             Err(_) => return bad(),
         }
-        self.login_redirect(&route, &wanted, now, false).await
+        self.login_redirect(route, &wanted, now, false).await
     }
 }
 
@@ -167,7 +183,7 @@ fn path_and_query(url: &url::Url) -> String {
 }
 
 /// Which forwarding headers an endpoint reads.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Family {
     /// nginx: `X-Original-URL` (absolute) and `X-Original-Method`.
     Original,
@@ -176,10 +192,22 @@ enum Family {
     Forwarded,
 }
 
-/// The request the proxy asks about: method, host and path-and-query from the
-/// forwarding headers of `family`, with the asking request's other headers (its
-/// cookies, `Accept`, `Authorization`).
-fn original_request(parts: &Parts, family: Family) -> Option<Parts> {
+/// The request a proxy asks about.
+struct Original {
+    /// Its method, path-and-query and the asking request's other headers (its
+    /// cookies, `Accept`, `Authorization`), with `Host` set to the host asked about.
+    parts: Parts,
+    /// The target as forwarded, for the front door: nginx's absolute URL, or
+    /// Traefik's and Caddy's path-and-query.
+    target: String,
+    /// The host asked about (Traefik, Caddy); nginx's is in its URL.
+    host: Option<String>,
+}
+
+/// The request the proxy asks about, from the forwarding headers of `family`.
+/// Their values are taken as sent, never normalised (a URL parser would resolve
+/// `..` and hide what the app will read): the front door reads them.
+fn original_request(parts: &Parts, family: Family) -> Option<Original> {
     let h = |n: &str| {
         parts
             .headers
@@ -188,36 +216,52 @@ fn original_request(parts: &Parts, family: Family) -> Option<Parts> {
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    let (method, host, path_query) = match family {
-        Family::Original => {
-            // `proxy_set_header X-Original-URL $scheme://$http_host$request_uri;`
-            let url = url::Url::parse(h("x-original-url")?).ok()?;
-            let host = match url.port() {
-                Some(p) => format!("{}:{p}", url.host_str()?),
-                None => url.host_str()?.to_string(),
-            };
-            (h("x-original-method"), host, path_and_query(&url))
-        }
-        Family::Forwarded => {
-            let host = h("x-forwarded-host").or_else(|| h("host"))?;
-            let pq = h("x-forwarded-uri")?;
-            (h("x-forwarded-method"), host.to_string(), pq.to_string())
-        }
+    let (method, target, host) = match family {
+        // `proxy_set_header X-Original-URL $scheme://$http_host$request_uri;`
+        Family::Original => (h("x-original-method"), h("x-original-url")?, None),
+        Family::Forwarded => (
+            h("x-forwarded-method"),
+            h("x-forwarded-uri")?,
+            Some(h("x-forwarded-host").or_else(|| h("host"))?),
+        ),
     };
-    if !path_query.starts_with('/') {
+    let (authority, _) = crate::front_door::split_target(target.as_bytes()).ok()?;
+    if family == Family::Original && authority.is_none() {
         return None;
     }
+    if family == Family::Forwarded && authority.is_some() {
+        return None;
+    }
+    let host_value = host.or(authority)?;
+    // The path-and-query, as the request line carries it.
+    let path_query: std::borrow::Cow<str> = match authority {
+        Some(a) => {
+            let after = target.find("://").map_or(0, |i| i + 3) + a.len();
+            match target.get(after..).unwrap_or("") {
+                rest if rest.starts_with('/') => rest.into(),
+                rest => format!("/{rest}").into(),
+            }
+        }
+        None => target.into(),
+    };
+    let path_query = path_query.split('#').next().unwrap_or("/");
     let mut req = http::Request::builder()
         .method(method.unwrap_or("GET"))
-        .uri(path_query.as_str())
+        .uri(path_query)
         .body(())
         .ok()?
         .into_parts()
         .0;
     req.headers = parts.headers.clone();
-    req.headers
-        .insert(http::header::HOST, http::HeaderValue::from_str(&host).ok()?);
-    Some(req)
+    req.headers.insert(
+        http::header::HOST,
+        http::HeaderValue::from_str(host_value).ok()?,
+    );
+    Some(Original {
+        parts: req,
+        target: target.to_string(),
+        host: host.map(str::to_string),
+    })
 }
 
 #[cfg(test)]
@@ -244,10 +288,12 @@ mod tests {
             Family::Original,
         )
         .expect("original");
-        assert_eq!(o.method, http::Method::POST);
-        assert_eq!(o.uri, "/a/b?x=1");
-        assert_eq!(o.headers["host"], "app.example.com:8443");
-        assert_eq!(o.headers["cookie"], "oag_session=v");
+        assert_eq!(o.parts.method, http::Method::POST);
+        assert_eq!(o.parts.uri, "/a/b?x=1");
+        assert_eq!(o.parts.headers["host"], "app.example.com:8443");
+        assert_eq!(o.parts.headers["cookie"], "oag_session=v");
+        assert_eq!(o.target, "https://app.example.com:8443/a/b?x=1");
+        assert_eq!(o.host, None);
 
         let o = original_request(
             &parts(&[
@@ -259,9 +305,10 @@ mod tests {
             Family::Forwarded,
         )
         .expect("original");
-        assert_eq!(o.method, http::Method::DELETE);
-        assert_eq!(o.uri, "/admin");
-        assert_eq!(o.headers["host"], "app.example.com");
+        assert_eq!(o.parts.method, http::Method::DELETE);
+        assert_eq!(o.parts.uri, "/admin");
+        assert_eq!(o.parts.headers["host"], "app.example.com");
+        assert_eq!(o.host.as_deref(), Some("app.example.com"));
     }
 
     #[test]
@@ -277,7 +324,10 @@ mod tests {
             Family::Original,
         )
         .expect("original");
-        assert_eq!((o.method.as_str(), o.uri.path()), ("POST", "/readonly/x"));
+        assert_eq!(
+            (o.parts.method.as_str(), o.parts.uri.path()),
+            ("POST", "/readonly/x")
+        );
         // And nginx-style headers mean nothing to the Traefik endpoint.
         let o = original_request(
             &parts(&[
@@ -289,7 +339,7 @@ mod tests {
             Family::Forwarded,
         )
         .expect("original");
-        assert_eq!(o.uri.path(), "/admin");
+        assert_eq!(o.parts.uri.path(), "/admin");
         // nginx's endpoint wants the absolute URL, not a loose X-Original-URI.
         assert!(original_request(
             &parts(&[("host", "app"), ("x-original-uri", "/admin")]),

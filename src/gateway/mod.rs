@@ -21,6 +21,7 @@ use crate::config::{
     DEFAULT_HEADER_CLAIMS,
 };
 use crate::error::{AuthError, StartupError};
+use crate::front_door::{FrontDoor, RequestPath};
 use crate::identity::{Identity, ManagedHeaders};
 use crate::metrics::{Gauges, Metrics, Outcome};
 use crate::reply::Reply;
@@ -339,9 +340,12 @@ impl Gateway {
         self.store.as_ref()
     }
 
-    pub fn is_sso_path(&self, path: &str) -> bool {
-        let p = &self.config.server.paths.prefix;
-        path.starts_with(p.as_str()) && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
+    /// The front door of this gateway's routes and endpoints.
+    pub fn front_door(&self) -> FrontDoor<'_> {
+        FrontDoor {
+            router: &self.router,
+            sso_prefix: &self.config.server.paths.prefix,
+        }
     }
 
     /// Is this cookie name one of the gateway's own?

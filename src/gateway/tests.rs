@@ -101,7 +101,7 @@ async fn api_clients_get_401_json_not_a_redirect() {
     let g = gateway("");
     let route = g
         .router
-        .find(Some("app.example.com"), "/x")
+        .find(Some("app.example.com"), "/x", false)
         .expect("route")
         .clone();
     let p = parts("GET", "/x", &[("accept", "application/json")]);
@@ -479,7 +479,7 @@ policy = {{ users = ["bob"], on_deny = "reauthenticate" }}
     let g = Gateway::with_http(cfg, Some(std::sync::Arc::new(NoHttp))).expect("gateway");
     let route = g
         .router
-        .find(Some("app.example.com"), "/x")
+        .find(Some("app.example.com"), "/x", false)
         .expect("route")
         .clone();
     let alice = SessionData {
@@ -502,7 +502,7 @@ policy = {{ users = ["bob"], on_deny = "reauthenticate" }}
     let p = parts("GET", "/x", &[("accept", "text/html")]);
     // An hour after login: a fresh login, asking CAS not to reuse the SSO session.
     let r = g
-        .authorize(&route, &p, "/x", Some(&alice), None, 4600)
+        .authorize(&route, &p, &x_path(), Some(&alice), None, 4600)
         .await
         .expect("denied");
     assert_eq!(r.status, 302);
@@ -513,7 +513,7 @@ policy = {{ users = ["bob"], on_deny = "reauthenticate" }}
     );
     // Seconds after a login: 403, no loop.
     let r = g
-        .authorize(&route, &p, "/x", Some(&alice), None, 1010)
+        .authorize(&route, &p, &x_path(), Some(&alice), None, 1010)
         .await
         .expect("denied");
     assert_eq!(r.status, 403);
@@ -521,7 +521,7 @@ policy = {{ users = ["bob"], on_deny = "reauthenticate" }}
     let mut bob = alice.clone();
     bob.identity.sub = "bob".into();
     assert!(g
-        .authorize(&route, &p, "/x", Some(&bob), None, 4600)
+        .authorize(&route, &p, &x_path(), Some(&bob), None, 4600)
         .await
         .is_none());
 }
@@ -537,4 +537,9 @@ impl crate::auth::http::HttpClient for NoHttp {
     ) -> Result<crate::auth::http::OutboundResponse, String> {
         Err("no network in unit tests".into())
     }
+}
+
+/// The front door's reading of `/x`.
+fn x_path() -> crate::front_door::RequestPath<'static> {
+    crate::front_door::canonical(b"/x").expect("a path")
 }

@@ -32,14 +32,14 @@ pub struct Pass {
 }
 
 impl Gateway {
-    /// Judges a request to `route`. `path` is the normalized path routing used;
+    /// Judges a request to `route`. `path` is the front door's reading of it;
     /// `socket` the peer's address. `redirect` lets a browser without a session be
     /// sent to log in; without it (nginx forward auth) the answer is a 401.
     pub async fn judge(
         &self,
         route: &Route,
         parts: &Parts,
-        path: &str,
+        path: &RequestPath<'_>,
         socket: Option<std::net::IpAddr>,
         redirect: bool,
         now: u64,

@@ -330,9 +330,10 @@ fn decision_table() {
         let mut p = policy();
         (row.policy)(&mut p);
         let method: http::Method = row.method.parse().expect("method");
+        let path = crate::front_door::canonical(row.path.as_bytes()).expect("path");
         let facts = RequestFacts {
             method: &method,
-            path: row.path,
+            path: &path,
             client_ip: row.ip.parse().ok(),
             now: MONDAY_NOON_UTC,
         };

@@ -6,6 +6,7 @@ pub mod live;
 pub mod request_id;
 pub mod respond;
 pub mod server;
+pub mod strict_h1;
 pub mod workers;
 
 use std::sync::Arc;
@@ -17,11 +18,12 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use tracing::Instrument;
 
+use crate::front_door::{self, Entry, Refusal};
 use crate::gateway::{is_api_request, Gateway, Verdict};
 use crate::identity::Identity;
 use crate::metrics::Outcome;
 use crate::reply::Reply;
-use crate::route::{is_ambiguous_path, normalize_for_matching, Route};
+use crate::route::Route;
 use crate::session::{cookie, now_secs};
 use live::Live;
 
@@ -81,67 +83,56 @@ impl ProxyHttp for GatewayProxy {
             })
         };
         ctx.request_id = request_id::for_request(req.headers.get(request_id::HEADER), trusted);
-        let path = req.uri.path();
 
-        if header_bytes(req) > g.config.server.limits.max_request_header_bytes {
-            ctx.outcome = Outcome::HeadersTooLarge;
-            let reply = Reply::page(
-                431,
-                "Request headers too large",
-                "The request's headers are larger than this gateway accepts. Clearing this site's cookies may help.",
-            );
-            respond::send(session, reply, &ctx.request_id).await?;
-            return Ok(true);
-        }
-
-        if g.is_sso_path(path) {
-            let span = tracing::info_span!("sso", request_id = ?ctx.request_id);
-            let (reply, outcome, user, route) =
-                endpoint(g, session, socket, now).instrument(span).await?;
-            ctx.outcome = outcome;
-            ctx.user = user;
-            ctx.route = route;
-            respond::send(session, reply, &ctx.request_id).await?;
-            return Ok(true);
-        }
-
-        if is_ambiguous_path(path) {
-            ctx.outcome = Outcome::BadPath;
-            let reply = Reply::page(
-                400,
-                "Bad request",
-                "The address contains `.` or `..` segments.",
-            );
-            respond::send(session, reply, &ctx.request_id).await?;
-            return Ok(true);
-        }
-
-        let host = host_of(req);
-        // Routing and policy see one normalized path (`%61dmin` is `/admin`).
-        let norm = normalize_for_matching(path);
-        let Some(route) = g.router.find(host, &norm).cloned() else {
-            ctx.outcome = Outcome::NoRoute;
-            let reply = Reply::page(
-                404,
-                "Not found",
-                "No application is served at this address.",
-            );
-            respond::send(session, reply, &ctx.request_id).await?;
-            return Ok(true);
+        // The front door (size, Host, target, canonical path, route), then the
+        // judgement, all on the request as Pingora read it; answers come after.
+        let next = match admit(g, req) {
+            Err(refusal) => Next::Refused(refusal),
+            Ok(Entry::Endpoint(path)) => Next::Endpoint(path.judged().to_string()),
+            Ok(Entry::Route { route, .. }) if route.peer.is_none() => {
+                Next::ForwardAuthOnly(route.clone())
+            }
+            Ok(Entry::Route { route, path }) => {
+                let verdict = g.judge(route, req, &path, socket, true, now).await;
+                Next::Judged(route.clone(), verdict)
+            }
         };
-
-        if route.peer.is_none() {
-            ctx.outcome = Outcome::ForwardAuthOnly;
-            ctx.route = Some(route);
-            let reply = Reply::page(
-                404,
-                "Not found",
-                "This application is reached through its own proxy, not this gateway.",
-            );
-            respond::send(session, reply, &ctx.request_id).await?;
-            return Ok(true);
-        }
-        let verdict = g.judge(&route, req, &norm, socket, true, now).await;
+        let (route, verdict) = match next {
+            Next::Judged(route, verdict) => (route, verdict),
+            Next::Endpoint(path) => {
+                let span = tracing::info_span!("sso", request_id = ?ctx.request_id);
+                let (reply, outcome, user, route) = endpoint(g, session, &path, socket, now)
+                    .instrument(span)
+                    .await?;
+                ctx.outcome = outcome;
+                ctx.user = user;
+                ctx.route = route;
+                respond::send(session, reply, &ctx.request_id).await?;
+                return Ok(true);
+            }
+            Next::Refused(refusal) => {
+                ctx.outcome = refusal.outcome();
+                if matches!(refusal, Refusal::Host(_)) {
+                    // A request that names no valid host is not one to keep a
+                    // connection open for (RFC 9112 3.2).
+                    session.set_keepalive(None);
+                }
+                let reply = Reply::for_refusal(refusal, is_api_request(session.req_header()));
+                respond::send(session, reply, &ctx.request_id).await?;
+                return Ok(true);
+            }
+            Next::ForwardAuthOnly(route) => {
+                ctx.outcome = Outcome::ForwardAuthOnly;
+                ctx.route = Some(route);
+                let reply = Reply::page(
+                    404,
+                    "Not found",
+                    "This application is reached through its own proxy, not this gateway.",
+                );
+                respond::send(session, reply, &ctx.request_id).await?;
+                return Ok(true);
+            }
+        };
         ctx.route = Some(route);
         match verdict {
             Verdict::Pass(pass) => {
@@ -348,13 +339,13 @@ impl ProxyHttp for GatewayProxy {
 async fn endpoint(
     g: &Gateway,
     session: &mut Session,
+    path: &str,
     socket: Option<std::net::IpAddr>,
     now: u64,
 ) -> Result<(Reply, Outcome, Option<String>, Option<Arc<Route>>)> {
     let paths = &g.config.server.paths;
     let max_body = g.config.server.limits.max_endpoint_body_bytes;
     let req = session.req_header();
-    let path = req.uri.path();
     let post = req.method == http::Method::POST;
     let too_large = || Reply::json_error(413, "too_large", "The request body is too large.");
     let answer = |reply, outcome| (reply, outcome, None, None);
@@ -447,16 +438,6 @@ fn upstream_failure_reply(code: u16, api: bool) -> Reply {
     }
 }
 
-/// The size of the request line's target and headers, as a client sent them
-/// (near enough: separators are counted as 4 bytes a header).
-fn header_bytes(req: &RequestHeader) -> usize {
-    req.headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum::<usize>()
-        + req.raw_path().len()
-}
-
 /// Reads a request body for an endpoint the gateway answers itself; `None` when it
 /// is larger than `max`.
 async fn read_body(session: &mut Session, max: usize) -> Result<Option<Vec<u8>>> {
@@ -477,11 +458,36 @@ fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
         .map(|a| a.ip())
 }
 
-fn host_of(req: &RequestHeader) -> Option<&str> {
-    req.headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.host())
+/// What `request_filter` does with a request, once the front door has read it.
+// Made once per request and matched at once: boxing the verdict would cost an
+// allocation for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Refused(Refusal),
+    Endpoint(String),
+    ForwardAuthOnly(Arc<Route>),
+    Judged(Arc<Route>, Verdict),
+}
+
+/// The front door's reading of a request Pingora parsed: its raw target, and its
+/// Host (or HTTP/2 `:authority`). A Host that is not text is no host.
+fn admit<'g, 'r>(g: &'g Gateway, req: &'r RequestHeader) -> Result<Entry<'g, 'r>, Refusal> {
+    let limit = g.config.server.limits.max_request_header_bytes;
+    if front_door::headers_too_large(req.raw_path(), &req.headers, limit) {
+        return Err(Refusal::HeadersTooLarge);
+    }
+    let host = match req.headers.get(http::header::HOST) {
+        Some(h) => Some(
+            h.to_str()
+                .map_err(|_| Refusal::Host(front_door::HostRefusal::Invalid))?,
+        ),
+        None => req.uri.authority().map(|a| a.as_str()),
+    };
+    g.front_door().admit(front_door::Request {
+        target: req.raw_path(),
+        host,
+        host_required: req.version == http::Version::HTTP_11,
+    })
 }
 
 /// Rewrites the `Cookie` headers without the gateway's cookies, merged into one

@@ -101,7 +101,14 @@ fn build(
             }
             None => None,
         };
-        server.add_service(Worker::new(index, proxy, limit.clone(), &listen, settings));
+        server.add_service(Worker::new(
+            index,
+            proxy,
+            limit.clone(),
+            live.clone(),
+            &listen,
+            settings,
+        ));
     }
 
     if let Some(admin) = s.admin_listen {

@@ -36,6 +36,8 @@ use pingora::server::{Fds, ListenFds, ShutdownWatch};
 use pingora::services::listening::Service;
 use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
 
+use super::live::Live;
+
 /// One worker: a one-thread proxy service on the shared listening address.
 pub struct Worker<A: ServerApp + Send + Sync + 'static> {
     inner: Service<Limited<A>>,
@@ -51,6 +53,7 @@ impl<A: ServerApp + Send + Sync + 'static> Worker<A> {
         index: usize,
         app: A,
         limit: Arc<ConnectionLimit>,
+        live: Arc<Live>,
         listen: &str,
         tls: Option<TlsSettings>,
     ) -> Worker<A> {
@@ -58,6 +61,7 @@ impl<A: ServerApp + Send + Sync + 'static> Worker<A> {
             inner: Arc::new(app),
             limit,
             worker: index,
+            live,
         };
         let mut inner = Service::new(format!("oneaccess-gateway {index}"), app);
         inner.threads = Some(1);
@@ -276,14 +280,16 @@ impl ConnectionLimit {
 #[repr(align(128))]
 struct WorkerCount(AtomicUsize);
 
-/// The proxy, with the cap on open connections. A connection over the cap is
-/// closed at once, before anything is read: cheaper for a gateway under a flood
-/// than answering it.
+/// The proxy, with the cap on open connections, reading HTTP/1 through the
+/// strict guard (`strict_h1`). A connection over the cap is closed at once,
+/// before anything is read: cheaper for a gateway under a flood than answering it.
 pub struct Limited<A> {
     inner: Arc<A>,
     limit: Arc<ConnectionLimit>,
     /// Which worker this is, for its count in `limit`.
     worker: usize,
+    /// For the guard's log lines and counts.
+    live: Arc<Live>,
 }
 
 #[async_trait]
@@ -313,6 +319,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Limited<A> {
             n.0.fetch_add(1, Ordering::Relaxed);
             Opened(&n.0)
         });
+        let stream = super::strict_h1::wrap(stream, &self.live);
         self.inner.process_new(stream, shutdown).await
     }
 

@@ -61,10 +61,10 @@ pub(super) fn policy(
         }
     }
     for (k, p) in f.paths.iter().enumerate() {
-        if !p.starts_with('/') || p.contains(['%', '\\', '?', '#']) || p.contains("..") {
+        if !crate::front_door::path::is_canonical_prefix(p) {
             c.add(
                 at(&format!("paths[{k}]")),
-                "must start with `/`, without `%`, `\\`, `?`, `#` or `..`",
+                crate::front_door::path::CANONICAL_PREFIX_RULE,
             );
         }
     }
