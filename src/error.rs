@@ -56,6 +56,10 @@ pub enum AuthError {
     IdpDenied { error: String },
     #[error("the token endpoint refused the code: {0}")]
     TokenRejected(String),
+    /// The token endpoint's `invalid_grant`: the code or refresh token is expired,
+    /// used, or belongs to another login. The browser's doing, not the IdP's.
+    #[error("the identity provider no longer accepts this grant")]
+    GrantRejected,
     #[error("the ID token is invalid: {0}")]
     InvalidIdToken(String),
     #[error("userinfo failed: {0}")]
@@ -85,6 +89,7 @@ impl AuthError {
             AuthError::BadCallback(_) => "bad_callback",
             AuthError::IdpDenied { .. } => "idp_denied",
             AuthError::TokenRejected(_) => "token_rejected",
+            AuthError::GrantRejected => "grant_rejected",
             AuthError::InvalidIdToken(_) => "invalid_id_token",
             AuthError::Userinfo(_) => "userinfo",
             AuthError::Cas(_) => "cas",

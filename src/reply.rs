@@ -153,11 +153,13 @@ impl Reply {
                 "Sign-in is misconfigured",
                 "The identity provider's configuration does not match this gateway's. Please tell the administrator.",
             ),
-            AuthError::UnknownState | AuthError::StateReplayed => Reply::page(
-                400,
-                "Sign-in expired",
-                "This sign-in link has expired or was already used. Go back to the page you wanted and try again.",
-            ),
+            AuthError::UnknownState | AuthError::StateReplayed | AuthError::GrantRejected => {
+                Reply::page(
+                    400,
+                    "Sign-in expired",
+                    "This sign-in link has expired or was already used. Go back to the page you wanted and try again.",
+                )
+            }
             AuthError::BadCallback(_) => Reply::page(
                 400,
                 "Bad sign-in response",
@@ -246,6 +248,7 @@ mod tests {
             AuthError::BadCallback("x"),
             AuthError::IdpDenied { error: "x".into() },
             AuthError::TokenRejected("x".into()),
+            AuthError::GrantRejected,
             AuthError::InvalidIdToken("x".into()),
             AuthError::Internal("x".into()),
             AuthError::InvalidLogoutToken("x".into()),

@@ -297,8 +297,41 @@ async fn a_stolen_code_is_useless_with_another_login_state() {
     let thief_state = query(&thief_cb, "state").expect("state");
     let forged = env.url(&format!("/_sso/callback?code={code}&state={thief_state}"));
     let r = thief.get(&forged).await;
-    assert_eq!(r.status, 502, "{}", r.body);
+    // The IdP's invalid_grant is the browser's doing: a 400 that says to try
+    // again, not a 502 that blames the IdP.
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("Sign-in expired"), "{}", r.body);
     assert!(thief.cookie("localhost", "oag_session").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_already_spent_is_a_400_not_a_502() {
+    let env = start().await;
+    let b = Browser::new();
+    let cb = b.to_callback(&env, "/").await;
+    let code = query(&cb, "code").expect("code");
+    assert_eq!(
+        b.follow(b.get(&cb).await)
+            .await
+            .last()
+            .expect("page")
+            .status,
+        200
+    );
+    // A new login of the same browser, finished with the code already spent.
+    let other = Browser::new();
+    let other_cb = other.to_callback(&env, "/").await;
+    let state = query(&other_cb, "state").expect("state");
+    let r = other
+        .get(&env.url(&format!("/_sso/callback?code={code}&state={state}")))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("Sign-in expired"), "{}", r.body);
+    // The IdP itself failing stays a gateway error.
+    let third = Browser::new();
+    let cb = third.to_callback(&env, "/").await;
+    env.sim.set_fail_status(Some(500));
+    assert_eq!(third.get(&cb).await.status, 503);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

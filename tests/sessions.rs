@@ -373,6 +373,44 @@ async fn cas_single_logout_ends_the_ticket_s_session_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cas_single_logout_is_taken_only_from_slo_networks() {
+    let route = |nets: &str| {
+        format!("[[route]]\npath = \"/cas\"\nupstream = \"{{upstream}}\"\nprotocol = \"cas\"\ncas = {{ slo_networks = [{nets}] }}\n")
+    };
+    for (nets, allowed) in [
+        ("\"10.0.0.0/8\"", false),
+        ("\"127.0.0.0/8\", \"::1\"", true),
+    ] {
+        let env = start_full(Default::default(), "", "", &route(nets)).await;
+        env.sim
+            .register_cas_logout_url(&env.url("/_sso/cas/callback"));
+        let b = Browser::new();
+        assert_eq!(b.login(&env.url("/cas/x"), USER).await.status, 200);
+        let hops = b
+            .visit(&format!("{}/api/v1/cas/logout", env.sim.base_url()))
+            .await;
+        assert!(hops.iter().all(|h| h.status < 500));
+        assert!(env.sim.counters().cas_slo_sent >= 1);
+        b.remove_cookie("127.0.0.1", "oa_sso");
+        let status = b.get(&env.url("/cas/y")).await.status;
+        if allowed {
+            assert_eq!(
+                status, 302,
+                "{nets}: SLO from the CAS server's network ends the session"
+            );
+        } else {
+            assert_eq!(status, 200, "{nets}: SLO from elsewhere changes nothing");
+            let (status, _) = env
+                .sim
+                .send_cas_logout(&env.url("/_sso/cas/callback"), "ST-any")
+                .await
+                .expect("post");
+            assert_eq!(status, 403);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_gives_503_not_a_login_loop() {
     let mut redis = RedisServer::start();
     let lines = format!(

@@ -148,6 +148,11 @@ async fn token_request(
         let code = serde_json::from_slice::<TokenError>(&resp.body)
             .map(|e| e.error)
             .unwrap_or_default();
+        // RFC 6749 5.2: the grant is expired, used, or not this client's or this
+        // verifier's. Any other refusal is the gateway's setup or the IdP's fault.
+        if resp.status == 400 && code == "invalid_grant" {
+            return Err(AuthError::GrantRejected);
+        }
         return Err(AuthError::TokenRejected(format!(
             "status {} {}",
             resp.status,

@@ -25,15 +25,7 @@ impl Gateway {
         let client = if policy.networks.is_empty() && policy.deny_networks.is_empty() {
             None
         } else {
-            let xff = parts
-                .headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect::<Vec<_>>()
-                .join(",");
-            let xff = (!xff.is_empty()).then_some(xff.as_str());
-            client_ip(socket, xff, &self.config.server.trusted_proxies)
+            self.client_address(parts, socket)
         };
         let facts = RequestFacts {
             method: &parts.method,
@@ -75,6 +67,24 @@ impl Gateway {
             "Access denied",
             "You are signed in, but this application does not allow you this request. Ask its administrator for access.",
         ))
+    }
+
+    /// The client's address: the socket's, or what `X-Forwarded-For` says when the
+    /// socket is a trusted proxy (read from the right).
+    pub(super) fn client_address(
+        &self,
+        parts: &Parts,
+        socket: Option<std::net::IpAddr>,
+    ) -> Option<std::net::IpAddr> {
+        let xff = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
+        let xff = (!xff.is_empty()).then_some(xff.as_str());
+        client_ip(socket, xff, &self.config.server.trusted_proxies)
     }
 
     /// Asks OneAccess (through the answer cache) whether the user passes `rule`.

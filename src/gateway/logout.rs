@@ -125,7 +125,26 @@ impl Gateway {
 
     /// A CAS Single Logout request (POSTed to the service URL): ends the session
     /// made with that ticket, if this gateway made one; otherwise nothing happens.
-    pub async fn cas_single_logout(&self, body: &[u8], now: u64) -> Reply {
+    /// The CAS protocol signs nothing: `cas.slo_networks`, when set, names the
+    /// only addresses it is taken from.
+    pub async fn cas_single_logout(
+        &self,
+        parts: &Parts,
+        socket: Option<std::net::IpAddr>,
+        body: &[u8],
+        now: u64,
+    ) -> Reply {
+        if let Some(networks) = &self.config.cas_slo_networks {
+            let client = self.client_address(parts, socket);
+            if !client.is_some_and(|ip| networks.iter().any(|n| n.contains(&ip))) {
+                tracing::warn!(client = ?client, "CAS single logout from outside cas.slo_networks refused");
+                return Reply::json_error(
+                    403,
+                    "forbidden",
+                    "Single logout is taken only from the CAS server's networks.",
+                );
+            }
+        }
         let index = url::form_urlencoded::parse(body)
             .find(|(k, _)| k == "logoutRequest")
             .and_then(|(_, v)| crate::auth::cas::parse_logout_request(&v));

@@ -354,7 +354,10 @@ async fn endpoint(
     } else if path == paths.cas_callback && post {
         // CAS Single Logout: the CAS server POSTs to the service URL.
         let reply = match read_body(session, max_body).await? {
-            Some(body) => g.cas_single_logout(&body, now).await,
+            Some(body) => {
+                g.cas_single_logout(session.req_header(), socket, &body, now)
+                    .await
+            }
             None => too_large(),
         };
         answer(reply, Outcome::CasSingleLogout)

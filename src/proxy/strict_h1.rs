@@ -82,6 +82,20 @@ impl StrictH1 {
         }
     }
 
+    /// Reads and drops the client's bytes after a refusal: ready only when the
+    /// client closes (or the read fails), pending otherwise.
+    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut scratch = [0u8; 1024];
+        loop {
+            let mut dropped = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut dropped) {
+                Poll::Ready(Ok(())) if dropped.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => continue,
+                other => return other,
+            }
+        }
+    }
+
     /// Hands Pingora what is left of the refusing head.
     fn give_poison(&mut self, buf: &mut ReadBuf<'_>) {
         let n = self.poison.len().min(buf.remaining());
@@ -102,8 +116,11 @@ impl AsyncRead for StrictH1 {
             return Poll::Ready(Ok(()));
         }
         if this.guard.refused().is_some() {
-            // Pingora answered the refusing head and closes; nothing more is read.
-            return Poll::Ready(Ok(()));
+            // Pingora has the refusing head and closes once it has answered the
+            // requests before it. Until then the client's further bytes are
+            // dropped, but not its leaving: an end of stream here would read as
+            // the client gone, and Pingora would drop those answers.
+            return this.drain(cx);
         }
         if this.guard.deciding() && !this.held.is_empty() {
             this.waiting = Some(cx.waker().clone());

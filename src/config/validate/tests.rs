@@ -492,3 +492,75 @@ policy = { time_zone = "Asia/Shanghai", windows = [{ days = ["fri"], from = "22:
     assert_eq!(s.zone, chrono_tz::Asia::Shanghai);
     assert_eq!((s.windows[0].from, s.windows[0].to), (22 * 60, 6 * 60));
 }
+
+#[test]
+fn route_and_policy_paths_must_be_canonical_and_distinct_ignoring_case() {
+    let route = |path: &str, extra: &str| {
+        format!("[[route]]\npath = \"{path}\"\nupstream = \"http://127.0.0.1:3000\"\nprotocol = \"public\"\n{extra}\n")
+    };
+    let mut text = GOOD.to_string();
+    for p in ["/a;b", "/a//b", "/a/./b", "/%61", "/a\\\\b", "/a?b"] {
+        text.push_str(&route(p, ""));
+    }
+    text.push_str(&route("/ASSETS", "host = \"static.example.com\""));
+    text.push_str(&route("/p", "path_params = \"strip\""));
+    text.push_str(
+        "[[route]]\npath = \"/q\"\nupstream = \"http://127.0.0.1:3000\"\nprotocol = \"oidc\"\npolicy = { paths = [\"/q/a;b\", \"/q/ok\"] }\n",
+    );
+    let got = problems(&text).join("\n");
+    for i in 2..=7 {
+        assert!(
+            got.contains(&format!("route[{i}].path: must be a canonical path")),
+            "route[{i}] in:\n{got}"
+        );
+    }
+    for want in [
+        "route[8].path: another route already has this host and path (paths are compared ignoring case)",
+        "route[9].path_params: `strip` is not allow or refuse",
+        "route[10].policy.paths[0]: must be a canonical path",
+    ] {
+        assert!(got.contains(want), "missing `{want}` in:\n{got}");
+    }
+    assert!(!got.contains("paths[1]"), "{got}");
+    let c = parse_ok(&format!(
+        "{GOOD}{}",
+        route("/p", "path_params = \"refuse\"")
+    ));
+    assert_eq!(c.routes[2].path_params, PathParams::Refuse);
+    assert_eq!(c.routes[0].path_params, PathParams::Allow);
+}
+
+#[test]
+fn cas_slo_networks_are_one_list_for_every_cas_route() {
+    let cas = |path: &str, nets: Option<&str>| {
+        let opts = nets.map_or(String::new(), |n| {
+            format!("cas = {{ slo_networks = [{n}] }}")
+        });
+        format!("[[route]]\npath = \"{path}\"\nupstream = \"http://127.0.0.1:3000\"\nprotocol = \"cas\"\n{opts}\n")
+    };
+    let c = parse_ok(&format!(
+        "{GOOD}{}{}",
+        cas("/a", Some("\"10.0.0.0/8\", \"192.0.2.7\"")),
+        cas("/b", Some("\"10.0.0.0/8\", \"192.0.2.7\""))
+    ));
+    let nets = c.cas_slo_networks.expect("networks");
+    assert_eq!(nets.len(), 2);
+    assert!(nets[1].contains(&"192.0.2.7".parse::<std::net::IpAddr>().expect("ip")));
+    assert!(parse_ok(&format!("{GOOD}{}", cas("/a", None)))
+        .cas_slo_networks
+        .is_none());
+    let got = problems(&format!(
+        "{GOOD}{}{}{}",
+        cas("/a", Some("\"10.0.0.0/8\"")),
+        cas("/b", Some("\"10.0.0.0/9\", \"nonsense\"")),
+        cas("/c", None)
+    ))
+    .join("\n");
+    for want in [
+        "route[3].cas.slo_networks[1]: `nonsense` is not an address or CIDR range",
+        "route[3].cas.slo_networks: differs from route[2].cas.slo_networks",
+        "route[4].cas.slo_networks: is needed, as route[2] limits single logout to its networks",
+    ] {
+        assert!(got.contains(want), "missing `{want}` in:\n{got}");
+    }
+}
