@@ -133,6 +133,41 @@ fn hot_path(c: &mut Criterion) {
         })
     });
 
+    // The front door of every request: size, Host, canonical path, route lookup.
+    // A plain path borrows and looks up once; `/Admin` also looks up ignoring
+    // case; an encoded path with parameters takes the slow path.
+    let door = g.front_door();
+    for (label, target) in [
+        ("plain", "/app/page?x=1"),
+        ("upper case", "/App/Page?x=1"),
+        ("encoded, ;params", "/app/%E5%BC%A0;jsessionid=ABC/page?x=1"),
+    ] {
+        c.bench_function(&format!("front_door/admit ({label})"), |b| {
+            b.iter(|| {
+                let req = oneaccess_gateway::front_door::Request {
+                    target: std::hint::black_box(target.as_bytes()),
+                    host: Some("app.example.com"),
+                    host_required: true,
+                };
+                assert!(door.admit(req).is_ok());
+            })
+        });
+    }
+    // The strict HTTP/1 read of that typical request's bytes, head to end.
+    let wire = wire_request(&parts);
+    c.bench_function(
+        &format!("front_door/http1 guard ({} byte head)", wire.len()),
+        |b| {
+            b.iter(|| {
+                let mut guard = oneaccess_gateway::front_door::http1::Guard::new();
+                assert_eq!(
+                    guard.read(std::hint::black_box(&wire)),
+                    oneaccess_gateway::front_door::http1::Scan::Pass
+                );
+            })
+        },
+    );
+
     // The whole session step of a request (parse Cookie, open, check), per mode.
     let mut modes: Vec<(&str, Gateway)> = vec![
         ("cookie", gateway("")),
@@ -176,6 +211,19 @@ fn hot_path(c: &mut Criterion) {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// A request as a client writes it on the wire.
+fn wire_request(parts: &Parts) -> Vec<u8> {
+    let mut out = format!("GET {} HTTP/1.1\r\n", parts.uri).into_bytes();
+    for (name, value) in &parts.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// `redis-server` on a free port, if installed.

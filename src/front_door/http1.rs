@@ -6,10 +6,10 @@
 //! included, in a chunk extension. None of that desynchronises Pingora itself,
 //! but an app may read such a request differently, so the gateway refuses it.
 //!
-//! `Guard` follows a connection's requests byte by byte: the request line, the
-//! header lines (tracking `Content-Length`, `Transfer-Encoding` and `Upgrade`),
-//! the body by its length or its chunks, and the trailers. It keeps no buffer,
-//! so a slow client costs it nothing. After a request that asks for an upgrade
+//! `Guard` follows a connection's requests line by line: the request line, the
+//! header lines (reading `Content-Length`, `Transfer-Encoding` and `Upgrade`),
+//! the body by its length or its chunks, and the trailers. Bodies are counted,
+//! not read; only a line cut by the end of a read is kept until its end comes. After a request that asks for an upgrade
 //! (or a CONNECT), the server's answer decides: a `101` (or a `2xx` to CONNECT)
 //! leaves HTTP/1 for good, anything else goes on reading requests.
 
@@ -19,8 +19,8 @@ pub enum Violation {
     /// Not `METHOD SP target SP HTTP/1.0|1.1 CRLF`: a space or control byte in
     /// the target, another version.
     RequestLine,
-    /// A header line that is not `name: value`: a bad name, a line folded onto
-    /// the previous one, a control byte in the value.
+    /// A header line that is not `name: value`, or one folded onto the
+    /// previous one.
     HeaderLine,
     /// A line ended by LF alone, or a CR not followed by LF.
     LineEnding,
@@ -80,6 +80,9 @@ pub struct Guard {
     /// Where, in the bytes being read, the request now read began: the server
     /// has not seen its head yet, so a refusal can still be a clean 400.
     started: Option<usize>,
+    /// A line cut by the end of a read, until its end comes (rare: heads
+    /// usually come whole). Bounded by `MAX_LINE`.
+    partial: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +94,14 @@ enum State {
         left: u64,
         then: Then,
     },
-    Chunks(Chunk),
+    /// A chunk-size line.
+    ChunkSize,
+    /// `n` more bytes of chunk data.
+    ChunkData(u64),
+    /// The CRLF after chunk data: `0` before CR, `1` before LF.
+    ChunkEnd(u8),
+    /// Trailer lines after the last chunk, then the empty line.
+    Trailers,
     /// An upgrade request was read: the answer decides what follows.
     Deciding {
         connect: bool,
@@ -120,8 +130,8 @@ impl Then {
 /// What a request's head has said so far.
 #[derive(Debug, Clone, Copy, Default)]
 struct Head {
-    at: HeadAt,
-    method_len: u8,
+    /// The request line was read.
+    line: bool,
     http10: bool,
     connect: bool,
     upgrade: bool,
@@ -129,111 +139,14 @@ struct Head {
     length: u64,
     encodings: u8,
     chunked: bool,
-    /// The header line being read.
-    line: Line,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum HeadAt {
-    /// Before the request line; empty lines (CRLF) may come first.
-    #[default]
-    Start,
-    StartLf,
-    Method,
-    /// The target; `len` bytes so far.
-    Target {
-        len: u32,
-    },
-    /// `i` bytes of `HTTP/1.` matched.
-    Version {
-        i: u8,
-    },
-    /// The minor version digit.
-    Minor,
-    RequestLineCr,
-    RequestLineLf,
-    /// The header lines.
-    Fields,
-}
+/// The longest line taken (Pingora's own head limit is larger, the gateway's
+/// `max_request_header_bytes` smaller).
+const MAX_LINE: usize = 64 * 1024;
 
-/// Header names the guard reads the values of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Name {
-    ContentLength,
-    TransferEncoding,
-    Upgrade,
-    Other,
-}
-
-const NAMES: [(&[u8], Name); 3] = [
-    (b"content-length", Name::ContentLength),
-    (b"transfer-encoding", Name::TransferEncoding),
-    (b"upgrade", Name::Upgrade),
-];
-
-/// One header (or trailer) line.
-#[derive(Debug, Clone, Copy, Default)]
-struct Line {
-    at: LineAt,
-    /// Bytes of the name so far, and which of `NAMES` still match (bits).
-    name_len: u8,
-    candidates: u8,
-    name: Option<Name>,
-    /// The value so far: for `Content-Length` its number and digit count, for
-    /// `Transfer-Encoding` how much of `chunked` matched; `other` when anything
-    /// else came, `space` after a space (data, if more follows).
-    number: u64,
-    digits: u8,
-    matched: u8,
-    other: bool,
-    space: bool,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum LineAt {
-    /// The first byte of a line: a name, or CR of the empty line.
-    #[default]
-    Start,
-    Name,
-    /// Spaces between `:` and the value.
-    BeforeValue,
-    Value,
-    /// CR read at the end of a field line.
-    Lf,
-    /// CR read on the empty line.
-    EndLf,
-}
-
-/// What a line's bytes came to.
-enum LineDone {
-    More,
-    Field(Name, Line),
-    End,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Chunk {
-    Size {
-        digits: u8,
-        size: u64,
-    },
-    /// After `;`: `len` bytes of extension.
-    Ext {
-        len: u16,
-        size: u64,
-    },
-    SizeLf {
-        size: u64,
-    },
-    Data(u64),
-    DataCr,
-    DataLf,
-    /// After the last chunk: trailer lines, then the empty line.
-    Trailers(Line),
-}
-
-/// The longest chunk extension taken (Pingora ignores extensions, and so can cap them).
-const MAX_CHUNK_EXT: u16 = 4096;
+/// The longest chunk extension taken (Pingora ignores extensions).
+const MAX_CHUNK_EXT: usize = 4096;
 
 impl Default for Guard {
     fn default() -> Self {
@@ -246,6 +159,7 @@ impl Guard {
         Guard {
             state: State::Head(Head::default()),
             started: None,
+            partial: Vec::new(),
         }
     }
 
@@ -303,8 +217,29 @@ impl Guard {
                     i += take as usize;
                     Ok((*left == 0).then(|| then.state()))
                 }
-                State::Head(h) => h.step(bytes, &mut i, &mut self.started),
-                State::Chunks(c) => c.step(bytes, &mut i),
+                State::ChunkData(left) => {
+                    let take = (*left).min((bytes.len() - i) as u64);
+                    *left -= take;
+                    i += take as usize;
+                    Ok((*left == 0).then_some(State::ChunkEnd(0)))
+                }
+                State::ChunkEnd(k) => {
+                    let want = if *k == 0 { b'\r' } else { b'\n' };
+                    let b = bytes[i];
+                    i += 1;
+                    match (b == want, *k) {
+                        (false, _) => Err(Violation::ChunkEnd),
+                        (true, 0) => Ok(Some(State::ChunkEnd(1))),
+                        (true, _) => Ok(Some(State::ChunkSize)),
+                    }
+                }
+                State::Head(h) => {
+                    if !h.line && self.started.is_none() && self.partial.is_empty() {
+                        self.started = Some(i);
+                    }
+                    self.line(bytes, &mut i)
+                }
+                State::ChunkSize | State::Trailers => self.line(bytes, &mut i),
             };
             match step {
                 Ok(None) => {}
@@ -323,128 +258,138 @@ impl Guard {
                         _ => self.started,
                     };
                     self.state = State::Refused(violation);
+                    self.partial = Vec::new();
                     return Scan::Refuse { cut, violation };
                 }
             }
         }
         Scan::Pass
     }
+
+    /// Takes the next line from `bytes[*i..]` (with any part kept from earlier
+    /// reads) and reads it in the current state; the state that follows, if it
+    /// changes.
+    fn line(&mut self, bytes: &[u8], i: &mut usize) -> Result<Option<State>, Violation> {
+        let rest = &bytes[*i..];
+        // A CR that ended the previous read must be followed by this read's LF.
+        if self.partial.last() == Some(&b'\r') {
+            if rest[0] != b'\n' {
+                return Err(Violation::LineEnding);
+            }
+            *i += 1;
+            let mut kept = std::mem::take(&mut self.partial);
+            kept.pop();
+            return self.take_line(&kept);
+        }
+        // The line ends at its first CR, which must be followed by LF; a LF
+        // alone is no line end.
+        let end = memchr::memchr2(b'\r', b'\n', rest);
+        let complete = match end {
+            Some(e) if rest[e] == b'\n' => return Err(Violation::LineEnding),
+            Some(e) => match rest.get(e + 1) {
+                Some(b'\n') => Some(e),
+                Some(_) => return Err(Violation::LineEnding),
+                None => None,
+            },
+            None => None,
+        };
+        let Some(e) = complete else {
+            // Cut by the end of the read (perhaps just after its CR): kept.
+            if self.partial.len() + rest.len() > MAX_LINE {
+                return Err(self.too_long());
+            }
+            self.partial.extend_from_slice(rest);
+            *i = bytes.len();
+            return Ok(None);
+        };
+        *i += e + 2;
+        if self.partial.is_empty() {
+            return self.take_line(&rest[..e]);
+        }
+        if self.partial.len() + e > MAX_LINE {
+            return Err(self.too_long());
+        }
+        let mut kept = std::mem::take(&mut self.partial);
+        kept.extend_from_slice(&rest[..e]);
+        self.take_line(&kept)
+    }
+
+    /// Reads one whole line, without its CRLF, in the current state.
+    fn take_line(&mut self, line: &[u8]) -> Result<Option<State>, Violation> {
+        match &mut self.state {
+            State::Head(h) if !h.line => {
+                if !line.is_empty() {
+                    h.request_line(line)?;
+                }
+                Ok(None)
+            }
+            State::Head(h) if line.is_empty() => h.framing().map(Some),
+            State::Head(h) => {
+                let (name, value) = field(line)?;
+                h.field(name, value)?;
+                Ok(None)
+            }
+            State::Trailers if line.is_empty() => Ok(Some(State::Head(Head::default()))),
+            State::Trailers => field(line).map(|_| None),
+            _ => chunk_size(line).map(|size| {
+                Some(match size {
+                    0 => State::Trailers,
+                    n => State::ChunkData(n),
+                })
+            }),
+        }
+    }
+
+    fn too_long(&self) -> Violation {
+        match self.state {
+            State::Head(Head { line: false, .. }) => Violation::RequestLine,
+            State::Head(_) | State::Trailers => Violation::HeaderLine,
+            _ => Violation::ChunkLine,
+        }
+    }
 }
 
 impl Head {
-    /// Reads head bytes from `bytes[*i..]`; the state that follows once the head is
-    /// done. `started` is set to where the request line begins.
-    fn step(
-        &mut self,
-        bytes: &[u8],
-        i: &mut usize,
-        started: &mut Option<usize>,
-    ) -> Result<Option<State>, Violation> {
-        while *i < bytes.len() {
-            let b = bytes[*i];
-            match self.at {
-                HeadAt::Start => match b {
-                    b'\r' => self.at = HeadAt::StartLf,
-                    _ if is_tchar(b) => {
-                        *started = Some(*i);
-                        self.connect = b == b'C';
-                        self.method_len = 1;
-                        self.at = HeadAt::Method;
-                    }
-                    b'\n' => return Err(Violation::LineEnding),
-                    _ => return Err(Violation::RequestLine),
-                },
-                HeadAt::StartLf => match b {
-                    b'\n' => self.at = HeadAt::Start,
-                    _ => return Err(Violation::LineEnding),
-                },
-                HeadAt::Method => match b {
-                    b' ' => {
-                        self.connect &= usize::from(self.method_len) == b"CONNECT".len();
-                        self.at = HeadAt::Target { len: 0 };
-                    }
-                    _ if is_tchar(b) => {
-                        self.connect &= b"CONNECT".get(usize::from(self.method_len)) == Some(&b);
-                        self.method_len = self.method_len.saturating_add(1);
-                    }
-                    _ => return Err(Violation::RequestLine),
-                },
-                HeadAt::Target { len } => {
-                    // The target's bytes, fast: anything but controls and space.
-                    let rest = &bytes[*i..];
-                    let n = rest
-                        .iter()
-                        .position(|&c| c <= b' ' || c == 0x7f)
-                        .unwrap_or(rest.len());
-                    *i += n;
-                    let len = len.saturating_add(n as u32);
-                    self.at = HeadAt::Target { len };
-                    match bytes.get(*i) {
-                        None => return Ok(None),
-                        Some(b' ') if len > 0 => self.at = HeadAt::Version { i: 0 },
-                        Some(_) => return Err(Violation::RequestLine),
-                    }
-                }
-                HeadAt::Version { i: k } => {
-                    if b"HTTP/1.".get(usize::from(k)) != Some(&b) {
-                        return Err(Violation::RequestLine);
-                    }
-                    self.at = if usize::from(k) + 1 == b"HTTP/1.".len() {
-                        HeadAt::Minor
-                    } else {
-                        HeadAt::Version { i: k + 1 }
-                    };
-                }
-                HeadAt::Minor => match b {
-                    b'0' | b'1' => {
-                        self.http10 = b == b'0';
-                        self.at = HeadAt::RequestLineCr;
-                    }
-                    _ => return Err(Violation::RequestLine),
-                },
-                HeadAt::RequestLineCr => match b {
-                    b'\r' => self.at = HeadAt::RequestLineLf,
-                    b'\n' => return Err(Violation::LineEnding),
-                    // A space after the version: the target had one in it.
-                    _ => return Err(Violation::RequestLine),
-                },
-                HeadAt::RequestLineLf => match b {
-                    b'\n' => {
-                        self.line = Line::default();
-                        self.at = HeadAt::Fields;
-                    }
-                    _ => return Err(Violation::LineEnding),
-                },
-                HeadAt::Fields => match self.line.step(bytes, i, true)? {
-                    LineDone::More => return Ok(None),
-                    LineDone::Field(name, line) => {
-                        self.take(name, &line)?;
-                        continue;
-                    }
-                    LineDone::End => return self.framing().map(Some),
-                },
-            }
-            *i += 1;
+    /// `METHOD SP target SP HTTP/1.0|1.1`, exactly.
+    fn request_line(&mut self, line: &[u8]) -> Result<(), Violation> {
+        let bad = Violation::RequestLine;
+        let sp = memchr::memchr(b' ', line).ok_or(bad)?;
+        let (method, rest) = (&line[..sp], &line[sp + 1..]);
+        let sp = memchr::memchr(b' ', rest).ok_or(bad)?;
+        let (target, version) = (&rest[..sp], &rest[sp + 1..]);
+        if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+            return Err(bad);
         }
-        Ok(None)
+        // The target ends at the first space: another one, or a control byte, is
+        // a target with spaces or no request line.
+        if target.is_empty() || target.iter().any(|&b| b < b' ' || b == 0x7f) {
+            return Err(bad);
+        }
+        self.http10 = match version {
+            b"HTTP/1.1" => false,
+            b"HTTP/1.0" => true,
+            _ => return Err(bad),
+        };
+        self.connect = method == b"CONNECT";
+        self.line = true;
+        Ok(())
     }
 
-    /// A finished field line's value.
-    fn take(&mut self, name: Name, line: &Line) -> Result<(), Violation> {
-        match name {
-            Name::ContentLength => {
-                self.lengths = self.lengths.saturating_add(1);
-                if line.other || line.digits == 0 || line.digits > 18 {
-                    return Err(Violation::ContentLength);
-                }
-                self.length = line.number;
+    /// A header field: the three that frame a request are read.
+    fn field(&mut self, name: &[u8], value: &[u8]) -> Result<(), Violation> {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            self.lengths = self.lengths.saturating_add(1);
+            let digits =
+                !value.is_empty() && value.len() <= 18 && value.iter().all(|b| b.is_ascii_digit());
+            if !digits {
+                return Err(Violation::ContentLength);
             }
-            Name::TransferEncoding => {
-                self.encodings = self.encodings.saturating_add(1);
-                self.chunked = !line.other && usize::from(line.matched) == b"chunked".len();
-            }
-            Name::Upgrade => self.upgrade = true,
-            Name::Other => {}
+            self.length = value.iter().fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.encodings = self.encodings.saturating_add(1);
+            self.chunked = value.eq_ignore_ascii_case(b"chunked");
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            self.upgrade = true;
         }
         Ok(())
     }
@@ -461,7 +406,7 @@ impl Head {
             if self.encodings > 1 || !self.chunked || self.http10 {
                 return Err(Violation::TransferEncoding);
             }
-            return Ok(State::Chunks(Chunk::Size { digits: 0, size: 0 }));
+            return Ok(State::ChunkSize);
         }
         let then = if self.upgrade || self.connect {
             Then::Decide {
@@ -477,172 +422,48 @@ impl Head {
     }
 }
 
-impl Line {
-    /// Reads one field line from `bytes[*i..]`. `track` reads the values of the
-    /// names the guard cares about (heads); trailers only need to be well formed.
-    fn step(&mut self, bytes: &[u8], i: &mut usize, track: bool) -> Result<LineDone, Violation> {
-        while *i < bytes.len() {
-            let b = bytes[*i];
-            *i += 1;
-            match self.at {
-                LineAt::Start => match b {
-                    b'\r' => self.at = LineAt::EndLf,
-                    _ if is_tchar(b) => {
-                        self.at = LineAt::Name;
-                        self.candidates = if track { 0b111 } else { 0 };
-                        self.match_name(b);
-                    }
-                    b'\n' => return Err(Violation::LineEnding),
-                    // A line that starts with a space continues the previous one
-                    // (obs-fold): refused, as RFC 9112 5.2 allows.
-                    _ => return Err(Violation::HeaderLine),
-                },
-                LineAt::Name => match b {
-                    b':' => {
-                        let n = usize::from(self.name_len);
-                        let kind = NAMES
-                            .iter()
-                            .enumerate()
-                            .find(|(k, (name, _))| {
-                                self.candidates & (1 << k) != 0 && name.len() == n
-                            })
-                            .map_or(Name::Other, |(_, (_, kind))| *kind);
-                        self.name = Some(kind);
-                        self.at = LineAt::BeforeValue;
-                    }
-                    _ if is_tchar(b) => self.match_name(b),
-                    _ => return Err(Violation::HeaderLine),
-                },
-                LineAt::BeforeValue | LineAt::Value => match b {
-                    b' ' | b'\t' => self.space = self.at == LineAt::Value,
-                    b'\r' => self.at = LineAt::Lf,
-                    b'\n' => return Err(Violation::LineEnding),
-                    _ if b < 0x20 || b == 0x7f => return Err(Violation::HeaderLine),
-                    _ => {
-                        self.at = LineAt::Value;
-                        self.value_byte(b, bytes, i);
-                    }
-                },
-                LineAt::Lf => {
-                    if b != b'\n' {
-                        return Err(Violation::LineEnding);
-                    }
-                    let done = std::mem::take(self);
-                    return Ok(LineDone::Field(done.name.unwrap_or(Name::Other), done));
-                }
-                LineAt::EndLf => {
-                    if b != b'\n' {
-                        return Err(Violation::LineEnding);
-                    }
-                    return Ok(LineDone::End);
-                }
-            }
-        }
-        Ok(LineDone::More)
+/// A field line's name and value (without the spaces around it). Only what
+/// frames a request is judged here: a name that is not a token, or a control
+/// byte in a value, Pingora's parser refuses with 400 before anything is
+/// proxied. A line that starts with a space continues the previous one
+/// (obs-fold): refused, as RFC 9112 5.2 allows.
+fn field(line: &[u8]) -> Result<(&[u8], &[u8]), Violation> {
+    let bad = Violation::HeaderLine;
+    let colon = memchr::memchr(b':', line).ok_or(bad)?;
+    let name = &line[..colon];
+    if name.is_empty() || matches!(name[0], b' ' | b'\t') {
+        return Err(bad);
     }
-
-    /// A byte of a value (not a space, CR or control byte).
-    fn value_byte(&mut self, b: u8, bytes: &[u8], i: &mut usize) {
-        // A space followed by more is inside the value.
-        self.other |= std::mem::take(&mut self.space);
-        match self.name {
-            Some(Name::ContentLength) if b.is_ascii_digit() => {
-                self.digits = self.digits.saturating_add(1);
-                self.number = self
-                    .number
-                    .saturating_mul(10)
-                    .saturating_add(u64::from(b - b'0'));
-            }
-            Some(Name::TransferEncoding)
-                if b"chunked".get(usize::from(self.matched)) == Some(&b.to_ascii_lowercase()) =>
-            {
-                self.matched += 1;
-            }
-            Some(Name::ContentLength | Name::TransferEncoding) => self.other = true,
-            _ => {
-                // The rest of a value nobody reads, fast, up to the next space
-                // or control byte.
-                let rest = &bytes[*i..];
-                let n = rest
-                    .iter()
-                    .position(|&c| c <= b' ' || c == 0x7f)
-                    .unwrap_or(rest.len());
-                *i += n;
-            }
-        }
-    }
-
-    fn match_name(&mut self, b: u8) {
-        let n = usize::from(self.name_len);
-        let lower = b.to_ascii_lowercase();
-        for (k, (name, _)) in NAMES.iter().enumerate() {
-            if name.get(n) != Some(&lower) {
-                self.candidates &= !(1 << k);
-            }
-        }
-        self.name_len = self.name_len.saturating_add(1);
-    }
+    let value = &line[colon + 1..];
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !ows(b)).unwrap_or(value.len());
+    let end = value.iter().rposition(|b| !ows(b)).map_or(start, |e| e + 1);
+    Ok((name, &value[start..end]))
 }
 
-impl Chunk {
-    /// Reads chunked body bytes from `bytes[*i..]`; the next request's state once
-    /// the body, with its trailers, is done.
-    fn step(&mut self, bytes: &[u8], i: &mut usize) -> Result<Option<State>, Violation> {
-        while *i < bytes.len() {
-            let b = bytes[*i];
-            *self = match *self {
-                Chunk::Data(left) => {
-                    let take = left.min((bytes.len() - *i) as u64);
-                    *i += take as usize;
-                    *self = match left - take {
-                        0 => Chunk::DataCr,
-                        left => Chunk::Data(left),
-                    };
-                    continue;
-                }
-                Chunk::Trailers(mut line) => match line.step(bytes, i, false)? {
-                    LineDone::End => return Ok(Some(State::Head(Head::default()))),
-                    LineDone::More => {
-                        *self = Chunk::Trailers(line);
-                        continue;
-                    }
-                    LineDone::Field(..) => {
-                        *self = Chunk::Trailers(Line::default());
-                        continue;
-                    }
-                },
-                Chunk::Size { digits, size } => match b {
-                    _ if b.is_ascii_hexdigit() && digits < 16 => Chunk::Size {
-                        digits: digits + 1,
-                        size: (size << 4) | u64::from(hex(b)),
-                    },
-                    b';' if digits > 0 => Chunk::Ext { len: 0, size },
-                    b'\r' if digits > 0 => Chunk::SizeLf { size },
-                    _ => return Err(Violation::ChunkLine),
-                },
-                Chunk::Ext { len, size } => match b {
-                    b'\r' => Chunk::SizeLf { size },
-                    b'\t' | b' '..=b'~' if len < MAX_CHUNK_EXT => Chunk::Ext { len: len + 1, size },
-                    _ => return Err(Violation::ChunkLine),
-                },
-                Chunk::SizeLf { size } => match b {
-                    b'\n' if size == 0 => Chunk::Trailers(Line::default()),
-                    b'\n' => Chunk::Data(size),
-                    _ => return Err(Violation::ChunkLine),
-                },
-                Chunk::DataCr => match b {
-                    b'\r' => Chunk::DataLf,
-                    _ => return Err(Violation::ChunkEnd),
-                },
-                Chunk::DataLf => match b {
-                    b'\n' => Chunk::Size { digits: 0, size: 0 },
-                    _ => return Err(Violation::ChunkEnd),
-                },
-            };
-            *i += 1;
-        }
-        Ok(None)
+/// A chunk-size line: 1 to 16 hex digits, then nothing or `;` and an extension
+/// of visible characters, spaces and tabs.
+fn chunk_size(line: &[u8]) -> Result<u64, Violation> {
+    let bad = Violation::ChunkLine;
+    let digits = line
+        .iter()
+        .position(|b| !b.is_ascii_hexdigit())
+        .unwrap_or(line.len());
+    if digits == 0 || digits > 16 {
+        return Err(bad);
     }
+    let ext = &line[digits..];
+    let clean = |e: &[u8]| {
+        e.len() <= MAX_CHUNK_EXT && e.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+    };
+    match ext.split_first() {
+        None => {}
+        Some((b';', e)) if clean(e) => {}
+        _ => return Err(bad),
+    }
+    Ok(line[..digits]
+        .iter()
+        .fold(0u64, |n, &b| (n << 4) | u64::from(hex(b))))
 }
 
 fn hex(b: u8) -> u8 {
@@ -655,8 +476,19 @@ fn hex(b: u8) -> u8 {
 
 /// RFC 9110 `tchar`: the bytes of a method or a header name.
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[usize::from(b)]
 }
+
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let ok = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~";
+    let mut i = 0;
+    while i < ok.len() {
+        t[ok[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests;

@@ -55,6 +55,9 @@ fn well_framed_requests_pass() {
         // Pipelined.
         "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nokGET /3 HTTP/1.1\r\nHost: a\r\n\r\n",
         "GET /u HTTP/1.1\r\nHost: a\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) 中\r\n\r\n",
+        // Left to Pingora, which refuses them itself: a name that is not a
+        // token, a control byte in a value.
+        "GET /a HTTP/1.1\r\nHost : a\r\nX: a\x00b\r\n\r\n",
     ] {
         assert_eq!(scan(r.as_bytes()), Scan::Pass, "{r:?}");
     }
@@ -130,17 +133,14 @@ fn ambiguous_framing_is_refused() {
         ("GET /a HTTP/1.1\r\nHost: a\r\n\n", LineEnding),
         ("GET /a HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", LineEnding),
         ("GET /a HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", HeaderLine),
-        ("GET /a HTTP/1.1\r\nHost : a\r\n\r\n", HeaderLine),
         ("GET /a HTTP/1.1\r\n: a\r\n\r\n", HeaderLine),
-        ("GET /a HTTP/1.1\r\nX: a\x00b\r\n\r\n", HeaderLine),
-        ("GET /a HTTP/1.1\r\nX: a\x01\r\n\r\n", HeaderLine),
         (
             "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a\x00b\r\nhello\r\n0\r\n\r\n",
             ChunkLine,
         ),
         (
             "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n",
-            ChunkLine,
+            LineEnding,
         ),
         (
             "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nx\r\n",
@@ -160,15 +160,11 @@ fn ambiguous_framing_is_refused() {
         ),
         (
             "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n",
-            ChunkLine,
+            LineEnding,
         ),
         (
             "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX\r\n",
             ChunkEnd,
-        ),
-        (
-            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX\x00: 1\r\n\r\n",
-            HeaderLine,
         ),
     ] {
         assert_eq!(refused(r), want, "{r:?}");
