@@ -113,29 +113,16 @@ const ROWS: &[(&str, Class)] = &[
 /// A gateway with a public prefix, a protected `/` and an `/admin` route only
 /// alice may use; the test client is a trusted proxy (forward auth).
 async fn env() -> (Env, String) {
-    let sim = oneaccess_sim::Sim::start(Default::default())
-        .await
-        .expect("sim");
-    let echo = oneaccess_sim::echo::Echo::start().await.expect("echo");
-    let port = free_port();
-    let extra = r#"
+    let env = start_trusting_localhost(
+        r#"
 [[route]]
 path = "/admin"
 upstream = "{upstream}"
 protocol = "oidc"
 policy = { users = ["20240001"] }
-"#;
-    let text = config_text(port, &sim, &echo, "", extra).replace(
-        "threads = 2\n",
-        "threads = 2\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
-    );
-    let gw = start_gateway(&text).await;
-    let env = Env {
-        sim,
-        echo,
-        gw,
-        port,
-    };
+"#,
+    )
+    .await;
     let bob = Browser::new();
     let r = bob.login(&env.url("/x"), ("bob", "bob-password")).await;
     assert_eq!(r.status, 200, "bob logs in");
@@ -277,11 +264,6 @@ async fn every_entrance_reads_every_path_the_same_way() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_may_refuse_path_parameters() {
-    let sim = oneaccess_sim::Sim::start(Default::default())
-        .await
-        .expect("sim");
-    let echo = oneaccess_sim::echo::Echo::start().await.expect("echo");
-    let port = free_port();
     let extra = r#"
 [[route]]
 path = "/strict"
@@ -289,7 +271,8 @@ upstream = "{upstream}"
 protocol = "public"
 path_params = "refuse"
 "#;
-    let _gw = start_gateway(&config_text(port, &sim, &echo, "", extra)).await;
+    let env = start_with(Default::default(), "", extra).await;
+    let port = env.port;
     let get = |target: &str| {
         format!("GET {target} HTTP/1.1\r\nHost: localhost:{port}\r\nAccept: application/json\r\nConnection: close\r\n\r\n")
     };
@@ -304,5 +287,5 @@ path_params = "refuse"
         raw_status(port, &get("/public/page;jsessionid=1")).await,
         200
     );
-    assert_eq!(echo.requests(), 2);
+    assert_eq!(env.echo.requests(), 2);
 }

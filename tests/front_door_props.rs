@@ -188,7 +188,7 @@ fn path() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(8_000))]
+    #![proptest_config(ProptestConfig::with_cases(3_000))]
 
     #[test]
     fn no_path_reaches_a_less_restricted_route_than_its_lenient_reading(raw in path()) {

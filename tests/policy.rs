@@ -58,23 +58,8 @@ policy = { users = ["bob"], on_deny = "reauthenticate" }
 "#;
 
 async fn env() -> (Env, Browser) {
-    let sim = oneaccess_sim::Sim::start(Default::default())
-        .await
-        .expect("sim");
-    let echo = oneaccess_sim::echo::Echo::start().await.expect("echo");
-    let port = free_port();
     // The test client connects from 127.0.0.1: it plays the trusted proxy.
-    let text = config_text(port, &sim, &echo, "", ROUTES).replace(
-        "threads = 2",
-        "threads = 2\ntrusted_proxies = [\"127.0.0.1/32\"]",
-    );
-    let gw = start_gateway(&text).await;
-    let env = Env {
-        sim,
-        echo,
-        gw,
-        port,
-    };
+    let env = start_trusting_localhost(ROUTES).await;
     let b = Browser::new();
     assert_eq!(b.login(&env.url("/"), USER).await.status, 200);
     (env, b)

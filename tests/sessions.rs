@@ -345,12 +345,7 @@ async fn cas_single_logout_ends_the_ticket_s_session_only() {
         assert_eq!(status, 200);
         assert_eq!(b.get(&env.url("/cas/y")).await.status, 200, "{mode}");
         // Alice logs out at OneAccess's CAS: the server sends SLO for her ticket.
-        let hops = b
-            .visit(&format!("{}/api/v1/cas/logout", env.sim.base_url()))
-            .await;
-        assert!(hops.iter().all(|h| h.status < 500));
-        assert!(env.sim.counters().cas_slo_sent >= 1);
-        b.remove_cookie("127.0.0.1", "oa_sso");
+        logout_at_cas(&env, &b).await;
         let r = b.get(&env.url("/cas/y")).await;
         assert_eq!(r.status, 302, "{mode}: the CAS session lives on after SLO");
         assert_eq!(
@@ -372,6 +367,17 @@ async fn cas_single_logout_ends_the_ticket_s_session_only() {
     }
 }
 
+/// The browser logs out at OneAccess's CAS, which posts single logout for its
+/// ticket to the gateway; the browser's SSO cookie at the CAS server goes too.
+async fn logout_at_cas(env: &Env, b: &Browser) {
+    let hops = b
+        .visit(&format!("{}/api/v1/cas/logout", env.sim.base_url()))
+        .await;
+    assert!(hops.iter().all(|h| h.status < 500));
+    assert!(env.sim.counters().cas_slo_sent >= 1);
+    b.remove_cookie("127.0.0.1", "oa_sso");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cas_single_logout_is_taken_only_from_slo_networks() {
     let route = |nets: &str| {
@@ -386,12 +392,7 @@ async fn cas_single_logout_is_taken_only_from_slo_networks() {
             .register_cas_logout_url(&env.url("/_sso/cas/callback"));
         let b = Browser::new();
         assert_eq!(b.login(&env.url("/cas/x"), USER).await.status, 200);
-        let hops = b
-            .visit(&format!("{}/api/v1/cas/logout", env.sim.base_url()))
-            .await;
-        assert!(hops.iter().all(|h| h.status < 500));
-        assert!(env.sim.counters().cas_slo_sent >= 1);
-        b.remove_cookie("127.0.0.1", "oa_sso");
+        logout_at_cas(&env, &b).await;
         let status = b.get(&env.url("/cas/y")).await.status;
         if allowed {
             assert_eq!(

@@ -479,16 +479,9 @@ fn is_tchar(b: u8) -> bool {
     TCHAR[usize::from(b)]
 }
 
-const TCHAR: [bool; 256] = {
-    let mut t = [false; 256];
-    let ok = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~";
-    let mut i = 0;
-    while i < ok.len() {
-        t[ok[i] as usize] = true;
-        i += 1;
-    }
-    t
-};
+const TCHAR: [bool; 256] = super::byte_set(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~",
+);
 
 #[cfg(test)]
 mod tests;

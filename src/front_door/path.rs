@@ -167,16 +167,9 @@ pub fn is_canonical_prefix(p: &str) -> bool {
 
 /// Bytes a path may hold with no decoding and no other reading: RFC 3986 `pchar`
 /// without `%` and `;`. Everything else takes the slow path.
-const PLAIN: [bool; 256] = {
-    let mut t = [false; 256];
-    let ok = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,=:@/";
-    let mut i = 0;
-    while i < ok.len() {
-        t[ok[i] as usize] = true;
-        i += 1;
-    }
-    t
-};
+const PLAIN: [bool; 256] = super::byte_set(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,=:@/",
+);
 
 /// Plain bytes only, no empty segment inside (`//`) and no dot segment: the path
 /// is its own canonical form.

@@ -129,6 +129,25 @@ pub async fn start_full(
     }
 }
 
+/// The standard gateway with `extra` routes, where the test client (127.0.0.1)
+/// is a trusted proxy: it may ask forward auth, and its `X-Forwarded-For` counts.
+pub async fn start_trusting_localhost(extra: &str) -> Env {
+    let sim = Sim::start(SimConfig::default()).await.expect("simulator");
+    let echo = Echo::start().await.expect("echo upstream");
+    let port = free_port();
+    let text = config_text(port, &sim, &echo, "", extra).replace(
+        "threads = 2\n",
+        "threads = 2\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+    );
+    let gw = start_gateway(&text).await;
+    Env {
+        sim,
+        echo,
+        gw,
+        port,
+    }
+}
+
 pub async fn start_gateway(text: &str) -> RunningGateway {
     let cfg = config::parse(text, Path::new("."), &|_| None).unwrap_or_else(|e| panic!("{e}"));
     let gateway = Arc::new(Gateway::new(cfg).expect("gateway"));
