@@ -116,11 +116,19 @@ pub async fn start_full(
     provider_extra: &str,
     extra: &str,
 ) -> Env {
+    start_from(sim_cfg, |port, sim, echo| {
+        config_text_with(port, sim, echo, session_extra, provider_extra, extra)
+    })
+    .await
+}
+
+/// A simulator, an echo app and a gateway on a free port, whose config `text`
+/// makes from the port and the two.
+async fn start_from(sim_cfg: SimConfig, text: impl FnOnce(u16, &Sim, &Echo) -> String) -> Env {
     let sim = Sim::start(sim_cfg).await.expect("simulator");
     let echo = Echo::start().await.expect("echo upstream");
     let port = free_port();
-    let text = config_text_with(port, &sim, &echo, session_extra, provider_extra, extra);
-    let gw = start_gateway(&text).await;
+    let gw = start_gateway(&text(port, &sim, &echo)).await;
     Env {
         sim,
         echo,
@@ -132,20 +140,13 @@ pub async fn start_full(
 /// The standard gateway with `extra` routes, where the test client (127.0.0.1)
 /// is a trusted proxy: it may ask forward auth, and its `X-Forwarded-For` counts.
 pub async fn start_trusting_localhost(extra: &str) -> Env {
-    let sim = Sim::start(SimConfig::default()).await.expect("simulator");
-    let echo = Echo::start().await.expect("echo upstream");
-    let port = free_port();
-    let text = config_text(port, &sim, &echo, "", extra).replace(
-        "threads = 2\n",
-        "threads = 2\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
-    );
-    let gw = start_gateway(&text).await;
-    Env {
-        sim,
-        echo,
-        gw,
-        port,
-    }
+    start_from(SimConfig::default(), |port, sim, echo| {
+        config_text(port, sim, echo, "", extra).replace(
+            "threads = 2\n",
+            "threads = 2\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+        )
+    })
+    .await
 }
 
 pub async fn start_gateway(text: &str) -> RunningGateway {
