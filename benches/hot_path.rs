@@ -37,7 +37,13 @@ protocol = "oidc"
 "#;
 
 fn gateway(session_lines: &str) -> Gateway {
-    let text = CONFIG.replace("SESSION", session_lines);
+    // Memory unless the case names its store: the benches write no file.
+    let lines = if session_lines.contains("store") {
+        session_lines.to_string()
+    } else {
+        format!("store = \"memory\"\n{session_lines}")
+    };
+    let text = CONFIG.replace("SESSION", &lines);
     let cfg = config::parse(&text, Path::new("."), &|_| None).expect("config");
     Gateway::with_http(cfg, None).expect("gateway")
 }

@@ -90,6 +90,7 @@ grace_period_seconds = 1
 shutdown_timeout_seconds = 1
 [session]
 keys = [{{ value = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=", dev = true }}]
+state_dir = "state-{port}"
 [provider]
 issuer = "http://127.0.0.1:9/api/v1/oauth2"
 client_id = "app"

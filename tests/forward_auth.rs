@@ -136,6 +136,7 @@ trusted_proxies = ["{NGINX_SOURCE}/32"]
 
 [session]
 keys = [{{ value = "{COOKIE_KEY}", dev = true }}]
+{state_dir}
 {session_extra}
 
 [provider]
@@ -146,6 +147,7 @@ client_secret = {{ value = "demo-secret", dev = true }}
 {ROUTES}
 "#,
         issuer = sim.issuer(),
+        state_dir = state_dir_line(gateway_port),
     )
 }
 

@@ -5,81 +5,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::{wait_until, write, Process};
 use common::*;
 use oneaccess_sim::echo::Echo;
 use oneaccess_sim::{Sim, SimConfig};
-
-const BIN: &str = env!("CARGO_BIN_EXE_oneaccess-gateway");
-
-/// The gateway process; killed when dropped.
-struct Process {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn start(config: &Path, log: PathBuf) -> Process {
-        Process::start_with(config, log, &[])
-    }
-
-    fn start_with(config: &Path, log: PathBuf, args: &[&str]) -> Process {
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .args(args)
-            // As verbose as an operator would go while debugging a login.
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start the gateway");
-        Process { child, log }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill -{name} failed");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::File::create(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .expect("write config");
-}
-
-async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Routes that pass the user's tokens upstream, so the test learns their values.
 const TOKEN_ROUTES: &str = r#"

@@ -1,6 +1,8 @@
-//! One suite, every store: the same checks run against the in-memory store and a
-//! real Redis server. Then what only Redis has to show: an outage fails fast with
-//! an error (never a hang), and the store recovers when Redis is back.
+//! One suite, every store: the same checks run against the embedded store (a
+//! SQLite file), the in-memory store and a real Redis server. Then what only each
+//! has to show: the embedded store keeps everything across a reopen and shares
+//! its file with a second process's store; Redis fails fast when down and
+//! recovers when it is back.
 
 mod common;
 
@@ -8,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::RedisServer;
-use oneaccess_gateway::session::store::{MemoryStore, RedisStore, Store};
+use oneaccess_gateway::session::store::{EmbeddedStore, MemoryStore, RedisStore, Store};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -101,6 +103,85 @@ async fn suite(store: Arc<dyn Store>) {
         winners += usize::from(t.await.expect("join"));
     }
     assert_eq!(winners, 1, "exactly one concurrent first use wins");
+}
+
+/// A fresh directory for an embedded store.
+fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("oag-store-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_passes_the_suite() {
+    let dir = fresh_dir("suite");
+    suite(Arc::new(EmbeddedStore::open(&dir, HOUR).expect("store"))).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_keeps_everything_across_a_reopen() {
+    let dir = fresh_dir("reopen");
+    {
+        let store = EmbeddedStore::open(&dir, HOUR).expect("store");
+        assert!(!store.may_have_revocations());
+        store.save("ses:a", b"record", HOUR).await.expect("save");
+        store.index("sub:u", "a", HOUR).await.expect("index");
+        store.revoke("sid:s1", 100, HOUR).await.expect("revoke");
+        assert!(store.first_use("use:state", HOUR).await.expect("use"));
+        store
+            .save("ses:gone", b"x", Duration::from_millis(10))
+            .await
+            .expect("save");
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let store = EmbeddedStore::open(&dir, HOUR).expect("reopened");
+    assert_eq!(
+        store.load("ses:a", None).await.expect("load"),
+        Some(b"record".to_vec())
+    );
+    assert_eq!(store.load("ses:gone", None).await.expect("load"), None);
+    assert!(store.has_index("sub:u").await.expect("has"));
+    // The revocation is back in memory before any request asks.
+    assert!(store.may_have_revocations());
+    assert!(store.is_revoked(&["sid:s1"], 100).await.expect("check"));
+    assert!(!store.is_revoked(&["sid:s1"], 101).await.expect("check"));
+    assert!(!store.first_use("use:state", HOUR).await.expect("use"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_embedded_stores_share_one_file_as_an_upgrade_does() {
+    let dir = fresh_dir("shared");
+    let old = Arc::new(EmbeddedStore::open(&dir, HOUR).expect("old"));
+    let new = Arc::new(EmbeddedStore::open(&dir, HOUR).expect("new"));
+    // Single use holds across both.
+    assert!(old.first_use("use:t", HOUR).await.expect("use"));
+    assert!(!new.first_use("use:t", HOUR).await.expect("use"));
+    // A revocation written by one reaches the other's memory within a second or two.
+    old.revoke("sub:alice", 500, HOUR).await.expect("revoke");
+    let mut seen = false;
+    for _ in 0..30 {
+        if new.is_revoked(&["sub:alice"], 400).await.expect("check") {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the other store never saw the revocation");
+    // Concurrent first uses from both: one winner.
+    let tasks: Vec<_> = (0..20)
+        .map(|k| {
+            let s = if k % 2 == 0 { old.clone() } else { new.clone() };
+            tokio::spawn(async move { s.first_use("use:both", HOUR).await.expect("use") })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.expect("join"));
+    }
+    assert_eq!(winners, 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

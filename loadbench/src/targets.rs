@@ -177,6 +177,7 @@ access_log = false
 
 [session]
 keys = [{{ value = "{COOKIE_KEY}", dev = true }}]
+state_dir = "{d}/{name}-state"
 {session}
 [provider]
 issuer = "{sim}/api/v1/oauth2"

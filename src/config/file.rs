@@ -99,9 +99,13 @@ pub struct SessionFile {
     pub mode: Option<String>,
     /// Ends a session unused for this long; 0 or absent: no idle timeout.
     pub idle_timeout_seconds: Option<u64>,
-    /// `memory` (one gateway) or `redis` (several gateways sharing sessions and
+    /// `embedded` (the default: a file in `state_dir`, one gateway), `memory`
+    /// (lost on restart) or `redis` (several gateways sharing sessions and
     /// revocations).
     pub store: Option<String>,
+    /// Where the embedded store keeps its file; default `$STATE_DIRECTORY`
+    /// (systemd's `StateDirectory=`), else `state` in the working directory.
+    pub state_dir: Option<String>,
     pub redis_url: Option<String>,
     pub redis_password: Option<SecretFile>,
     pub redis_key_prefix: Option<String>,

@@ -153,6 +153,9 @@ pub enum SessionMode {
 
 #[derive(Debug, Clone)]
 pub enum StoreSettings {
+    /// A SQLite file in this directory (the default): survives restarts.
+    Embedded { dir: std::path::PathBuf },
+    /// This process's memory: lost on restart (tests, or a deliberate choice).
     Memory,
     Redis {
         /// `redis://host:port/db`, without a password (that is `password`).

@@ -450,11 +450,17 @@ fn session_settings(
         );
     }
     let store = match f.store.as_deref() {
-        None | Some("memory") => {
+        None | Some("embedded" | "memory") => {
             if f.redis_url.is_some() {
                 c.add("session.redis_url", "is only used with store = \"redis\"");
             }
-            StoreSettings::Memory
+            if f.store.as_deref() == Some("memory") {
+                StoreSettings::Memory
+            } else {
+                StoreSettings::Embedded {
+                    dir: state_dir(f.state_dir.as_deref(), base_dir, env),
+                }
+            }
         }
         Some("redis") => {
             let url = f.redis_url.clone().unwrap_or_default();
@@ -492,7 +498,7 @@ fn session_settings(
         Some(other) => {
             c.add(
                 "session.store",
-                format!("`{other}` is not `memory` or `redis`"),
+                format!("`{other}` is not `embedded`, `memory` or `redis`"),
             );
             StoreSettings::Memory
         }
@@ -644,6 +650,21 @@ fn client_credentials(
                 token_auth,
             })
         }
+    }
+}
+
+/// The embedded store's directory: `state_dir` (relative to the config file),
+/// else systemd's `$STATE_DIRECTORY` (its first entry), else `state` in the
+/// working directory.
+fn state_dir(given: Option<&str>, base_dir: &Path, env: EnvLookup) -> std::path::PathBuf {
+    if let Some(d) = given {
+        return base_dir.join(d);
+    }
+    match env("STATE_DIRECTORY") {
+        Some(dirs) if !dirs.is_empty() => {
+            std::path::PathBuf::from(dirs.split(':').next().unwrap_or(&dirs))
+        }
+        _ => std::path::PathBuf::from("state"),
     }
 }
 

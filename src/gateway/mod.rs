@@ -74,6 +74,7 @@ fn provider_client(config: &Config) -> Result<Option<Arc<dyn HttpClient>>, Start
 fn same_store(a: &StoreSettings, b: &StoreSettings) -> bool {
     match (a, b) {
         (StoreSettings::Memory, StoreSettings::Memory) => true,
+        (StoreSettings::Embedded { dir: d1 }, StoreSettings::Embedded { dir: d2 }) => d1 == d2,
         (
             StoreSettings::Redis {
                 url: u1,

@@ -15,6 +15,7 @@ public_url = "https://app.example.com"
 allowed_redirect_hosts = ["portal.example.com"]
 {extra_server}
 [session]
+store = "memory"
 keys = [{{ value = "{KEY}", dev = true }}]
 max_pending_logins = 2
 [provider]
@@ -390,6 +391,7 @@ async fn cookie_sessions_idle_out_and_active_ones_slide() {
 [server]
 public_url = "https://app.example.com"
 [session]
+store = "memory"
 keys = [{{ value = "{KEY}", dev = true }}]
 lifetime_seconds = 36000
 idle_timeout_seconds = 600
@@ -466,6 +468,7 @@ async fn a_denied_older_session_is_sent_to_a_fresh_login_once() {
 [server]
 public_url = "https://app.example.com"
 [session]
+store = "memory"
 keys = [{{ value = "{KEY}", dev = true }}]
 [provider]
 domain = "tenant.example.com"

@@ -3,6 +3,7 @@
 //! per port, as browsers do) and follows redirects by hand.
 #![allow(dead_code)]
 
+pub mod process;
 pub mod tls;
 
 use std::collections::{BTreeMap, HashMap};
@@ -71,6 +72,7 @@ threads = 2
 
 [session]
 keys = [{{ value = "{COOKIE_KEY}", dev = true }}]
+{state_dir}
 {session_extra}
 
 [provider]
@@ -92,9 +94,22 @@ protocol = "public"
 {extra}
 "#,
         issuer = sim.issuer(),
+        state_dir = state_dir_line(port),
         up = echo.base_url(),
         extra = extra.replace("{upstream}", &echo.base_url()),
     )
+}
+
+/// The embedded store's directory of the gateway on `port`: its own, in the
+/// temporary directory, so that test gateways never share sessions or
+/// revocations (and a restarted one, on the same port, finds its own again).
+pub fn state_dir(port: u16) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("oag-state-{}-{port}", std::process::id()))
+}
+
+/// `state_dir = "…"` for a `[session]` table.
+pub fn state_dir_line(port: u16) -> String {
+    format!("state_dir = {:?}", state_dir(port).display().to_string())
 }
 
 pub async fn start() -> Env {

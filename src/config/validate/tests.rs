@@ -564,3 +564,34 @@ fn cas_slo_networks_are_one_list_for_every_cas_route() {
         assert!(got.contains(want), "missing `{want}` in:\n{got}");
     }
 }
+
+#[test]
+fn the_embedded_store_is_the_default_and_finds_its_directory() {
+    let dir = |c: &Config| match &c.session.store {
+        StoreSettings::Embedded { dir } => dir.clone(),
+        other => panic!("not embedded: {other:?}"),
+    };
+    assert_eq!(dir(&parse_ok(GOOD)), std::path::PathBuf::from("state"));
+    let systemd = |k: &str| match k {
+        "STATE_DIRECTORY" => Some("/var/lib/oneaccess-gateway:/var/lib/other".to_string()),
+        other => env(other),
+    };
+    let c = parse(GOOD, Path::new("."), &systemd).expect("config");
+    assert_eq!(
+        dir(&c),
+        std::path::PathBuf::from("/var/lib/oneaccess-gateway")
+    );
+    let given = GOOD.replace("[session]\n", "[session]\nstate_dir = \"data\"\n");
+    let c = parse(&given, Path::new("/etc/gw"), &systemd).expect("config");
+    assert_eq!(dir(&c), std::path::PathBuf::from("/etc/gw/data"));
+    let memory = GOOD.replace("[session]\n", "[session]\nstore = \"memory\"\n");
+    assert!(matches!(
+        parse_ok(&memory).session.store,
+        StoreSettings::Memory
+    ));
+    let got = problems(&GOOD.replace("[session]\n", "[session]\nstore = \"disk\"\n")).join("\n");
+    assert!(
+        got.contains("session.store: `disk` is not `embedded`, `memory` or `redis`"),
+        "{got}"
+    );
+}

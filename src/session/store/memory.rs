@@ -20,14 +20,14 @@ struct Timed<T> {
     until: u64,
 }
 
-fn now_millis() -> u64 {
+pub(super) fn now_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
 
-fn deadline(now: u64, ttl: Duration) -> u64 {
+pub(super) fn deadline(now: u64, ttl: Duration) -> u64 {
     now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
 }
 
@@ -50,6 +50,23 @@ impl MemoryStore {
             used: timed_cache(max_ttl),
             any_revoked: AtomicBool::new(false),
         }
+    }
+}
+
+impl MemoryStore {
+    /// Records a revocation (the embedded store mirrors its file's here).
+    pub(super) fn mirror_revocation(&self, key: &str, at: u64, ttl: Duration) {
+        let until = deadline(now_millis(), ttl);
+        self.any_revoked.store(true, Ordering::Release);
+        self.revoked.entry(key.to_string()).and_upsert_with(|old| {
+            match old.map(|e| e.into_value()) {
+                Some(t) => Timed {
+                    value: t.value.max(at),
+                    until: t.until.max(until),
+                },
+                None => Timed { value: at, until },
+            }
+        });
     }
 }
 
@@ -145,17 +162,7 @@ impl Store for MemoryStore {
     }
 
     async fn revoke(&self, key: &str, at: u64, ttl: Duration) -> Result<(), StoreError> {
-        let until = deadline(now_millis(), ttl);
-        self.any_revoked.store(true, Ordering::Release);
-        self.revoked.entry(key.to_string()).and_upsert_with(|old| {
-            match old.map(|e| e.into_value()) {
-                Some(t) => Timed {
-                    value: t.value.max(at),
-                    until: t.until.max(until),
-                },
-                None => Timed { value: at, until },
-            }
-        });
+        self.mirror_revocation(key, at, ttl);
         Ok(())
     }
 

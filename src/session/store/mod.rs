@@ -1,8 +1,9 @@
 //! Where sessions live when they do not live in the cookie, and the shared
-//! revocation and single-use sets, behind one trait: `memory` for one gateway,
-//! `redis` for several behind a load balancer. The same test suite
-//! (`tests/store.rs`) runs against both.
+//! revocation and single-use sets, behind one trait: `embedded` (a file, the
+//! default) for one gateway, `memory` for tests, `redis` for several behind a
+//! load balancer. The same test suite (`tests/store.rs`) runs against all three.
 
+mod embedded;
 mod memory;
 mod redis;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use self::redis::RedisStore;
+pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
 
 use crate::config::StoreSettings;
@@ -67,6 +69,7 @@ pub trait Store: Send + Sync {
 /// Redis is down, and answers 503 until it is back.
 pub fn build(settings: &StoreSettings, max_ttl: Duration) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match settings {
+        StoreSettings::Embedded { dir } => Arc::new(EmbeddedStore::open(dir, max_ttl)?),
         StoreSettings::Memory => Arc::new(MemoryStore::new(max_ttl)),
         StoreSettings::Redis {
             url,

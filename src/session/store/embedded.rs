@@ -1,0 +1,393 @@
+//! The embedded store, the default: one SQLite file in `session.state_dir`, so
+//! server-side sessions, revocations and single-use marks survive a restart.
+//! SQLite in WAL mode lets two processes share the file: a gateway started with
+//! `--upgrade` opens it while the old one finishes its requests.
+//!
+//! The per-request revocation check reads no disk: revocations are mirrored in
+//! memory, loaded at start and kept up by a thread that reads the file's new
+//! revocations every second (the other process of an upgrade writes some). The
+//! same thread sweeps expired entries. Writes run on Tokio's blocking threads,
+//! never on a worker; a server-mode session is read in place (a primary-key
+//! lookup in pages SQLite has mapped in memory).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::memory::{deadline, now_millis};
+use super::{MemoryStore, Store, StoreError};
+
+/// The file in `state_dir`.
+pub const FILE_NAME: &str = "oneaccess-gateway.db";
+
+/// How often the mirror reads the file's new revocations.
+const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+
+/// How often expired entries are swept, and how many go per statement (a short
+/// write lock each).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+const SWEEP_BATCH: usize = 1000;
+
+/// Readers in place: a request takes a free one, so two workers rarely wait.
+const READERS: usize = 4;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value BLOB NOT NULL, until INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS members (key TEXT NOT NULL, member TEXT NOT NULL, until INTEGER NOT NULL, PRIMARY KEY (key, member));
+CREATE TABLE IF NOT EXISTS revoked (key TEXT PRIMARY KEY, at INTEGER NOT NULL, until INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS revoked_seq ON revoked (seq);
+CREATE TABLE IF NOT EXISTS used (key TEXT PRIMARY KEY, until INTEGER NOT NULL);
+";
+
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    /// The revocations, in memory: the per-request check.
+    mirror: MemoryStore,
+    /// The newest revocation (`seq`) the mirror has.
+    seen: AtomicI64,
+    errors: AtomicU64,
+    /// Server-mode sessions at the last sweep (a gauge; counting on every
+    /// scrape would scan the table).
+    records: AtomicU64,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `dir`, making the directory if needed.
+    /// `max_ttl` bounds the mirror's memory (the session lifetime).
+    pub fn open(dir: &Path, max_ttl: Duration) -> Result<EmbeddedStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
+        let path = dir.join(FILE_NAME);
+        let writer = connect(&path)?;
+        writer
+            .execute_batch(SCHEMA)
+            .map_err(|e| unavailable(&path, e))?;
+        let readers = (0..READERS)
+            .map(|_| connect(&path).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let inner = Arc::new(Inner {
+            path,
+            writer: Mutex::new(writer),
+            readers,
+            mirror: MemoryStore::new(max_ttl),
+            seen: AtomicI64::new(0),
+            errors: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+        });
+        inner.follow()?;
+        inner.sweep().map_err(|e| inner.failed(e))?;
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("oag-store".into())
+            .spawn(move || keep_up(weak))
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot start the store's thread: {e}"))
+            })?;
+        Ok(EmbeddedStore { inner })
+    }
+
+    /// Runs `f` with the writing connection on a blocking thread (every write,
+    /// and the reads that are not on the request path).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, u64) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let conn = lock(&inner.writer);
+            f(&conn, now_millis()).map_err(|e| inner.failed(e))
+        })
+        .await;
+        joined.map_err(|e| StoreError::Unavailable(format!("the store's task failed: {e}")))?
+    }
+}
+
+/// One connection to the file: WAL, so readers never wait for the writer and
+/// two processes share it; `synchronous = NORMAL`, durable when the process
+/// dies (a power loss may take the last transactions); a wait, not an error,
+/// when the other process of an upgrade holds the write lock; pages mapped.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|e| unavailable(path, e))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .and_then(|_| {
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA mmap_size = 268435456;",
+            )
+        })
+        .map_err(|e| unavailable(path, e))?;
+    Ok(conn)
+}
+
+fn unavailable(path: &Path, e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("{}: {e}", path.display()))
+}
+
+/// A poisoned lock only means a panic elsewhere; the connection is still usable.
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Inner {
+    fn failed(&self, e: rusqlite::Error) -> StoreError {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        unavailable(&self.path, e)
+    }
+
+    /// A free reader, else the first one.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        for r in &self.readers {
+            if let Ok(g) = r.try_lock() {
+                return g;
+            }
+        }
+        lock(&self.readers[0])
+    }
+
+    /// Brings the mirror up to the file's newest revocation.
+    fn follow(&self) -> Result<(), StoreError> {
+        let now = now_millis();
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT key, at, until, seq FROM revoked WHERE seq > ?1 AND until > ?2 ORDER BY seq",
+            )
+            .map_err(|e| self.failed(e))?;
+        let rows = stmt
+            .query_map(
+                params![self.seen.load(Ordering::Acquire), signed(now)],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .map_err(|e| self.failed(e))?;
+        for row in rows {
+            let (key, at, until, seq) = row.map_err(|e| self.failed(e))?;
+            let left = Duration::from_millis(u64::try_from(until).unwrap_or(0).saturating_sub(now));
+            self.mirror
+                .mirror_revocation(&key, u64::try_from(at).unwrap_or(0), left);
+            self.seen.fetch_max(seq, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// Deletes expired entries, a batch at a time.
+    fn sweep(&self) -> rusqlite::Result<()> {
+        let now = signed(now_millis());
+        let conn = lock(&self.writer);
+        for table in ["records", "members", "revoked", "used"] {
+            let sql = format!(
+                "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE until <= ?1 LIMIT ?2)"
+            );
+            while conn.execute(&sql, params![now, SWEEP_BATCH as i64])? == SWEEP_BATCH {}
+        }
+        let live = conn.query_row(
+            "SELECT count(*) FROM records WHERE until > ?1",
+            params![now],
+            |r| r.get::<_, i64>(0),
+        )?;
+        self.records
+            .store(u64::try_from(live).unwrap_or(0), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The store's thread: follows new revocations every second and sweeps (and
+/// counts the sessions) every minute, for as long as the store lives.
+fn keep_up(weak: Weak<Inner>) {
+    let mut since_sweep = Duration::ZERO;
+    loop {
+        std::thread::sleep(FOLLOW_EVERY);
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        if let Err(e) = inner.follow() {
+            tracing::warn!(error = %e, "could not read new revocations from the store");
+        }
+        since_sweep += FOLLOW_EVERY;
+        if since_sweep >= SWEEP_EVERY {
+            since_sweep = Duration::ZERO;
+            if let Err(e) = inner.sweep() {
+                tracing::warn!(error = %e, "could not sweep expired entries from the store");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn load(&self, key: &str, idle: Option<Duration>) -> Result<Option<Vec<u8>>, StoreError> {
+        let now = now_millis();
+        let found = {
+            let conn = self.inner.reader();
+            conn.prepare_cached("SELECT value, until FROM records WHERE key = ?1")
+                .and_then(|mut s| {
+                    s.query_row(params![key], |r| {
+                        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .optional()
+                })
+                .map_err(|e| self.inner.failed(e))?
+        };
+        let Some((value, until)) = found.filter(|(_, until)| *until > signed(now)) else {
+            return Ok(None);
+        };
+        if let Some(idle) = idle {
+            // Moved at most every quarter of the idle timeout: not a write per
+            // request.
+            let slid = signed(deadline(now, idle));
+            if slid - until > ms(idle) / 4 {
+                let key = key.to_string();
+                self.blocking(move |c, _| {
+                    c.execute(
+                        "UPDATE records SET until = max(until, ?2) WHERE key = ?1",
+                        params![key, slid],
+                    )
+                })
+                .await?;
+            }
+        }
+        Ok(Some(value))
+    }
+
+    async fn save(&self, key: &str, record: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let (key, record) = (key.to_string(), record.to_vec());
+        self.blocking(move |c, now| {
+            c.execute(
+                "INSERT INTO records (key, value, until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, until = excluded.until",
+                params![key, record, signed(deadline(now, ttl))],
+            )
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn remove(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_string();
+        self.blocking(move |c, _| c.execute("DELETE FROM records WHERE key = ?1", params![key]))
+            .await
+            .map(drop)
+    }
+
+    async fn index(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        let (key, member) = (key.to_string(), member.to_string());
+        self.blocking(move |c, now| {
+            c.execute(
+                "INSERT INTO members (key, member, until) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key, member) DO UPDATE SET until = max(until, excluded.until)",
+                params![key, member, signed(deadline(now, ttl))],
+            )
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn take_index(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let key = key.to_string();
+        self.blocking(move |c, now| {
+            let tx = c.unchecked_transaction()?;
+            let members = {
+                let mut s =
+                    tx.prepare_cached("SELECT member FROM members WHERE key = ?1 AND until > ?2")?;
+                let rows = s.query_map(params![key, signed(now)], |r| r.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()?
+            };
+            tx.execute("DELETE FROM members WHERE key = ?1", params![key])?;
+            tx.commit()?;
+            Ok(members)
+        })
+        .await
+    }
+
+    async fn has_index(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_string();
+        self.blocking(move |c, now| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM members WHERE key = ?1 AND until > ?2)",
+                params![key, signed(now)],
+                |r| r.get::<_, bool>(0),
+            )
+        })
+        .await
+    }
+
+    async fn revoke(&self, key: &str, at: u64, ttl: Duration) -> Result<(), StoreError> {
+        // In memory first: this process refuses the session at once, whatever the
+        // disk does.
+        self.inner.mirror.mirror_revocation(key, at, ttl);
+        // A new `seq` each time: the other process's follower picks it up.
+        let key = key.to_string();
+        self.blocking(move |c, now| {
+            c.execute(
+                "INSERT INTO revoked (key, at, until, seq)
+                 VALUES (?1, ?2, ?3, (SELECT ifnull(max(seq), 0) + 1 FROM revoked))
+                 ON CONFLICT (key) DO UPDATE SET at = max(at, excluded.at),
+                     until = max(until, excluded.until), seq = excluded.seq",
+                params![key, signed(at), signed(deadline(now, ttl))],
+            )
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn is_revoked(&self, keys: &[&str], issued_at: u64) -> Result<bool, StoreError> {
+        self.inner.mirror.is_revoked(keys, issued_at).await
+    }
+
+    fn may_have_revocations(&self) -> bool {
+        self.inner.mirror.may_have_revocations()
+    }
+
+    async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let key = key.to_string();
+        self.blocking(move |c, now| {
+            // A mark that has expired is taken over; a live one is not.
+            let changed = c.execute(
+                "INSERT INTO used (key, until) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET until = excluded.until WHERE until <= ?3",
+                params![key, signed(deadline(now, ttl)), signed(now)],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let conn = self.inner.reader();
+        conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+            .map(drop)
+            .map_err(|e| self.inner.failed(e))
+    }
+
+    fn errors(&self) -> u64 {
+        self.inner.errors.load(Ordering::Relaxed)
+    }
+
+    fn active_sessions(&self) -> Option<u64> {
+        Some(self.inner.records.load(Ordering::Relaxed))
+    }
+}
