@@ -110,6 +110,7 @@ fn hot_path(c: &mut Criterion) {
         access_expires: None,
         refresh_token: None,
         access_token: None,
+        generation: 0,
     };
     let sealed = session::seal(&sealer, &name, &data).expect("seal");
     c.bench_function("session/open_cookie", |b| {

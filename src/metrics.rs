@@ -35,6 +35,7 @@ outcomes! {
     BearerRefused => "bearer_refused",
     MissingAttribute => "missing_attribute",
     StoreUnavailable => "store_unavailable",
+    RefreshPending => "refresh_pending",
     Callback => "callback",
     CasCallback => "cas_callback",
     CasSingleLogout => "cas_single_logout",

@@ -23,6 +23,12 @@ fn due_at_once() -> SimConfig {
 
 const ROUTES: &str = r#"
 [[route]]
+path = "/token"
+upstream = "{upstream}"
+protocol = "oidc"
+pass_token = "access"
+
+[[route]]
 path = "/strict"
 upstream = "{upstream}"
 protocol = "oidc"
@@ -63,8 +69,21 @@ async fn logged_in_at(env: &Env, path: &str) -> Browser {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_share_one_refresh() {
     for mode in [r#"mode = "cookie""#, r#"mode = "server""#] {
-        let env = env(mode).await;
+        // Tokens of 62 s refreshed in their last 60: due 2 s after login, and
+        // the renewed one not for 2 s more (in server mode, requests that read
+        // the renewed session must not find it due).
+        let env = start_full(
+            SimConfig {
+                access_token_ttl: Duration::from_secs(62),
+                ..SimConfig::default()
+            },
+            mode,
+            "refresh_margin_seconds = 60",
+            ROUTES,
+        )
+        .await;
         let b = logged_in_at(&env, "/x").await;
+        tokio::time::sleep(Duration::from_millis(2100)).await;
         let tokens_before = env.sim.counters().token;
         let requests: Vec<_> = (0..20)
             .map(|i| {
@@ -180,4 +199,62 @@ async fn a_refreshed_id_token_for_another_user_ends_the_session() {
         "served with a refreshed token for another user"
     );
     env.sim.set_token_hook(None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refreshed_session_refreshes_again_when_its_new_token_is_due() {
+    // Every token is due at once (100 s tokens, refreshed 100 s early): each
+    // request with the latest cookie must refresh, and the app must get each
+    // new access token, not a stale one.
+    let env = env("").await;
+    let b = logged_in_at(&env, "/token/x").await;
+    let before = env.sim.counters().token;
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let r = b.get(&env.url(&format!("/token/{i}"))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        seen.push(r.upstream_header("authorization").concat());
+    }
+    assert_eq!(
+        env.sim.counters().token - before,
+        3,
+        "a refresh was skipped while its token was due"
+    );
+    seen.dedup();
+    assert_eq!(seen.len(), 3, "the app got the same token twice: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_never_gets_an_access_token_past_its_end() {
+    // Tokens of 2 s, refreshed in their last second.
+    let env = start_full(
+        SimConfig {
+            access_token_ttl: Duration::from_secs(2),
+            ..SimConfig::default()
+        },
+        "",
+        "refresh_margin_seconds = 1",
+        ROUTES,
+    )
+    .await;
+    let b = logged_in_at(&env, "/token/x").await;
+    env.sim.set_down(true);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The token is past its end and the IdP is down: no stale token upstream.
+    let seen = env.echo.requests();
+    let r = b
+        .get_with(&env.url("/token/y"), &[("accept", "application/json")])
+        .await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error"], "idp_unavailable");
+    assert!(r.headers.contains_key("retry-after"));
+    assert_eq!(env.echo.requests(), seen, "the app got the request");
+    // A route that passes no token serves the user as before.
+    assert_eq!(b.get(&env.url("/x")).await.status, 200);
+    // The IdP back: the next attempt (a moment later) refreshes, and serves.
+    env.sim.set_down(false);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = b.get(&env.url("/token/z")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.upstream_header("authorization")[0].starts_with("Bearer "));
 }

@@ -92,6 +92,10 @@ async fn suite(store: Arc<dyn Store>) {
     // Single use, atomic under concurrency.
     assert!(store.first_use("use:j1", HOUR).await.expect("use"));
     assert!(!store.first_use("use:j1", HOUR).await.expect("use"));
+    // A mark taken back wins again, once.
+    store.release("use:j1").await.expect("release");
+    assert!(store.first_use("use:j1", HOUR).await.expect("use"));
+    assert!(!store.first_use("use:j1", HOUR).await.expect("use"));
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let s = store.clone();

@@ -55,6 +55,7 @@ impl Gateway {
             access_expires: None,
             refresh_token: None,
             access_token: Some(token),
+            generation: 0,
         };
         // A global logout revokes the user's tokens too, as it does cookie sessions.
         if self.is_revoked(&data).await? {

@@ -112,6 +112,9 @@ pub enum Access {
     LoginRequired,
     /// A bearer token that is not accepted: answered with this, never a redirect.
     Refused(Reply),
+    /// The route would pass an access token past its end, and no refresh could
+    /// be made right now: a 503, never the stale token.
+    Unavailable,
 }
 
 pub struct Gateway {
@@ -135,11 +138,15 @@ pub struct Gateway {
     /// Server-mode sessions, revocations, and single-use states, tickets and
     /// logout-token ids: shared by every gateway when it is Redis.
     store: Arc<dyn Store>,
-    /// Token refreshes under way or just done, per session id: concurrent requests
-    /// of one user share one refresh (rotated refresh tokens break otherwise:
-    /// oauth2-proxy #1992, mod_auth_openidc #204), and a request that still carries
-    /// the old cookie gets the new session.
-    refreshing: moka::sync::Cache<String, Arc<tokio::sync::OnceCell<refresh::Refresh>>>,
+    /// Token refreshes under way or just done, per session and token generation
+    /// (`id:generation`): concurrent requests of one user share one refresh
+    /// (rotated refresh tokens break otherwise: oauth2-proxy #1992,
+    /// mod_auth_openidc #204), a request that still carries the old cookie gets
+    /// the new session, and one with the new cookie refreshes again when due.
+    refreshing: moka::sync::Cache<
+        String,
+        Arc<tokio::sync::OnceCell<(refresh::Refresh, std::time::Instant)>>,
+    >,
     /// Counters; shared with the gateway a reload replaces this one with.
     pub metrics: Arc<Metrics>,
 }
@@ -373,6 +380,10 @@ impl Gateway {
             Some((s, cookies)) if s.realm == route.spec.realm => {
                 if self.needs_refresh(&s, now) {
                     return Ok(self.refreshed(route, parts, s, cookies, now).await);
+                }
+                if self.passes_expired_token(route, &s, now) {
+                    // No refresh token to renew it with: a fresh login gets one.
+                    return Ok(Access::LoginRequired);
                 }
                 Access::Granted(s, cookies)
             }

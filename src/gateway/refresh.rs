@@ -1,7 +1,13 @@
-//! Token refresh before proxying: once per session for all its concurrent
-//! requests, and the route's policy when the IdP refuses.
+//! Token refresh before proxying: once per session and token generation for all
+//! its concurrent requests, the route's policy when the IdP refuses, and never
+//! an expired access token passed to the app.
 
 use super::*;
+
+/// How long an attempt that could not refresh (the IdP unreachable, another
+/// gateway refreshing) stands before a request tries again: a down IdP gets one
+/// attempt per session this often, not one per request.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The outcome of one refresh attempt, shared by every request that waited on it.
 #[derive(Clone)]
@@ -38,18 +44,25 @@ impl Gateway {
         cookies: Vec<String>,
         now: u64,
     ) -> Access {
-        let cell = self
-            .refreshing
-            .get_with(s.id.clone(), || Arc::new(tokio::sync::OnceCell::new()));
-        let outcome = cell
-            .get_or_init(|| self.refresh_once(&route.spec, &s, now))
-            .await
-            .clone();
-        match outcome {
+        // One attempt per token generation: a request still carrying the old
+        // cookie gets the session the attempt made; one with the new cookie, due
+        // again, makes the next attempt.
+        let generation = format!("{}:{}", s.id, s.generation);
+        let mut outcome = self.attempt(&generation, route, &s, now).await;
+        if matches!(outcome, (Refresh::NotNow, at) if at.elapsed() >= RETRY_AFTER) {
+            self.refreshing.invalidate(&generation);
+            outcome = self.attempt(&generation, route, &s, now).await;
+        }
+        match outcome.0 {
             Refresh::Renewed(new) => {
                 let new = (*new).clone();
                 let cookies = self.renewed_cookies(parts, &new, now);
                 Access::Granted(new, cookies)
+            }
+            Refresh::NotNow if self.passes_expired_token(route, &s, now) => {
+                // The app would get an access token past its end: not that.
+                tracing::info!(user = %s.identity.sub, "access token expired and not refreshed yet");
+                Access::Unavailable
             }
             Refresh::NotNow => Access::Granted(s, cookies),
             Refresh::Refused if route.spec.refresh_failure == RefreshFailure::Serve => {
@@ -76,6 +89,35 @@ impl Gateway {
         }
     }
 
+    /// The outcome of this generation's attempt (made now, or shared with the
+    /// requests that came first), and when it was made.
+    async fn attempt(
+        &self,
+        generation: &str,
+        route: &Route,
+        s: &SessionData,
+        now: u64,
+    ) -> (Refresh, std::time::Instant) {
+        let cell = self.refreshing.get_with(generation.to_string(), || {
+            Arc::new(tokio::sync::OnceCell::new())
+        });
+        cell.get_or_init(|| async {
+            (
+                self.refresh_once(&route.spec, s, now).await,
+                std::time::Instant::now(),
+            )
+        })
+        .await
+        .clone()
+    }
+
+    /// Whether serving `s` as it is would hand the app an access token past its
+    /// end (a route that passes it, and no refresh made).
+    pub(super) fn passes_expired_token(&self, route: &Route, s: &SessionData, now: u64) -> bool {
+        route.spec.pass_token == Some(PassToken::Access)
+            && s.access_expires.is_some_and(|end| end <= now)
+    }
+
     pub(super) async fn refresh_once(
         &self,
         route: &RouteSpec,
@@ -85,7 +127,7 @@ impl Gateway {
         // Behind a load balancer, one gateway refreshes; the others serve the
         // still-valid session meanwhile, and the browser gets the new cookie from
         // the winner.
-        let key = format!("use:refresh:{}:{}", s.id, s.access_expires.unwrap_or(0));
+        let key = format!("use:refresh:{}:{}", s.id, s.generation);
         match self
             .store
             .first_use(&key, std::time::Duration::from_secs(60))
@@ -122,6 +164,7 @@ impl Gateway {
                     new.identity = identity;
                 }
                 new.access_expires = grant.expires_in.map(|e| now + e);
+                new.generation = s.generation.wrapping_add(1);
                 if grant.refresh_token.is_some() {
                     new.refresh_token = grant.refresh_token;
                 }
@@ -135,6 +178,11 @@ impl Gateway {
             }
             Err(e @ (AuthError::IdpUnavailable(_) | AuthError::Store(_))) => {
                 tracing::warn!(error = %e, "refresh postponed: the identity provider is unavailable");
+                // The refresh token was not spent: the next attempt, here or on
+                // another gateway, may use it.
+                if let Err(e) = self.store.release(&key).await {
+                    tracing::warn!(error = %e, "could not release a refresh mark");
+                }
                 return Refresh::NotNow;
             }
             Err(e @ AuthError::InvalidIdToken(_)) => {

@@ -217,6 +217,7 @@ impl Gateway {
             access_expires: login.grant.expires_in.map(|e| now + e),
             refresh_token: login.grant.refresh_token.filter(|_| !s.minimal),
             access_token: login.grant.access_token.filter(|_| self.keep_access_token),
+            generation: 0,
         };
         if s.mode == SessionMode::Server {
             let record = serde_json::to_vec(&data).unwrap_or_default();

@@ -58,6 +58,12 @@ impl Gateway {
             Access::Anonymous => (None, Vec::new(), Outcome::Anonymous),
             Access::Granted(s, cookies) => (Some(s), cookies, Outcome::Authenticated),
             Access::Refused(reply) => return answer(reply, None, Outcome::BearerRefused),
+            Access::Unavailable => {
+                let e = AuthError::IdpUnavailable("the access token is being refreshed".into());
+                let mut reply = Reply::for_auth_error_to(&e, api);
+                reply.headers.push(("retry-after", "2".into()));
+                return answer(reply, None, Outcome::RefreshPending);
+            }
             Access::LoginRequired => {
                 let reply = if (api || !redirect) && !route.spec.bearer_audiences.is_empty() {
                     bearer_challenge(

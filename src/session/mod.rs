@@ -50,6 +50,14 @@ pub struct SessionData {
     /// The access token, kept only when a route passes it upstream.
     #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
     pub access_token: Option<crate::secret::Secret<String>>,
+    /// How many times its tokens were refreshed: each generation is refreshed
+    /// once, by one request for all (the expiry alone repeats within a second).
+    #[serde(rename = "g", default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -115,6 +123,7 @@ mod tests {
             access_expires: None,
             refresh_token: None,
             access_token: None,
+            generation: 0,
         }
     }
 

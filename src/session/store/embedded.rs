@@ -376,6 +376,13 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_string();
+        self.blocking(move |c, _| c.execute("DELETE FROM used WHERE key = ?1", params![key]))
+            .await
+            .map(drop)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let conn = self.inner.reader();
         conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))

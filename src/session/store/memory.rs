@@ -182,6 +182,11 @@ impl Store for MemoryStore {
         self.any_revoked.load(Ordering::Acquire)
     }
 
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.used.invalidate(key);
+        Ok(())
+    }
+
     async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         let now = now_millis();
         let until = deadline(now, ttl);

@@ -46,6 +46,9 @@ pub trait Store: Send + Sync {
     /// `true` the first time `key` is used within `ttl` (a `jti`, a state, a ticket);
     /// atomic across every gateway sharing the store.
     async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Takes a single-use mark back (an attempt that spent nothing), so the next
+    /// `first_use` of `key` wins again.
+    async fn release(&self, key: &str) -> Result<(), StoreError>;
     /// `false` only when nothing was ever revoked, so the per-request check can be
     /// skipped without building keys (the memory store knows; Redis must be asked).
     fn may_have_revocations(&self) -> bool {

@@ -185,4 +185,11 @@ impl Store for RedisStore {
             .map_err(|e| self.fail(e))?;
         Ok(set.is_some())
     }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        let mut c = self.conn().await?;
+        c.del::<_, ()>(self.key(key))
+            .await
+            .map_err(|e| self.fail(e))
+    }
 }
