@@ -209,6 +209,33 @@ async fn a_rotated_key_is_fetched_once_and_works() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_right_after_start_or_reload_is_fetched_at_once() {
+    // The default throttle (10 s), not the test config's 2 s.
+    let sim = oneaccess_sim::Sim::start(Default::default())
+        .await
+        .expect("sim");
+    let echo = oneaccess_sim::echo::Echo::start().await.expect("echo");
+    let port = free_port();
+    let text = config_text(port, &sim, &echo, "", "").replace("jwks_min_refetch_seconds = 2\n", "");
+    let gw = start_gateway(&text).await;
+    let env = Env {
+        sim,
+        echo,
+        gw,
+        port,
+    };
+    // Start-up fetched the keys a moment ago; the IdP rotates now.
+    env.sim.rotate_key();
+    assert_eq!(login(&env).await, (200, true), "a new kid after start-up");
+    // A reload fetches the set again; the IdP rotates right after.
+    let cfg = oneaccess_gateway::config::parse(&text, std::path::Path::new("."), &|_| None)
+        .expect("config");
+    env.gw.live.reload_with(Ok(cfg)).await.expect("reload");
+    env.sim.rotate_key();
+    assert_eq!(login(&env).await, (200, true), "a new kid after a reload");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_unknown_kids_costs_at_most_one_fetch_per_interval() {
     let env = start().await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;

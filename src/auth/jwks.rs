@@ -1,7 +1,8 @@
 //! The identity provider's signing keys: `kid` -> key in a moka cache. An unknown
-//! `kid` triggers one refetch of the JWKS, throttled, so a rotated key is picked up
-//! at once while a flood of made-up kids costs the IdP at most one fetch per
-//! interval.
+//! `kid` triggers one refetch of the JWKS, so a rotated key is picked up at once,
+//! even a second after start-up or a reload fetched the set. A flood of made-up
+//! kids costs the IdP at most one fetch a second, and a kid a refetch did not
+//! find is not looked for again for `jwks_min_refetch_seconds`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,20 +24,31 @@ pub struct VerifyKey {
 /// names none.
 const ONLY_KEY: &str = "\0only";
 
+/// The least time between two fetches for unknown kids: a flood of them costs
+/// the IdP one fetch a second.
+const UNKNOWN_KID_FLOOR: Duration = Duration::from_secs(1);
+
 pub struct JwksCache {
     keys: Cache<String, Arc<VerifyKey>>,
-    /// When the JWKS was last fetched. The async mutex also makes refetches
-    /// single-flight: callers that queued behind a fetch see it is fresh and skip.
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
-    min_refetch: Duration,
+    /// Kids a refetch did not find, not looked for again while they are here.
+    missing: Cache<String, ()>,
+    /// When an unknown kid last made a fetch (start-up and reload fetches do not
+    /// count). The async mutex makes such fetches single-flight: callers that
+    /// queued behind one find their kid, or skip the fetch.
+    last_unknown: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl JwksCache {
-    pub fn new(ttl: Duration, min_refetch: Duration) -> JwksCache {
+    /// `ttl`: how long keys are kept; `missing_for`: how long a kid the IdP does
+    /// not publish is not asked for again.
+    pub fn new(ttl: Duration, missing_for: Duration) -> JwksCache {
         JwksCache {
             keys: Cache::builder().max_capacity(64).time_to_live(ttl).build(),
-            last_fetch: tokio::sync::Mutex::new(None),
-            min_refetch,
+            missing: Cache::builder()
+                .max_capacity(1024)
+                .time_to_live(missing_for)
+                .build(),
+            last_unknown: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -51,7 +63,21 @@ impl JwksCache {
         if let Some(k) = self.keys.get(name) {
             return Ok(k);
         }
-        self.refetch(http, jwks_uri).await?;
+        if !self.missing.contains_key(name) {
+            let mut last = self.last_unknown.lock().await;
+            // Another caller may have fetched it while this one queued.
+            if let Some(k) = self.keys.get(name) {
+                return Ok(k);
+            }
+            if last.is_none_or(|t| t.elapsed() >= UNKNOWN_KID_FLOOR) {
+                // Counted before the outcome is known: a failing IdP is throttled too.
+                *last = Some(Instant::now());
+                self.refetch(http, jwks_uri).await?;
+                if self.keys.get(name).is_none() {
+                    self.missing.insert(name.to_string(), ());
+                }
+            }
+        }
         self.keys.get(name).ok_or_else(|| {
             AuthError::InvalidIdToken(match kid {
                 Some(_) => "signed with a key the identity provider does not publish".into(),
@@ -60,14 +86,8 @@ impl JwksCache {
         })
     }
 
-    /// Fetches the JWKS unless it was fetched within `min_refetch`.
+    /// Fetches the JWKS (at start-up, a reload, or for an unknown kid).
     pub async fn refetch(&self, http: &dyn HttpClient, jwks_uri: &str) -> Result<(), AuthError> {
-        let mut last = self.last_fetch.lock().await;
-        if last.is_some_and(|t| t.elapsed() < self.min_refetch) {
-            return Ok(());
-        }
-        // Counted before the outcome is known, so a failing IdP is throttled too.
-        *last = Some(Instant::now());
         let resp = call(http, OutboundRequest::get(jwks_uri), JWKS_ENDPOINT).await?;
         if resp.status != 200 {
             return Err(AuthError::IdpUnavailable(format!(
@@ -88,8 +108,10 @@ impl JwksCache {
             let alg = jwk.common.key_algorithm.and_then(signing_alg);
             usable.push((jwk.common.key_id.clone(), Arc::new(VerifyKey { key, alg })));
         }
-        // Keys that left the set stop verifying now, not at the TTL.
+        // Keys that left the set stop verifying now, not at the TTL; kids it now
+        // has are no longer missing.
         self.keys.invalidate_all();
+        self.missing.invalidate_all();
         if usable.len() == 1 {
             self.keys.insert(ONLY_KEY.into(), usable[0].1.clone());
         }

@@ -58,6 +58,14 @@ impl Live {
         let loaded = tokio::task::spawn_blocking(move || config::load(&path))
             .await
             .map_err(|e| StartupError::Server(e.to_string()))?;
+        self.reload_with(loaded).await
+    }
+
+    /// A reload with a configuration already read (or the errors reading it).
+    pub async fn reload_with(
+        &self,
+        loaded: Result<Config, StartupError>,
+    ) -> Result<(), StartupError> {
         let old = self.gateway();
         let result = match loaded {
             Ok(cfg) => self.replace(&old, cfg).await,
