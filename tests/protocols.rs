@@ -469,9 +469,11 @@ async fn end_session_logout_sends_the_id_token_hint() {
     let to = out.location().expect("location");
     let end_session = format!("{}/api/v1/logout?", env.sim.base_url());
     assert!(to.starts_with(&end_session), "{to}");
+    // One fixed return URL, the one registered at the provider; `rd` rides in
+    // the state.
     assert_eq!(
         query(&to, "post_logout_redirect_uri"),
-        Some(env.url("/bye"))
+        Some(env.url("/_sso/logged-out"))
     );
     assert_eq!(query(&to, "client_id").as_deref(), Some("demo-client"));
     assert!(query(&to, "state").is_some_and(|s| s.len() >= 16));
@@ -487,4 +489,42 @@ async fn end_session_logout_sends_the_id_token_hint() {
     .expect("json");
     assert_eq!(claims["sub"], ALICE_ID);
     assert!(b.cookie("localhost", "oag_session").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_session_logout_ends_the_provider_session_and_comes_back_to_rd() {
+    let env = start_with(SimConfig::default(), r#"logout = "end_session""#, "").await;
+    env.sim
+        .register_post_logout_redirect_uri(&env.url("/_sso/logged-out"));
+    let b = Browser::new();
+    assert_eq!(b.login(&env.url("/x"), USER).await.status, 200);
+    let out = b
+        .get_with(
+            &env.url("/_sso/logout?rd=/public/bye?a=1"),
+            &[("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    let hops = b.follow(out).await;
+    let statuses: Vec<u16> = hops.iter().map(|h| h.status).collect();
+    // The provider took the registered URI, and the gateway went on to `rd`.
+    assert!(
+        hops.iter()
+            .any(|h| h.url.starts_with(&env.url("/_sso/logged-out?state="))),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        hops.last().map(|h| h.url.as_str()),
+        Some(env.url("/public/bye?a=1").as_str())
+    );
+    // The provider's session is over: the next visit shows its login form.
+    let hops = b.visit(&env.url("/x")).await;
+    assert!(
+        hops.last().is_some_and(|h| h.body.contains("login-form")),
+        "a silent login after logout"
+    );
+    // A state nobody sealed goes to the configured page, never elsewhere.
+    let r = b
+        .get(&env.url("/_sso/logged-out?state=https%3A%2F%2Fevil.example"))
+        .await;
+    assert_eq!(r.location(), Some(env.url("/")));
 }

@@ -107,6 +107,9 @@ pub struct SsoPaths {
     /// OIDC Back-Channel Logout endpoint (register it at OneAccess).
     pub backchannel_logout: String,
     pub logout: String,
+    /// Where OIDC RP-initiated logout comes back (`post_logout_redirect_uri`,
+    /// under `public_url`: the one URL to register at OneAccess for it).
+    pub logged_out: String,
     /// The JWKS of the identity assertions.
     pub jwks: String,
     /// Forward auth for nginx `auth_request`: 2xx or 401.

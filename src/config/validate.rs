@@ -336,6 +336,7 @@ fn server_settings(
             cas_callback: format!("{prefix}/cas/callback"),
             backchannel_logout: format!("{prefix}/backchannel-logout"),
             logout: format!("{prefix}/logout"),
+            logged_out: format!("{prefix}/logged-out"),
             jwks: format!("{prefix}/jwks.json"),
             forward_auth: format!("{prefix}/auth"),
             forward_auth_redirect: format!("{prefix}/verify"),

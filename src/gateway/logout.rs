@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// The sealing name (AAD) of the end-session `state`: a value sealed for any
+/// other use does not open as one.
+const LOGOUT_STATE: &str = "oag-logout-state";
+
 impl Gateway {
     /// `{prefix}/logout[?rd=/where]`: clear the gateway's cookies and end the IdP's
     /// SSO session too (OneAccess global logout, OIDC end-session, or CAS logout, by
@@ -51,7 +55,7 @@ impl Gateway {
                 tracing::warn!(error = %e, "logout could not end the session in the store");
             }
         }
-        let location = self.idp_logout_url(session.as_ref(), &target);
+        let location = self.idp_logout_url(session.as_ref(), &target, now);
         let s = &self.config.session;
         let mut clear = vec![cookie::clear_cookie(&s.cookie_name, s.secure)];
         for h in parts.headers.get_all(http::header::COOKIE) {
@@ -168,6 +172,34 @@ impl Gateway {
         Reply::empty(200)
     }
 
+    /// `GET {prefix}/logged-out?state=…`: where the provider's end-session
+    /// endpoint returns; on to the place the logout asked for, which `state`
+    /// carries sealed, else the configured page.
+    pub fn logged_out(&self, parts: &Parts, now: u64) -> Reply {
+        let server = &self.config.server;
+        let target = Query::parse(parts.uri.query())
+            .get("state")
+            .and_then(|st| self.open_logout_state(st, now))
+            .unwrap_or_else(|| absolute(&server.post_logout_redirect, &server.public_origin));
+        let mut reply = Reply::redirect(target);
+        reply.headers.push(("cache-control", "no-store".into()));
+        reply
+    }
+
+    /// The end-session `state`: the return target (validated before), and until
+    /// when it counts, sealed.
+    fn seal_logout_state(&self, target: &str, now: u64) -> Option<String> {
+        let until = now + self.config.session.pending_ttl.as_secs();
+        let plain = serde_json::to_vec(&(target, until)).ok()?;
+        self.sealer.seal(LOGOUT_STATE, &plain).ok()
+    }
+
+    fn open_logout_state(&self, state: &str, now: u64) -> Option<String> {
+        let plain = self.sealer.open(LOGOUT_STATE, state).ok()?;
+        let (target, until): (String, u64) = serde_json::from_slice(&plain).ok()?;
+        (now < until).then_some(target)
+    }
+
     pub(super) fn logout_allowed(&self, parts: &Parts, origin: &str, q: &Query) -> bool {
         let h = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
         if parts.method == http::Method::POST {
@@ -218,7 +250,12 @@ impl Gateway {
         ))
     }
 
-    pub(super) fn idp_logout_url(&self, session: Option<&SessionData>, target: &str) -> String {
+    pub(super) fn idp_logout_url(
+        &self,
+        session: Option<&SessionData>,
+        target: &str,
+        now: u64,
+    ) -> String {
         let Some(provider) = &self.config.provider else {
             return target.to_string();
         };
@@ -233,10 +270,15 @@ impl Gateway {
                 let hint = session
                     .and_then(|s| s.id_token.as_ref())
                     .map(|t| t.expose().as_str());
-                let mut state = [0u8; 16];
-                let _ = aws_lc_rs::rand::fill(&mut state);
+                // One fixed, registered return URL; where to go from there rides
+                // in `state`, sealed so that nobody else can choose it.
+                let back = format!(
+                    "{}{}",
+                    self.config.server.public_origin, self.config.server.paths.logged_out
+                );
+                let state = self.seal_logout_state(target, now);
                 if let Some(url) =
-                    oidc.end_session_url(client_id, hint, target, &URL_SAFE_NO_PAD.encode(state))
+                    state.and_then(|st| oidc.end_session_url(client_id, hint, &back, &st))
                 {
                     return url;
                 }

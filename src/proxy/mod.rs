@@ -371,6 +371,8 @@ async fn endpoint(
         answer(reply, Outcome::BackchannelLogout)
     } else if path == paths.logout {
         answer(g.logout(req, now).await, Outcome::Logout)
+    } else if path == paths.logged_out {
+        answer(g.logged_out(req, now), Outcome::Logout)
     } else if path == paths.forward_auth || path == paths.forward_auth_redirect {
         let redirect = path == paths.forward_auth_redirect;
         let (reply, user, outcome, route) = g.forward_auth(req, socket, redirect, now).await;

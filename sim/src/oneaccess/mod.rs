@@ -431,6 +431,17 @@ impl Sim {
         }
     }
 
+    /// Registers a `post_logout_redirect_uri` for OIDC RP-initiated logout at
+    /// `GET /api/v1/logout`: one that is not registered gets a 400 error page and
+    /// ends no session, as a conforming provider answers (RP-Initiated Logout 1.0,
+    /// section 3.1). Registering one twice has no further effect.
+    pub fn register_post_logout_redirect_uri(&self, url: &str) {
+        let mut reg = lock(&self.state().logout);
+        if !reg.post_logout_uris.iter().any(|u| u == url) {
+            reg.post_logout_uris.push(url.to_string());
+        }
+    }
+
     /// Registers a CAS single-logout URL: whenever an SSO session ends (as for
     /// [`Sim::register_backchannel_logout_uri`]), it receives one SLO request
     /// ([`Sim::send_cas_logout`]) per CAS service ticket issued from that session by

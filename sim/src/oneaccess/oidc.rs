@@ -488,13 +488,42 @@ pub(crate) async fn userinfo(
 
 // ---- global logout ---------------------------------------------------------------
 
+/// OneAccess's global logout (`redirect_url`), which is also the advertised
+/// `end_session_endpoint`: with `post_logout_redirect_uri` it acts as OIDC
+/// RP-initiated logout, which takes only a registered URI and hands `state` back.
 pub(crate) async fn logout(
     AxState(state): Shared,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    end_sso_session(&state, &headers).await;
     let q = query(raw.as_deref()).unwrap_or_default();
-    let target = param(&q, "redirect_url").unwrap_or("/api/v1/login");
-    with_cookie(redirect(target), &clear_sso_cookie())
+    let target = match param(&q, "post_logout_redirect_uri") {
+        Some(uri) => {
+            let registered = lock(&state.logout)
+                .post_logout_uris
+                .iter()
+                .any(|u| u == uri);
+            if !registered {
+                return error_page(
+                    StatusCode::BAD_REQUEST,
+                    "post_logout_redirect_uri is not registered for this client.",
+                );
+            }
+            let mut url = match url::Url::parse(uri) {
+                Ok(u) => u,
+                Err(_) => {
+                    return error_page(StatusCode::BAD_REQUEST, "Invalid post_logout_redirect_uri.")
+                }
+            };
+            if let Some(st) = param(&q, "state") {
+                url.query_pairs_mut().append_pair("state", st);
+            }
+            url.to_string()
+        }
+        None => param(&q, "redirect_url")
+            .unwrap_or("/api/v1/login")
+            .to_string(),
+    };
+    end_sso_session(&state, &headers).await;
+    with_cookie(redirect(&target), &clear_sso_cookie())
 }

@@ -59,6 +59,8 @@ pub(crate) struct LogoutRegistry {
     pub backchannel_uris: Vec<String>,
     /// CAS single-logout URLs (registration order, no duplicates).
     pub cas_logout_urls: Vec<String>,
+    /// OIDC RP-initiated logout: the `post_logout_redirect_uri`s accepted.
+    pub post_logout_uris: Vec<String>,
     /// Every logout POST sent: `(url, status)`, status 0 when no answer arrived.
     pub log: Vec<(String, u16)>,
 }
