@@ -380,3 +380,33 @@ async fn a_hostile_request_target_never_becomes_the_return_url() {
         Some(env.url("/"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_user_during_an_outage_gets_503_not_a_dead_end() {
+    let env = start().await;
+    // Discovery is cached and a user is signed in.
+    let alice = Browser::new();
+    assert_eq!(alice.login(&env.url("/x"), USER).await.status, 200);
+    env.sim.set_down(true);
+    // Past the 2 s that its last answer stands for.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // A newcomer: a clear page, not a redirect to a provider that does not answer.
+    let r = Browser::new().get(&env.url("/x")).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("Sign-in is unavailable"), "{}", r.body);
+    assert!(r.headers.contains_key("retry-after"));
+    // The signed-in user keeps working.
+    assert_eq!(alice.get(&env.url("/y")).await.status, 200);
+    // Back: within the probe's interval, newcomers are sent to log in again.
+    env.sim.set_down(false);
+    let mut redirected = false;
+    for _ in 0..40 {
+        if Browser::new().get(&env.url("/x")).await.status == 302 {
+            redirected = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(redirected, "logins never resumed");
+    assert_eq!(Browser::new().login(&env.url("/x"), USER).await.status, 200);
+}

@@ -89,22 +89,35 @@ pub trait HttpClient: Send + Sync {
 /// The endpoint name the JWKS is fetched under (the JWKS-refresh metric).
 pub const JWKS_ENDPOINT: &str = "JWKS";
 
-/// A client whose calls are counted in `metrics`.
+/// A client whose calls are counted in `metrics` (by `call`), and whose answers
+/// and failures tell `health` whether the provider is up.
 pub struct Metered {
     inner: Arc<dyn HttpClient>,
     metrics: Arc<Metrics>,
+    health: Arc<super::health::IdpHealth>,
 }
 
 impl Metered {
-    pub fn new(inner: Arc<dyn HttpClient>, metrics: Arc<Metrics>) -> Metered {
-        Metered { inner, metrics }
+    pub fn new(
+        inner: Arc<dyn HttpClient>,
+        metrics: Arc<Metrics>,
+        health: Arc<super::health::IdpHealth>,
+    ) -> Metered {
+        Metered {
+            inner,
+            metrics,
+            health,
+        }
     }
 }
 
 #[async_trait]
 impl HttpClient for Metered {
     async fn send(&self, req: OutboundRequest) -> Result<OutboundResponse, String> {
-        self.inner.send(req).await
+        let sent = self.inner.send(req).await;
+        self.health
+            .record(sent.as_ref().is_ok_and(|r| r.status < 500));
+        sent
     }
 
     fn metrics(&self) -> Option<&Metrics> {

@@ -26,6 +26,15 @@ impl Gateway {
         now: u64,
         fresh: bool,
     ) -> Reply {
+        if !self.idp_answers().await {
+            // A redirect to a provider that does not answer is a dead end.
+            tracing::warn!(route = %route.label, "no login started: the identity provider does not answer");
+            let e = AuthError::IdpUnavailable("no answer to a probe".into());
+            let mut reply = Reply::for_auth_error(&e);
+            reply.headers.push(("retry-after", "5".into()));
+            reply.headers.push(("cache-control", "no-store".into()));
+            return reply;
+        }
         match self.start_login(&route.spec, parts, now, fresh).await {
             Ok(r) => r,
             Err(e) => {
@@ -33,6 +42,21 @@ impl Gateway {
                 Reply::for_auth_error(&e)
             }
         }
+    }
+
+    /// Whether the identity provider answers: as its recent calls said, else as
+    /// a request for its discovery document (any status below 500) says.
+    async fn idp_answers(&self) -> bool {
+        let (Some(http), Some(p)) = (&self.http, &self.config.provider) else {
+            return true;
+        };
+        let url = crate::auth::discovery::discovery_url(&p.issuer);
+        self.idp_health
+            .reachable(|| async move {
+                let req = crate::auth::http::OutboundRequest::get(&url);
+                http.send(req).await.is_ok_and(|r| r.status < 500)
+            })
+            .await
     }
 
     pub(super) async fn start_login(

@@ -149,6 +149,10 @@ pub struct Gateway {
     >,
     /// Counters; shared with the gateway a reload replaces this one with.
     pub metrics: Arc<Metrics>,
+    /// Whether the identity provider answers, as its last calls (or a probe) said.
+    idp_health: Arc<crate::auth::health::IdpHealth>,
+    /// The client to the identity provider (for the health probe).
+    http: Option<Arc<dyn HttpClient>>,
 }
 
 /// What a reloaded gateway takes over from the one it replaces, so that a reload
@@ -201,7 +205,10 @@ impl Gateway {
         carried: Carried,
     ) -> Result<Gateway, StartupError> {
         let metrics = carried.metrics.unwrap_or_default();
-        let http = http.map(|h| Arc::new(Metered::new(h, metrics.clone())) as Arc<dyn HttpClient>);
+        let idp_health = Arc::new(crate::auth::health::IdpHealth::default());
+        let http = http.map(|h| {
+            Arc::new(Metered::new(h, metrics.clone(), idp_health.clone())) as Arc<dyn HttpClient>
+        });
         let store = match carried.store {
             Some(s) => s,
             None => store::build(&config.session.store, config.session.lifetime)
@@ -261,7 +268,7 @@ impl Gateway {
         };
         let uses = |p: Protocol| config.routes.iter().any(|r| r.protocol == p);
         let (mut oidc, mut oauth2, mut cas, mut management) = (None, None, None, None);
-        if let (Some(p), Some(h)) = (&config.provider, http) {
+        if let (Some(p), Some(h)) = (&config.provider, http.clone()) {
             if let Some(m) = &p.management {
                 management = Some(crate::auth::management::ManagementClient::new(
                     &p.base_url,
@@ -280,6 +287,8 @@ impl Gateway {
             }
         }
         Ok(Gateway {
+            idp_health,
+            http,
             sealer: Sealer::new(&config.session.keys),
             store,
             refreshing: moka::sync::Cache::builder()
