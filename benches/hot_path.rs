@@ -111,6 +111,7 @@ fn hot_path(c: &mut Criterion) {
         refresh_token: None,
         access_token: None,
         generation: 0,
+        renewed: false,
     };
     let sealed = session::seal(&sealer, &name, &data).expect("seal");
     c.bench_function("session/open_cookie", |b| {

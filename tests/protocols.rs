@@ -390,6 +390,45 @@ async fn renew_asks_for_a_fresh_login() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renew_route_takes_only_a_fresh_sign_in() {
+    let env = start_all().await;
+    let b = Browser::new();
+    assert_eq!(b.login(&env.url("/cas/x"), USER).await.status, 200);
+    // A session from an SSO sign-in does not open the renew route: a fresh
+    // sign-in is asked for.
+    let r = b.get(&env.url("/cas-renew/x")).await;
+    assert_eq!(r.status, 302, "the renew route took an SSO session");
+    let to_cas = r.location().expect("location");
+    assert_eq!(query(&to_cas, "renew").as_deref(), Some("true"));
+    // Skip the form: a ticket from the SSO session, asked for without renew,
+    // comes back to the gateway's service URL. The validation (with renew)
+    // refuses it.
+    let service = query(&to_cas, "service").expect("service");
+    let sso_ticket_url = format!(
+        "{}/api/v1/cas/login?service={}",
+        env.sim.base_url(),
+        url::form_urlencoded::byte_serialize(service.as_bytes()).collect::<String>()
+    );
+    let back = b.get(&sso_ticket_url).await;
+    let callback = back.location().expect("a ticket for the service");
+    assert!(callback.contains("ticket="), "{callback}");
+    let r = b.get(&callback).await;
+    assert_eq!(
+        r.status, 403,
+        "a ticket from an SSO session passed: {}",
+        r.body
+    );
+    assert!(r.body.contains("INVALID_TICKET"), "{}", r.body);
+    // The fresh sign-in passes, and then opens the renew route.
+    let page = b.login(&env.url("/cas-renew/x"), USER).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.upstream_header("x-forwarded-user"), ["alice"]);
+    assert_eq!(b.get(&env.url("/cas-renew/y")).await.status, 200);
+    // And the other CAS routes still take it.
+    assert_eq!(b.get(&env.url("/cas/y")).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_of_one_protocol_is_not_accepted_by_another() {
     let env = start_all().await;
     let b = Browser::new();

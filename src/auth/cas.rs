@@ -96,6 +96,11 @@ impl CasClient {
             let mut q = url.query_pairs_mut();
             q.append_pair("service", service)
                 .append_pair("ticket", ticket.expose());
+            // CAS 2.5.1: a login that asked for `renew` accepts only a ticket
+            // issued from a fresh sign-in, which only the server can tell.
+            if settings.renew {
+                q.append_pair("renew", "true");
+            }
             if settings.version != CasVersion::V1 {
                 q.append_pair(
                     "format",

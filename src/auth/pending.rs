@@ -38,6 +38,11 @@ pub struct PendingLogin {
     pub route: usize,
     #[serde(rename = "m")]
     pub realm: String,
+    /// The login asked the IdP for a fresh sign-in (CAS `renew`, OIDC
+    /// `prompt=login`): the callback checks the IdP did (CAS validates with
+    /// `renew=true`), and the session is marked as made so.
+    #[serde(rename = "w", default)]
+    pub renew: bool,
 }
 
 impl PendingLogin {
@@ -57,6 +62,7 @@ impl PendingLogin {
             created: now,
             route,
             realm,
+            renew: false,
         })
     }
 

@@ -56,6 +56,7 @@ impl Gateway {
             refresh_token: None,
             access_token: Some(token),
             generation: 0,
+            renewed: false,
         };
         // A global logout revokes the user's tokens too, as it does cookie sessions.
         if self.is_revoked(&data).await? {

@@ -78,7 +78,7 @@ impl Gateway {
         )
         .filter(|r| r.len() <= MAX_PENDING_RETURN)
         .unwrap_or_else(|| "/".to_string());
-        let pending = PendingLogin::new(
+        let mut pending = PendingLogin::new(
             return_to,
             route.origin.clone(),
             route.index,
@@ -86,6 +86,7 @@ impl Gateway {
             now,
         )
         .map_err(|e| AuthError::Internal(e.to_string()))?;
+        pending.renew = fresh || route.cas.is_some_and(|c| c.renew);
         let redirect_uri = self.redirect_uri(&route.origin);
         let (id, location) = match route.protocol {
             Protocol::Oidc => {
@@ -296,6 +297,8 @@ impl Gateway {
                     sid: login.sid,
                     ticket_hash: None,
                     grant: login.grant,
+                    // Only CAS routes take `renew`; an OIDC session opens none.
+                    renewed: false,
                 }
             }
             Protocol::OAuth2 => {
@@ -327,7 +330,9 @@ impl Gateway {
             crate::auth::cas::check_ticket(t)?;
         }
         let (pending, route) = self.pending_of(parts, pending_name, now)?;
-        let settings = route.cas.ok_or(AuthError::UnknownState)?;
+        let mut settings = route.cas.ok_or(AuthError::UnknownState)?;
+        // The login asked for a fresh sign-in: so must the validation.
+        settings.renew = pending.renew;
         let Some(ticket) = ticket else {
             if settings.gateway {
                 // Passive login found no SSO session: let this browser through
@@ -362,6 +367,7 @@ impl Gateway {
             .await?;
         let login = NewSession {
             ticket_hash: Some(hash),
+            renewed: settings.renew,
             ..NewSession::of(identity)
         };
         self.establish(parts, login, route, pending.return_to, now)

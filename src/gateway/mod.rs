@@ -386,6 +386,10 @@ impl Gateway {
             }
         }
         Ok(match self.session_of(parts, now).await? {
+            // A `renew` route takes only a session made by a fresh sign-in.
+            Some((s, _)) if route.spec.cas.is_some_and(|c| c.renew) && !s.renewed => {
+                Access::LoginRequired
+            }
             Some((s, cookies)) if s.realm == route.spec.realm => {
                 if self.needs_refresh(&s, now) {
                     return Ok(self.refreshed(route, parts, s, cookies, now).await);

@@ -218,6 +218,7 @@ impl Gateway {
             refresh_token: login.grant.refresh_token.filter(|_| !s.minimal),
             access_token: login.grant.access_token.filter(|_| self.keep_access_token),
             generation: 0,
+            renewed: login.renewed,
         };
         if s.mode == SessionMode::Server {
             let record = serde_json::to_vec(&data).unwrap_or_default();
@@ -272,6 +273,8 @@ pub struct NewSession {
     pub sid: Option<String>,
     pub ticket_hash: Option<String>,
     pub grant: Grant,
+    /// The IdP confirmed a fresh sign-in (CAS `renew`).
+    pub renewed: bool,
 }
 
 impl NewSession {
@@ -282,6 +285,7 @@ impl NewSession {
             sid: None,
             ticket_hash: None,
             grant: Grant::default(),
+            renewed: false,
         }
     }
 }

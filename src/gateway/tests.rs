@@ -244,6 +244,7 @@ async fn tampered_and_foreign_session_cookies_are_no_session() {
         refresh_token: None,
         access_token: None,
         generation: 0,
+        renewed: false,
     };
     let name = g.config.session.cookie_name.clone();
     let good = session::seal(&g.sealer, &name, &data).expect("seal");
@@ -503,6 +504,7 @@ policy = {{ users = ["bob"], on_deny = "reauthenticate" }}
         refresh_token: None,
         access_token: None,
         generation: 0,
+        renewed: false,
     };
     let p = parts("GET", "/x", &[("accept", "text/html")]);
     // An hour after login: a fresh login, asking CAS not to reuse the SSO session.

@@ -54,6 +54,10 @@ pub struct SessionData {
     /// once, by one request for all (the expiry alone repeats within a second).
     #[serde(rename = "g", default, skip_serializing_if = "is_zero")]
     pub generation: u32,
+    /// Made by a fresh sign-in that the IdP confirmed (CAS `renew`): only such a
+    /// session opens a route with `renew = true`.
+    #[serde(rename = "w", default, skip_serializing_if = "std::ops::Not::not")]
+    pub renewed: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -124,6 +128,7 @@ mod tests {
             refresh_token: None,
             access_token: None,
             generation: 0,
+            renewed: false,
         }
     }
 
