@@ -23,6 +23,16 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Takes from `earlier` the claims this one lacks: a refreshed ID token does
+    /// not repeat what userinfo added at login.
+    pub fn keep_missing_from(&mut self, earlier: &Identity) {
+        for (name, value) in &earlier.claims {
+            if self.claim(name).is_none() {
+                self.claims.push((name.clone(), value.clone()));
+            }
+        }
+    }
+
     /// The value of a claim; `sub` is always there.
     pub fn claim(&self, name: &str) -> Option<&str> {
         if name == "sub" {
@@ -69,7 +79,7 @@ pub fn list_items(v: &str) -> impl Iterator<Item = &str> {
 }
 
 /// A claim by exact name, else by a dotted path into nested objects.
-fn lookup<'a>(
+pub fn lookup<'a>(
     claims: &'a serde_json::Map<String, serde_json::Value>,
     name: &str,
 ) -> Option<&'a serde_json::Value> {

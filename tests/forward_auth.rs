@@ -619,16 +619,17 @@ async fn logout_through_nginx_ends_the_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_the_gateway_refreshes_reaches_the_browser_through_nginx() {
-    // Access tokens live 100 s and are refreshed 100 s before their end: the
-    // first request after login refreshes, and the simulator rotates refresh
-    // tokens. Both session modes (deploy/nginx/gateway.toml uses `server`).
+    // Access tokens live 62 s and are refreshed in their last 60: the first
+    // request 2 s after login refreshes (the simulator rotates refresh tokens),
+    // and the renewed token is not due for 2 s more. Both session modes
+    // (deploy/nginx/gateway.toml uses `server`).
     for mode in ["cookie", "server"] {
         let sim_cfg = SimConfig {
-            access_token_ttl: Duration::from_secs(100),
+            access_token_ttl: Duration::from_secs(62),
             ..SimConfig::default()
         };
         let session = format!("mode = \"{mode}\"");
-        let s = stack_with(sim_cfg, &session, "refresh_margin_seconds = 100").await;
+        let s = stack_with(sim_cfg, &session, "refresh_margin_seconds = 60").await;
         // Log in, stopping at the callback: the landing page would refresh.
         let b = Browser::new();
         let hops = b.visit(&s.url("/app/x")).await;
@@ -639,6 +640,7 @@ async fn a_session_the_gateway_refreshes_reaches_the_browser_through_nginx() {
         }
         assert_eq!(b.get(&next).await.status, 302);
         let first = b.cookie("localhost", "oag_session").expect("session");
+        tokio::time::sleep(Duration::from_millis(2100)).await;
 
         // The next request's forward auth refreshes the tokens. A cookie session
         // answers with its new cookie, which nginx hands on with the page.

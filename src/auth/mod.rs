@@ -14,6 +14,7 @@ pub mod oauth2;
 pub mod oidc;
 pub mod pending;
 pub mod redirect;
+pub mod userinfo;
 
 pub use cas::CasClient;
 pub use oauth2::OAuth2Client;

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::code_flow::{self, Grant};
-use super::http::{call, HttpClient, OutboundRequest};
+use super::http::HttpClient;
 use super::pending::PendingLogin;
+use super::userinfo;
 use crate::config::{ClientCredentials, ProviderSettings};
 use crate::error::AuthError;
 use crate::identity::Identity;
@@ -75,7 +76,12 @@ impl OAuth2Client {
             redirect_uri,
         )
         .await?;
-        let info = self.userinfo(&tokens.access_token).await?;
+        let info = userinfo::fetch(
+            self.http.as_ref(),
+            &self.userinfo_endpoint,
+            &tokens.access_token,
+        )
+        .await?;
         let identity = identity_from_userinfo(&info, &self.claims, keep_claims)?;
         Ok((identity, tokens.grant()))
     }
@@ -95,29 +101,6 @@ impl OAuth2Client {
         .await?;
         Ok(tokens.grant())
     }
-
-    async fn userinfo(
-        &self,
-        access_token: &Secret<String>,
-    ) -> Result<Map<String, Value>, AuthError> {
-        let mut req = OutboundRequest::get(&self.userinfo_endpoint);
-        // Never as a query parameter: URLs end up in logs (RFC 6750 section 5.3).
-        req.headers
-            .push(("authorization", format!("Bearer {}", access_token.expose())));
-        let resp = call(self.http.as_ref(), req, "userinfo").await?;
-        match resp.status {
-            200 => {}
-            s => {
-                return Err(AuthError::Userinfo(format!(
-                    "userinfo refused the token ({s})"
-                )))
-            }
-        }
-        match serde_json::from_slice::<Value>(&resp.body) {
-            Ok(Value::Object(m)) => Ok(m),
-            _ => Err(AuthError::Userinfo("userinfo is not a JSON object".into())),
-        }
-    }
 }
 
 /// Renames userinfo fields to claims and builds the identity. The field mapped to
@@ -127,21 +110,10 @@ pub fn identity_from_userinfo(
     mapping: &[(String, String)],
     keep_claims: &[String],
 ) -> Result<Identity, AuthError> {
-    let mut claims = Map::new();
-    for (field, claim) in mapping {
-        if let Some(v) = info.get(field) {
-            claims.insert(claim.clone(), v.clone());
-        }
-    }
-    let sub = match claims.get("sub") {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => {
-            return Err(AuthError::Userinfo(
-                "userinfo has no user id (the field mapped to `sub`)".into(),
-            ))
-        }
-    };
+    let claims = userinfo::mapped(info, mapping);
+    let sub = userinfo::subject(&claims).ok_or_else(|| {
+        AuthError::Userinfo("userinfo has no user id (the field mapped to `sub`)".into())
+    })?;
     Ok(Identity::from_claims(sub, &claims, keep_claims))
 }
 

@@ -14,7 +14,8 @@ use super::discovery::{discover, ProviderMetadata};
 use super::http::HttpClient;
 use super::jwks::{JwksCache, VerifyKey};
 use super::pending::PendingLogin;
-use crate::config::{ClientCredentials, ProviderSettings};
+use super::userinfo;
+use crate::config::{ClientCredentials, ProviderSettings, UserinfoMode};
 use crate::error::AuthError;
 use crate::identity::Identity;
 use crate::secret::{ct_eq, Secret};
@@ -91,7 +92,9 @@ impl OidcClient {
         )
     }
 
-    /// Exchanges the code and verifies the ID token. Consumes the pending login: it
+    /// Exchanges the code, verifies the ID token, and adds what userinfo says
+    /// (`provider.userinfo`). `needed` are the claims the route uses: when the ID
+    /// token lacks one, userinfo must answer. Consumes the pending login: it
     /// cannot be used twice.
     pub async fn finish(
         &self,
@@ -100,6 +103,7 @@ impl OidcClient {
         pending: PendingLogin,
         redirect_uri: &str,
         keep_claims: &[String],
+        needed: &[&str],
     ) -> Result<OidcLogin, AuthError> {
         let meta = self.metadata().await?;
         let mut tokens = code_flow::exchange(
@@ -115,7 +119,7 @@ impl OidcClient {
         let id_token = tokens
             .id_token
             .ok_or_else(|| AuthError::TokenRejected("no id_token in the token response".into()))?;
-        let claims = self
+        let mut claims = self
             .verify_id_token(&meta, id_token.expose(), pending.nonce(), &client.client_id)
             .await?;
         let sub = claims
@@ -123,6 +127,8 @@ impl OidcClient {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
+        self.add_userinfo(&meta, &tokens.access_token, &sub, &mut claims, needed)
+            .await?;
         let sid = claims
             .get("sid")
             .and_then(Value::as_str)
@@ -134,6 +140,59 @@ impl OidcClient {
             sid,
             grant,
         })
+    }
+
+    /// Merges userinfo's claims under the ID token's (the ID token's win). A
+    /// `sub` other than the ID token's fails the login (OIDC Core 5.3.2). Under
+    /// `auto`, userinfo failing fails the login only when the route needs a
+    /// claim the ID token lacks; otherwise the login goes on without it.
+    async fn add_userinfo(
+        &self,
+        meta: &ProviderMetadata,
+        access_token: &Secret<String>,
+        sub: &str,
+        claims: &mut Map<String, Value>,
+        needed: &[&str],
+    ) -> Result<(), AuthError> {
+        let mode = self.settings.userinfo;
+        let endpoint = match (mode, meta.userinfo_endpoint.as_deref()) {
+            (UserinfoMode::Never, _) | (UserinfoMode::Auto, None) => return Ok(()),
+            (UserinfoMode::Always, None) => {
+                return Err(AuthError::Discovery(
+                    "provider.userinfo = \"always\", but discovery names no userinfo_endpoint"
+                        .into(),
+                ))
+            }
+            (_, Some(e)) => e,
+        };
+        let answer = userinfo::fetch(self.http.as_ref(), endpoint, access_token)
+            .await
+            .map(|info| userinfo::claims(&info, &self.settings.userinfo_claims))
+            .and_then(|info| match userinfo::subject(&info) {
+                Some(s) if s == sub => Ok(info),
+                Some(_) => Err(AuthError::InvalidIdToken(
+                    "userinfo names another user than the ID token".into(),
+                )),
+                None => Err(AuthError::Userinfo("userinfo has no sub".into())),
+            });
+        let info = match answer {
+            Ok(info) => info,
+            Err(e @ AuthError::InvalidIdToken(_)) => return Err(e),
+            Err(e) => {
+                let lacking = needed
+                    .iter()
+                    .any(|c| *c != "sub" && crate::identity::lookup(claims, c).is_none());
+                if mode == UserinfoMode::Always || lacking {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, "userinfo failed; the ID token has every claim the route uses");
+                return Ok(());
+            }
+        };
+        for (k, v) in info {
+            claims.entry(k).or_insert(v);
+        }
+        Ok(())
     }
 
     /// Uses a refresh token. A new ID token in the answer is verified like one from

@@ -136,6 +136,8 @@ pub struct ProviderFile {
     pub logout: Option<String>,
     /// Refresh the access token this long before it ends (default 60).
     pub refresh_margin_seconds: Option<u64>,
+    /// OIDC routes: `auto` (default), `always` or `never` ask userinfo at login.
+    pub userinfo: Option<String>,
     pub id_token_algorithms: Option<Vec<String>>,
     pub clock_skew_seconds: Option<u64>,
     pub jwks_min_refetch_seconds: Option<u64>,

@@ -195,6 +195,17 @@ pub enum LogoutMode {
     EndSession,
 }
 
+/// Whether an OIDC login also asks the userinfo endpoint (OIDC Core 5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserinfoMode {
+    /// When discovery names an endpoint; a failure fails the login only when the
+    /// route uses a claim the ID token lacks.
+    Auto,
+    /// Always; any failure fails the login.
+    Always,
+    Never,
+}
+
 #[derive(Debug, Clone)]
 pub struct ProviderSettings {
     pub issuer: String,
@@ -215,6 +226,7 @@ pub struct ProviderSettings {
     pub http_timeout: Duration,
     pub logout_url: String,
     pub logout: LogoutMode,
+    pub userinfo: UserinfoMode,
     pub refresh_margin: Duration,
     /// OneAccess's management API, for policies that ask about accounts and roles.
     pub management: Option<ManagementSettings>,
@@ -383,6 +395,14 @@ impl HeaderRule {
             TemplatePart::Claim(c) => Some(c.as_str()),
             TemplatePart::Text(_) => None,
         }))
+    }
+}
+
+impl RouteSpec {
+    /// The claims this route reads: in its header rules and in its policy.
+    pub fn claims_used(&self) -> impl Iterator<Item = &str> {
+        let mapped = self.headers.iter().flat_map(|h| h.claims_used());
+        mapped.chain(self.policy.iter().flat_map(|p| p.claims_used()))
     }
 }
 

@@ -847,7 +847,21 @@ fn provider_settings(
         c.add("provider.userinfo_claims", "names must not be empty");
     }
 
+    let userinfo = match f.userinfo.as_deref() {
+        None | Some("auto") => UserinfoMode::Auto,
+        Some("always") => UserinfoMode::Always,
+        Some("never") => UserinfoMode::Never,
+        Some(other) => {
+            c.add(
+                "provider.userinfo",
+                format!("`{other}` is not `auto`, `always` or `never`"),
+            );
+            UserinfoMode::Auto
+        }
+    };
+
     ProviderSettings {
+        userinfo,
         issuer,
         base_url,
         client,

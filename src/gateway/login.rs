@@ -289,7 +289,14 @@ impl Gateway {
             Protocol::Oidc => {
                 let login = self
                     .oidc()?
-                    .finish(client, code, pending, &redirect_uri, &self.keep_claims)
+                    .finish(
+                        client,
+                        code,
+                        pending,
+                        &redirect_uri,
+                        &self.keep_claims,
+                        &route.claims_used().collect::<Vec<_>>(),
+                    )
                     .await?;
                 NewSession {
                     identity: login.identity,

@@ -234,9 +234,7 @@ impl Gateway {
                 .collect()
         };
         for r in &config.routes {
-            let mapped = r.headers.iter().flat_map(|h| h.claims_used());
-            let policy = r.policy.iter().flat_map(|p| p.claims_used());
-            for claim in mapped.chain(policy) {
+            for claim in r.claims_used() {
                 if !keep_claims.iter().any(|k| k == claim) {
                     keep_claims.push(claim.to_string());
                 }

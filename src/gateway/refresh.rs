@@ -160,7 +160,8 @@ impl Gateway {
         let mut new = s.clone();
         match result {
             Ok((identity, grant)) => {
-                if let Some(identity) = identity {
+                if let Some(mut identity) = identity {
+                    identity.keep_missing_from(&s.identity);
                     new.identity = identity;
                 }
                 new.access_expires = grant.expires_in.map(|e| now + e);
