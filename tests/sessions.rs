@@ -687,3 +687,55 @@ async fn minimal_sessions_keep_no_tokens() {
         .await;
     assert!(!out.location().expect("location").contains("id_token_hint"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_logout_tokens_are_never_accepted() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+    let env = start().await;
+    let (b, _) = logged_in(&env).await;
+    let sid = env.sim.sids_of("alice").pop().expect("sid");
+    let token = env.sim.mint_logout_token(None, Some(&sid));
+    // Flips, cuts and insertions anywhere in a valid token, 300 of them, each
+    // posted: none ends the session, none is a 5xx.
+    let len = token.len();
+    let strategy = proptest::prop_oneof![
+        (0..len, 1..=255u8).prop_map(|(i, x)| (0, i, x)),
+        (0..len).prop_map(|i| (1, i, 0)),
+        (0..len, proptest::sample::select(b".-_=A/+".to_vec())).prop_map(|(i, c)| (2, i, c)),
+    ];
+    let mut runner = TestRunner::deterministic();
+    let c = reqwest::Client::new();
+    for _ in 0..300 {
+        let (kind, i, x) = strategy.new_tree(&mut runner).expect("case").current();
+        let mut t = token.clone().into_bytes();
+        match kind {
+            0 => t[i] ^= x,
+            1 => t.truncate(i),
+            _ => t.insert(i, x),
+        }
+        let t = String::from_utf8_lossy(&t).into_owned();
+        if t == token {
+            continue;
+        }
+        let r = c
+            .post(backchannel(&env))
+            .form(&[("logout_token", t.as_str())])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 400, "a mutated token: {t}");
+    }
+    assert!(
+        is_logged_in(&b, &env).await,
+        "a mutated token ended the session"
+    );
+    // The token itself still works.
+    let (status, _) = env
+        .sim
+        .send_backchannel_logout(&backchannel(&env), &token)
+        .await
+        .expect("post");
+    assert_eq!(status, 200);
+    assert!(!is_logged_in(&b, &env).await);
+}

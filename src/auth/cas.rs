@@ -164,21 +164,26 @@ pub fn check_ticket(t: &str) -> Result<(), AuthError> {
     }
 }
 
-/// CAS 1.0: `yes\n{user}\n` or `no\n\n`.
+/// CAS 1.0: `yes\n{user}\n` or `no\n\n`, and nothing else: a cut answer
+/// (`yes` alone) is no answer.
 pub fn parse_v1(body: &str) -> Result<CasAnswer, AuthError> {
+    let bad = || AuthError::Cas("not a CAS 1.0 answer".into());
     let mut lines = body.lines();
-    match lines.next().map(str::trim) {
-        Some("yes") => {
-            let user = lines.next().map(str::trim).unwrap_or_default().to_string();
+    let (first, second) = (lines.next(), lines.next());
+    if lines.any(|l| !l.trim().is_empty()) {
+        return Err(bad());
+    }
+    match (first.map(str::trim), second.map(str::trim)) {
+        (Some("yes"), Some(user)) if !user.is_empty() && body.ends_with('\n') => {
             Ok(CasAnswer::Success {
-                user,
+                user: user.to_string(),
                 attributes: Map::new(),
             })
         }
-        Some("no") => Ok(CasAnswer::Failure {
+        (Some("no"), None | Some("")) => Ok(CasAnswer::Failure {
             code: "INVALID_TICKET".into(),
         }),
-        _ => Err(AuthError::Cas("not a CAS 1.0 answer".into())),
+        _ => Err(bad()),
     }
 }
 
@@ -225,13 +230,22 @@ pub fn parse_xml(body: &str) -> Result<CasAnswer, AuthError> {
     let mut failure: Option<String> = None;
     let mut success = false;
     let mut attributes = Map::new();
+    let mut roots = 0;
     loop {
         let event = reader.read_event().map_err(|_| bad("malformed"))?;
         match event {
             Event::DocType(_) => return Err(bad("a DTD is not allowed")),
             Event::Start(e) => {
                 let name = e.local_name().as_ref().to_string();
-                if name == "authenticationFailure" {
+                // One root, and it is the answer.
+                if path.is_empty() {
+                    roots += 1;
+                    if roots > 1 || name != "serviceResponse" {
+                        return Err(bad("not one serviceResponse"));
+                    }
+                }
+                let top = path.len() == 1;
+                if top && name == "authenticationFailure" {
                     let code = e
                         .try_get_attribute("code")
                         .ok()
@@ -244,7 +258,7 @@ pub fn parse_xml(body: &str) -> Result<CasAnswer, AuthError> {
                         .unwrap_or_else(|| "UNKNOWN".into());
                     failure = Some(sanitize_code(&code));
                 }
-                if name == "authenticationSuccess" {
+                if top && name == "authenticationSuccess" {
                     success = true;
                 }
                 path.push(name);
@@ -254,9 +268,17 @@ pub fn parse_xml(body: &str) -> Result<CasAnswer, AuthError> {
                 }
             }
             Event::Empty(e) => {
+                if path.is_empty() {
+                    return Err(bad("not one serviceResponse"));
+                }
                 let name = e.local_name().as_ref().to_string();
                 if in_attributes(&path) {
                     add_attribute(&mut attributes, name, Value::Null);
+                }
+            }
+            Event::Text(t) if path.is_empty() => {
+                if !t.xml10_content().trim().is_empty() {
+                    return Err(bad("text outside the answer"));
                 }
             }
             Event::Text(t) => text.push_str(&t.xml10_content()),
@@ -312,27 +334,58 @@ fn resolve_entity(r: &quick_xml::events::BytesRef) -> Option<char> {
 
 /// The `SessionIndex` (the service ticket) of a CAS Single Logout request
 /// (`<samlp:LogoutRequest …><samlp:SessionIndex>ST-…</samlp:SessionIndex>`), read
-/// with the same rules as validation answers: no DTD, no entity expansion.
+/// with the same rules as validation answers: no DTD, no entity expansion, one
+/// `LogoutRequest` root with its `SessionIndex` directly inside, every element
+/// closed, nothing outside.
 pub fn parse_logout_request(xml: &str) -> Option<String> {
     let mut reader = Reader::from_str(xml);
-    let mut inside = false;
+    let mut path: Vec<String> = Vec::new();
+    let mut roots = 0;
     let mut text = String::new();
+    let mut ticket = None;
     loop {
         match reader.read_event().ok()? {
-            Event::DocType(_) | Event::Eof => return None,
+            Event::DocType(_) => return None,
+            Event::Eof => break,
             Event::Start(e) => {
-                inside = e.local_name().as_ref() == "SessionIndex";
+                let name = e.local_name().as_ref().to_string();
+                if path.is_empty() {
+                    roots += 1;
+                    if roots > 1 || name != "LogoutRequest" {
+                        return None;
+                    }
+                }
+                if path.len() > 16 {
+                    return None;
+                }
+                path.push(name);
                 text.clear();
             }
-            Event::Text(t) if inside => text.push_str(&t.xml10_content()),
-            Event::GeneralRef(r) if inside => text.push(resolve_entity(&r)?),
-            Event::End(_) if inside => {
-                let t = text.trim();
-                return check_ticket(t).ok().map(|_| t.to_string());
+            Event::Empty(_) if path.is_empty() => return None,
+            Event::Text(t) if path.is_empty() => {
+                if !t.xml10_content().trim().is_empty() {
+                    return None;
+                }
+            }
+            Event::Text(t) => text.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) if !path.is_empty() => text.push(resolve_entity(&r)?),
+            Event::GeneralRef(_) => return None,
+            Event::End(_) => {
+                let name = path.pop()?;
+                if name == "SessionIndex" && path.len() == 1 {
+                    if ticket.is_some() {
+                        return None;
+                    }
+                    let t = std::mem::take(&mut text);
+                    let t = t.trim();
+                    check_ticket(t).ok()?;
+                    ticket = Some(t.to_string());
+                }
             }
             _ => {}
         }
     }
+    (path.is_empty() && roots == 1).then_some(ticket).flatten()
 }
 
 fn in_attributes(path: &[String]) -> bool {
