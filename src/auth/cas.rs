@@ -276,10 +276,8 @@ pub fn parse_xml(body: &str) -> Result<CasAnswer, AuthError> {
                     add_attribute(&mut attributes, name, Value::Null);
                 }
             }
-            Event::Text(t) if path.is_empty() => {
-                if !t.xml10_content().trim().is_empty() {
-                    return Err(bad("text outside the answer"));
-                }
+            Event::Text(t) if path.is_empty() && !t.xml10_content().trim().is_empty() => {
+                return Err(bad("text outside the answer"))
             }
             Event::Text(t) => text.push_str(&t.xml10_content()),
             Event::CData(t) => text.push_str(t.as_ref()),
@@ -362,10 +360,8 @@ pub fn parse_logout_request(xml: &str) -> Option<String> {
                 text.clear();
             }
             Event::Empty(_) if path.is_empty() => return None,
-            Event::Text(t) if path.is_empty() => {
-                if !t.xml10_content().trim().is_empty() {
-                    return None;
-                }
+            Event::Text(t) if path.is_empty() && !t.xml10_content().trim().is_empty() => {
+                return None
             }
             Event::Text(t) => text.push_str(&t.xml10_content()),
             Event::GeneralRef(r) if !path.is_empty() => text.push(resolve_entity(&r)?),
