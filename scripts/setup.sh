@@ -25,6 +25,11 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 [ -x /usr/sbin/apache2 ] || need+=(apache2)
 [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] || need+=(libapache2-mod-auth-openidc)
+# The interoperability tests' independent servers: panva's oidc-provider
+# (Node.js, npm) and django-mama-cas (Python, a virtualenv of its own).
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is missing: install Rust from rustup.rs first" >&2; exit 1; }
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -42,4 +47,17 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# The independent servers themselves, at the versions their lock files name.
+here="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -d "$here/interop/oidc-provider/node_modules/oidc-provider" ]; then
+  echo "setup: installing oidc-provider (npm)"
+  npm ci --prefix "$here/interop/oidc-provider" --no-audit --no-fund --silent
+fi
+if [ ! -x "$here/interop/mama-cas/.venv/bin/python" ] \
+  || ! "$here/interop/mama-cas/.venv/bin/python" -c "import mama_cas" 2>/dev/null; then
+  echo "setup: installing django-mama-cas (PyPI)"
+  python3 -m venv "$here/interop/mama-cas/.venv"
+  "$here/interop/mama-cas/.venv/bin/pip" install -q -r "$here/interop/mama-cas/requirements.txt"
 fi

@@ -3,6 +3,7 @@
 //! per port, as browsers do) and follows redirects by hand.
 #![allow(dead_code)]
 
+pub mod interop;
 pub mod process;
 pub mod tls;
 
