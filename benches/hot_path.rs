@@ -195,7 +195,10 @@ fn hot_path(c: &mut Criterion) {
     }
     for (label, g) in &modes {
         let value = rt
-            .block_on(g.issue_session(NewSession::of(alice()), "oidc:demo-client", now))
+            .block_on(
+                g.sessions()
+                    .issue(NewSession::of(alice()), "oidc:demo-client", now),
+            )
             .expect("session");
         if label.contains("revocation") {
             // Something revoked (another user), so the check really runs.
@@ -208,7 +211,8 @@ fn hot_path(c: &mut Criterion) {
         let parts = request(&g.config.session.cookie_name, &value);
         c.bench_function(&format!("session_of_request/{label}"), |b| {
             b.to_async(&rt).iter(|| async {
-                g.session_of(std::hint::black_box(&parts), now)
+                g.sessions()
+                    .of(std::hint::black_box(&parts), now)
                     .await
                     .expect("store")
                     .expect("session")

@@ -158,6 +158,43 @@ async fn ended_sessions_stay_ended_after_a_restart() {
     signed_in(&env, "/", USER).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_sessions_survive_a_restart() {
+    let server = r#"mode = "server""#;
+    let env = start_full(Default::default(), server, "", "").await;
+    let b = signed_in(&env, "/", USER).await;
+    let leaving = signed_in(&env, "/", USER).await;
+    let ended = copy_of(&leaving);
+    log_out(&leaving, &env).await;
+    let Env {
+        sim,
+        echo,
+        gw,
+        port,
+    } = env;
+    tokio::task::spawn_blocking(move || gw.stop())
+        .await
+        .expect("stop");
+    let new_port = free_port();
+    let text = config_text_with(new_port, &sim, &echo, server, "", "")
+        .replace(&state_dir_line(new_port), &state_dir_line(port));
+    let gw = start_gateway(&text).await;
+    let env = Env {
+        sim,
+        echo,
+        gw,
+        port: new_port,
+    };
+    assert!(
+        served(&b, &env.url("/x")).await,
+        "the session record was lost"
+    );
+    assert!(
+        !served(&ended, &env.url("/x")).await,
+        "a logged-out session came back"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ended_sessions_stay_ended_after_an_upgrade() {
     let env = start_with(Default::default(), "", CAS).await;

@@ -59,7 +59,7 @@ impl Gateway {
             renewed: false,
         };
         // A global logout revokes the user's tokens too, as it does cookie sessions.
-        if self.is_revoked(&data).await? {
+        if self.sessions.is_revoked(&data).await? {
             tracing::info!(route = %route.label, user = %data.identity.sub, "bearer token of a logged-out session");
             return Ok(Access::Refused(bearer_challenge(
                 "invalid_token",

@@ -248,7 +248,8 @@ impl Gateway {
     /// concurrent replays cannot both pass.
     pub(super) async fn first_use(&self, key: &str) -> Result<bool, AuthError> {
         Ok(self
-            .store
+            .sessions
+            .store()
             .first_use(&format!("use:{key}"), self.config.session.pending_ttl)
             .await?)
     }
@@ -299,13 +300,9 @@ impl Gateway {
                     )
                     .await?;
                 NewSession {
-                    identity: login.identity,
                     id_token: self.keep_id_token.then_some(login.id_token),
                     sid: login.sid,
-                    ticket_hash: None,
-                    grant: login.grant,
-                    // Only CAS routes take `renew`; an OIDC session opens none.
-                    renewed: false,
+                    ..self.new_session(login.identity, login.grant)
                 }
             }
             Protocol::OAuth2 => {
@@ -313,10 +310,7 @@ impl Gateway {
                     .oauth2()?
                     .finish(client, code, pending, &redirect_uri, &self.keep_claims)
                     .await?;
-                NewSession {
-                    grant,
-                    ..NewSession::of(identity)
-                }
+                self.new_session(identity, grant)
             }
             Protocol::Cas | Protocol::Public => return Err(AuthError::UnknownState),
         };
@@ -381,6 +375,16 @@ impl Gateway {
             .await
     }
 
+    /// A new session of a code-flow login: the tokens this gateway keeps.
+    fn new_session(&self, identity: Identity, grant: Grant) -> NewSession {
+        NewSession {
+            access_token: grant.access_token.filter(|_| self.keep_access_token),
+            refresh_token: grant.refresh_token,
+            expires_in: grant.expires_in,
+            ..NewSession::of(identity)
+        }
+    }
+
     /// Makes the new session and sends the user where they were going.
     pub(super) async fn establish(
         &self,
@@ -391,10 +395,12 @@ impl Gateway {
         now: u64,
     ) -> Result<Reply, AuthError> {
         tracing::info!(user = %login.identity.sub, realm = %route.realm, "login completed");
-        let value = self.issue_session(login, &route.realm, now).await?;
+        let value = self.sessions.issue(login, &route.realm, now).await?;
         self.metrics.login_completed(route.protocol.as_str());
         let s = &self.config.session;
-        let cookies = self.session_set_cookies(parts, &value, s.lifetime.as_secs())?;
+        let cookies = self
+            .sessions
+            .set_cookies(parts, &value, s.lifetime.as_secs())?;
         let reply = Reply::redirect(return_to)
             .with_cookies(cookies)
             // A real login ends any anonymous passive-login pass.

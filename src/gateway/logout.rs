@@ -42,7 +42,7 @@ impl Gateway {
         );
         // The user must be able to log out even when the store is down: then only
         // the cookie goes, and the error is logged.
-        let session = match self.session_of(parts, now).await {
+        let session = match self.sessions.of(parts, now).await {
             Ok(found) => found.map(|(data, _)| data),
             Err(e) => {
                 tracing::warn!(error = %e, "logout without the session store");
@@ -51,7 +51,7 @@ impl Gateway {
         };
         if let Some(data) = &session {
             // A copy of the cookie must not outlive the logout.
-            if let Err(e) = self.end_session(data, now).await {
+            if let Err(e) = self.sessions.end(data, now).await {
                 tracing::warn!(error = %e, "logout could not end the session in the store");
             }
         }
@@ -113,7 +113,8 @@ impl Gateway {
         audiences.dedup();
         let (sub, sid, jti) = self.oidc()?.verify_logout_token(&token, &audiences).await?;
         if !self
-            .store
+            .sessions
+            .store()
             .first_use(&format!("use:jti:{jti}"), JTI_MEMORY)
             .await?
         {
@@ -124,7 +125,7 @@ impl Gateway {
             (None, Some(sub)) => format!("sub:{sub}"),
             (None, None) => return Err(bad("neither sub nor sid")),
         };
-        Ok(self.end_sessions(&key, now).await?)
+        Ok(self.sessions.end_all(&key, now).await?)
     }
 
     /// A CAS Single Logout request (POSTed to the service URL): ends the session
@@ -156,8 +157,8 @@ impl Gateway {
             return Reply::json_error(400, "invalid_request", "No valid logoutRequest.");
         };
         let key = format!("st:{}", ticket_hash(&ticket));
-        let outcome = match self.store.has_index(&format!("idx:{key}")).await {
-            Ok(true) => self.end_sessions(&key, now).await.map(Some),
+        let outcome = match self.sessions.store().has_index(&format!("idx:{key}")).await {
+            Ok(true) => self.sessions.end_all(&key, now).await.map(Some),
             Ok(false) => Ok(None),
             Err(e) => Err(e),
         };

@@ -17,7 +17,7 @@ use crate::auth::pending::{cookie_id, PendingLogin};
 use crate::auth::redirect::{absolute, safe_return_url};
 use crate::auth::{CasClient, OAuth2Client, OidcClient};
 use crate::config::{
-    Config, LogoutMode, PassToken, Protocol, RefreshFailure, RouteSpec, SessionMode, StoreSettings,
+    Config, LogoutMode, PassToken, Protocol, RefreshFailure, RouteSpec, StoreSettings,
     DEFAULT_HEADER_CLAIMS,
 };
 use crate::error::{AuthError, StartupError};
@@ -28,7 +28,7 @@ use crate::reply::Reply;
 use crate::route::{Route, Router};
 use crate::secret::{ct_eq, Secret};
 use crate::session::store::{self, Store, StoreError};
-use crate::session::{self, cookie, Sealer, SessionData};
+use crate::session::{cookie, Sealer, SessionData};
 
 mod authorize;
 mod bearer;
@@ -36,7 +36,6 @@ mod forward_auth;
 mod login;
 mod logout;
 mod refresh;
-mod sessions;
 mod upstream;
 mod verdict;
 
@@ -44,8 +43,8 @@ pub use bearer::bearer_token;
 pub use upstream::Tokens;
 pub use verdict::{Pass, Verdict};
 
-use sessions::ticket_hash;
-pub use sessions::NewSession;
+pub use crate::session::NewSession;
+use crate::session::{ticket_hash, Sessions};
 
 /// The longest return URL kept in a pending-login cookie: a browser drops a cookie
 /// over 4 KiB, and with it the login.
@@ -135,18 +134,10 @@ pub struct Gateway {
     signer: Option<Arc<crate::assertion::Signer>>,
     /// OneAccess's management API, for `policy.oneaccess` rules.
     management: Option<crate::auth::management::ManagementClient>,
-    /// Server-mode sessions, revocations, and single-use states, tickets and
+    /// Sessions: read, issued, renewed and ended, in the store (server-mode
+    /// records, revocations), which also keeps the single-use states, tickets and
     /// logout-token ids: shared by every gateway when it is Redis.
-    store: Arc<dyn Store>,
-    /// Token refreshes under way or just done, per session and token generation
-    /// (`id:generation`): concurrent requests of one user share one refresh
-    /// (rotated refresh tokens break otherwise: oauth2-proxy #1992,
-    /// mod_auth_openidc #204), a request that still carries the old cookie gets
-    /// the new session, and one with the new cookie refreshes again when due.
-    refreshing: moka::sync::Cache<
-        String,
-        Arc<tokio::sync::OnceCell<(refresh::Refresh, std::time::Instant)>>,
-    >,
+    sessions: Sessions,
     /// Counters; shared with the gateway a reload replaces this one with.
     pub metrics: Arc<Metrics>,
     /// Whether the identity provider answers, as its last calls (or a probe) said.
@@ -189,7 +180,7 @@ impl Gateway {
         let carried = Carried {
             metrics: Some(self.metrics.clone()),
             store: same_store(&self.config.session.store, &config.session.store)
-                .then(|| self.store.clone()),
+                .then(|| self.sessions.store().clone()),
             signer: self
                 .signer
                 .clone()
@@ -288,11 +279,7 @@ impl Gateway {
             idp_health,
             http,
             sealer: Sealer::new(&config.session.keys),
-            store,
-            refreshing: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(std::time::Duration::from_secs(30))
-                .build(),
+            sessions: Sessions::new(config.session.clone(), store),
             router,
             managed,
             oidc,
@@ -335,7 +322,7 @@ impl Gateway {
                 problems.push(format!("OIDC discovery: {e}"));
             }
         }
-        if let Err(e) = self.store.ping().await {
+        if let Err(e) = self.sessions.store().ping().await {
             problems.push(format!("session store: {e}"));
         }
         problems
@@ -344,15 +331,20 @@ impl Gateway {
     /// The metrics exposition, with this gateway's gauges.
     pub fn render_metrics(&self) -> String {
         self.metrics.render(&Gauges {
-            store_errors: self.store.errors(),
-            active_sessions: self.store.active_sessions(),
+            store_errors: self.sessions.store().errors(),
+            active_sessions: self.sessions.store().active_sessions(),
             ready: self.oidc.as_ref().is_none_or(|o| o.is_discovered()),
         })
     }
 
     /// The session store (for tests and benches; requests go through the methods).
     pub fn store(&self) -> &dyn Store {
-        self.store.as_ref()
+        self.sessions.store().as_ref()
+    }
+
+    /// The sessions' life: read, issued, renewed, ended.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     /// The front door of this gateway's routes and endpoints.
@@ -383,7 +375,7 @@ impl Gateway {
                 return self.bearer_access(route, token, now).await;
             }
         }
-        Ok(match self.session_of(parts, now).await? {
+        Ok(match self.sessions.of(parts, now).await? {
             // A `renew` route takes only a session made by a fresh sign-in.
             Some((s, _)) if route.spec.cas.is_some_and(|c| c.renew) && !s.renewed => {
                 Access::LoginRequired
@@ -435,13 +427,7 @@ fn client_of(route: &RouteSpec) -> Result<&crate::config::ClientCredentials, Aut
 
 /// The first value of the cookie `name` in the request.
 fn cookie_value<'p>(parts: &'p Parts, name: &str) -> Option<&'p str> {
-    parts
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .flat_map(|h| cookie::pairs(h.as_bytes()))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
+    cookie::request_cookie(parts, name)
 }
 
 /// Whether a request is from a script or API client rather than a page navigation

@@ -1,28 +1,10 @@
-//! Token refresh before proxying: once per session and token generation for all
-//! its concurrent requests, the route's policy when the IdP refuses, and never
-//! an expired access token passed to the app.
+//! Token refresh before proxying: the protocol's refresh call, made once per
+//! session and token generation (`session::Sessions::renewal`), the route's
+//! policy when the IdP refuses, and never an expired access token passed to the
+//! app.
 
 use super::*;
-
-/// How long an attempt that could not refresh (the IdP unreachable, another
-/// gateway refreshing) stands before a request tries again: a down IdP gets one
-/// attempt per session this often, not one per request.
-const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The outcome of one refresh attempt, shared by every request that waited on it.
-#[derive(Clone)]
-pub(super) enum Refresh {
-    /// New tokens (or, under `serve`, the refused refresh token dropped): the
-    /// session to use from now on.
-    Renewed(Arc<SessionData>),
-    /// The IdP refused the refresh token: the route's policy decides.
-    Refused,
-    /// The IdP is unreachable or another gateway is refreshing: serve as is, try
-    /// again later.
-    NotNow,
-    /// The refreshed ID token names another user: the session ends.
-    Ended,
-}
+use crate::session::Renewal;
 
 impl Gateway {
     pub(super) fn needs_refresh(&self, s: &SessionData, now: u64) -> bool {
@@ -44,71 +26,42 @@ impl Gateway {
         cookies: Vec<String>,
         now: u64,
     ) -> Access {
-        // One attempt per token generation: a request still carrying the old
-        // cookie gets the session the attempt made; one with the new cookie, due
-        // again, makes the next attempt.
-        let generation = format!("{}:{}", s.id, s.generation);
-        let mut outcome = self.attempt(&generation, route, &s, now).await;
-        if matches!(outcome, (Refresh::NotNow, at) if at.elapsed() >= RETRY_AFTER) {
-            self.refreshing.invalidate(&generation);
-            outcome = self.attempt(&generation, route, &s, now).await;
-        }
-        match outcome.0 {
-            Refresh::Renewed(new) => {
+        let outcome = self
+            .sessions
+            .renewal(&s, || self.refresh_once(&route.spec, &s, now))
+            .await;
+        match outcome {
+            Renewal::Renewed(new) => {
                 let new = (*new).clone();
-                let cookies = self.renewed_cookies(parts, &new, now);
+                let cookies = self.sessions.renewed_cookies(parts, &new, now);
                 Access::Granted(new, cookies)
             }
-            Refresh::NotNow if self.passes_expired_token(route, &s, now) => {
+            Renewal::NotNow if self.passes_expired_token(route, &s, now) => {
                 // The app would get an access token past its end: not that.
                 tracing::info!(user = %s.identity.sub, "access token expired and not refreshed yet");
                 Access::Unavailable
             }
-            Refresh::NotNow => Access::Granted(s, cookies),
-            Refresh::Refused if route.spec.refresh_failure == RefreshFailure::Serve => {
+            Renewal::NotNow => Access::Granted(s, cookies),
+            Renewal::Refused if route.spec.refresh_failure == RefreshFailure::Serve => {
                 // Serve until the session's own end, and stop asking the IdP.
                 let mut kept = s;
                 kept.refresh_token = None;
-                if self.config.session.mode == SessionMode::Server {
-                    if let Err(e) = self.save_session(&kept, now).await {
-                        tracing::warn!(error = %e, "could not drop a refused refresh token");
-                    }
+                if let Err(e) = self.sessions.save(&kept, now).await {
+                    tracing::warn!(error = %e, "could not drop a refused refresh token");
                 }
-                let cookies = self.renewed_cookies(parts, &kept, now);
+                let cookies = self.sessions.renewed_cookies(parts, &kept, now);
                 Access::Granted(kept, cookies)
             }
-            Refresh::Refused if route.spec.refresh_failure == RefreshFailure::Reauthenticate => {
+            Renewal::Refused if route.spec.refresh_failure == RefreshFailure::Reauthenticate => {
                 Access::LoginRequired
             }
-            Refresh::Refused | Refresh::Ended => {
-                if let Err(e) = self.end_session(&s, now).await {
+            Renewal::Refused | Renewal::Ended => {
+                if let Err(e) = self.sessions.end(&s, now).await {
                     tracing::warn!(error = %e, "could not end a session after a failed refresh");
                 }
                 Access::LoginRequired
             }
         }
-    }
-
-    /// The outcome of this generation's attempt (made now, or shared with the
-    /// requests that came first), and when it was made.
-    async fn attempt(
-        &self,
-        generation: &str,
-        route: &Route,
-        s: &SessionData,
-        now: u64,
-    ) -> (Refresh, std::time::Instant) {
-        let cell = self.refreshing.get_with(generation.to_string(), || {
-            Arc::new(tokio::sync::OnceCell::new())
-        });
-        cell.get_or_init(|| async {
-            (
-                self.refresh_once(&route.spec, s, now).await,
-                std::time::Instant::now(),
-            )
-        })
-        .await
-        .clone()
     }
 
     /// Whether serving `s` as it is would hand the app an access token past its
@@ -123,25 +76,26 @@ impl Gateway {
         route: &RouteSpec,
         s: &SessionData,
         now: u64,
-    ) -> Refresh {
+    ) -> Renewal {
         // Behind a load balancer, one gateway refreshes; the others serve the
         // still-valid session meanwhile, and the browser gets the new cookie from
         // the winner.
         let key = format!("use:refresh:{}:{}", s.id, s.generation);
         match self
-            .store
+            .sessions
+            .store()
             .first_use(&key, std::time::Duration::from_secs(60))
             .await
         {
             Ok(true) => {}
-            Ok(false) => return Refresh::NotNow,
+            Ok(false) => return Renewal::NotNow,
             Err(e) => {
                 tracing::warn!(error = %e, "refresh postponed: the session store is unavailable");
-                return Refresh::NotNow;
+                return Renewal::NotNow;
             }
         }
         let (Some(refresh_token), Ok(client)) = (&s.refresh_token, client_of(route)) else {
-            return Refresh::NotNow;
+            return Renewal::NotNow;
         };
         let result = match route.protocol {
             Protocol::Oidc => match self.oidc() {
@@ -155,7 +109,7 @@ impl Gateway {
                 Ok(o) => o.refresh(client, refresh_token).await.map(|g| (None, g)),
                 Err(e) => Err(e),
             },
-            Protocol::Cas | Protocol::Public => return Refresh::NotNow,
+            Protocol::Cas | Protocol::Public => return Renewal::NotNow,
         };
         let mut new = s.clone();
         match result {
@@ -181,26 +135,24 @@ impl Gateway {
                 tracing::warn!(error = %e, "refresh postponed: the identity provider is unavailable");
                 // The refresh token was not spent: the next attempt, here or on
                 // another gateway, may use it.
-                if let Err(e) = self.store.release(&key).await {
+                if let Err(e) = self.sessions.store().release(&key).await {
                     tracing::warn!(error = %e, "could not release a refresh mark");
                 }
-                return Refresh::NotNow;
+                return Renewal::NotNow;
             }
             Err(e @ AuthError::InvalidIdToken(_)) => {
                 tracing::warn!(user = %s.identity.sub, error = %e, "refresh ended the session");
-                return Refresh::Ended;
+                return Renewal::Ended;
             }
             Err(e) => {
                 tracing::info!(user = %s.identity.sub, error = %e, "refresh refused");
-                return Refresh::Refused;
+                return Renewal::Refused;
             }
         }
-        if self.config.session.mode == SessionMode::Server {
-            if let Err(e) = self.save_session(&new, now).await {
-                tracing::warn!(error = %e, "refresh not saved: the session store is unavailable");
-                return Refresh::NotNow;
-            }
+        if let Err(e) = self.sessions.save(&new, now).await {
+            tracing::warn!(error = %e, "refresh not saved: the session store is unavailable");
+            return Renewal::NotNow;
         }
-        Refresh::Renewed(Arc::new(new))
+        Renewal::Renewed(Arc::new(new))
     }
 }

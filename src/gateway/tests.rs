@@ -247,17 +247,19 @@ async fn tampered_and_foreign_session_cookies_are_no_session() {
         renewed: false,
     };
     let name = g.config.session.cookie_name.clone();
-    let good = session::seal(&g.sealer, &name, &data).expect("seal");
+    let good = crate::session::seal(&g.sealer, &name, &data).expect("seal");
     let ok = parts("GET", "/", &[("cookie", &format!("{name}={good}"))]);
     assert_eq!(
-        g.session_of(&ok, 1000)
+        g.sessions()
+            .of(&ok, 1000)
             .await
             .expect("store")
             .map(|(d, _)| d),
         Some(data.clone())
     );
     assert_eq!(
-        g.session_of(&ok, 2000)
+        g.sessions()
+            .of(&ok, 2000)
             .await
             .expect("store")
             .map(|(d, _)| d),
@@ -271,16 +273,24 @@ async fn tampered_and_foreign_session_cookies_are_no_session() {
     for v in [bad.as_str(), "", "x", &good[..good.len() - 4]] {
         let p = parts("GET", "/", &[("cookie", &format!("{name}={v}"))]);
         assert_eq!(
-            g.session_of(&p, 1000).await.expect("store").map(|(d, _)| d),
+            g.sessions()
+                .of(&p, 1000)
+                .await
+                .expect("store")
+                .map(|(d, _)| d),
             None,
             "{v}"
         );
     }
     // A value sealed for another cookie name is not a session.
-    let other = session::seal(&g.sealer, "__Host-oag_session_login_x", &data).expect("seal");
+    let other = crate::session::seal(&g.sealer, "__Host-oag_session_login_x", &data).expect("seal");
     let p = parts("GET", "/", &[("cookie", &format!("{name}={other}"))]);
     assert_eq!(
-        g.session_of(&p, 1000).await.expect("store").map(|(d, _)| d),
+        g.sessions()
+            .of(&p, 1000)
+            .await
+            .expect("store")
+            .map(|(d, _)| d),
         None
     );
 }
@@ -414,7 +424,8 @@ protocol = "oidc"
     };
     let t0 = 1_000_000;
     let value = g
-        .issue_session(NewSession::of(identity), "oidc:app", t0)
+        .sessions()
+        .issue(NewSession::of(identity), "oidc:app", t0)
         .await
         .expect("session");
     let req = |v: &str| {
@@ -427,14 +438,16 @@ protocol = "oidc"
 
     // Used within a quarter of the idle timeout: valid, no new cookie.
     let (_, refresh) = g
-        .session_of(&req(&value), t0 + 100)
+        .sessions()
+        .of(&req(&value), t0 + 100)
         .await
         .expect("store")
         .expect("valid");
     assert!(refresh.is_empty());
     // Later: valid, and a re-sealed cookie moves last-seen forward.
     let (_, refresh) = g
-        .session_of(&req(&value), t0 + 400)
+        .sessions()
+        .of(&req(&value), t0 + 400)
         .await
         .expect("store")
         .expect("valid");
@@ -447,17 +460,20 @@ protocol = "oidc"
         .to_string();
     // Idle past the timeout: the old cookie is dead, the refreshed one lives.
     assert!(g
-        .session_of(&req(&value), t0 + 700)
+        .sessions()
+        .of(&req(&value), t0 + 700)
         .await
         .expect("store")
         .is_none());
     assert!(g
-        .session_of(&req(&new_value), t0 + 700)
+        .sessions()
+        .of(&req(&new_value), t0 + 700)
         .await
         .expect("store")
         .is_some());
     assert!(g
-        .session_of(&req(&new_value), t0 + 400 + 600)
+        .sessions()
+        .of(&req(&new_value), t0 + 400 + 600)
         .await
         .expect("store")
         .is_none());

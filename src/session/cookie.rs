@@ -4,6 +4,17 @@
 
 /// The `name=value` pairs of one `Cookie` header value, in order. Malformed pieces
 /// are skipped, never an error.
+/// The first value of the cookie `name` in a request.
+pub fn request_cookie<'p>(parts: &'p http::request::Parts, name: &str) -> Option<&'p str> {
+    parts
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .flat_map(|h| pairs(h.as_bytes()))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
 pub fn pairs(header: &[u8]) -> impl Iterator<Item = (&str, &str)> {
     header.split(|b| *b == b';').filter_map(|piece| {
         let piece = std::str::from_utf8(piece).ok()?.trim();

@@ -2,12 +2,14 @@
 //! protocol; `auth` hands it an `Identity`.
 
 pub mod cookie;
+pub mod lifecycle;
 pub mod seal;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
 
 use crate::identity::Identity;
+pub use lifecycle::{ticket_hash, NewSession, Renewal, Sessions};
 pub use seal::{SealError, Sealer};
 
 /// What the session cookie carries. Short field names keep the cookie small.

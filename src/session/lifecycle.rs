@@ -1,0 +1,415 @@
+//! A session's life: read from a request (cookie or server mode, chunked
+//! cookies, idle timeout, revocations), issued after a login, written back when
+//! it changes, renewed once per token generation for all its concurrent requests,
+//! and ended, one or many at a time. `Sessions` is the one type the gateway asks;
+//! it knows no protocol (a renewal's attempt is the caller's).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use http::request::Parts;
+
+use super::store::{Store, StoreError};
+use super::{cookie, Sealer, SessionData};
+use crate::config::{SessionMode, SessionSettings};
+use crate::error::AuthError;
+use crate::identity::Identity;
+use crate::secret::Secret;
+
+/// How long an attempt that could not renew (the IdP unreachable, another
+/// gateway renewing) stands before a request tries again: a down IdP gets one
+/// attempt per session this often, not one per request.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// What a finished login brings to a new session.
+pub struct NewSession {
+    pub identity: Identity,
+    /// Kept only when something needs it (logout's `id_token_hint`, a route
+    /// that passes it).
+    pub id_token: Option<Secret<String>>,
+    pub sid: Option<String>,
+    pub ticket_hash: Option<String>,
+    /// Kept only when a route passes it upstream.
+    pub access_token: Option<Secret<String>>,
+    pub refresh_token: Option<Secret<String>>,
+    /// The access token's lifetime (seconds), when the IdP said.
+    pub expires_in: Option<u64>,
+    /// The IdP confirmed a fresh sign-in (CAS `renew`).
+    pub renewed: bool,
+}
+
+impl NewSession {
+    pub fn of(identity: Identity) -> NewSession {
+        NewSession {
+            identity,
+            id_token: None,
+            sid: None,
+            ticket_hash: None,
+            access_token: None,
+            refresh_token: None,
+            expires_in: None,
+            renewed: false,
+        }
+    }
+}
+
+/// The outcome of one renewal attempt, shared by every request that waited on it.
+#[derive(Clone)]
+pub enum Renewal {
+    /// New tokens (or the refused refresh token dropped): the session to use
+    /// from now on.
+    Renewed(Arc<SessionData>),
+    /// The IdP refused: the route's policy decides.
+    Refused,
+    /// The IdP is unreachable, or another gateway is renewing: serve as is, try
+    /// again later.
+    NotNow,
+    /// The renewed tokens name another user: the session ends.
+    Ended,
+}
+
+pub struct Sessions {
+    settings: SessionSettings,
+    sealer: Sealer,
+    store: Arc<dyn Store>,
+    /// Renewals under way or just done, per session and token generation
+    /// (`id:generation`): concurrent requests of one user share one (rotated
+    /// refresh tokens break otherwise: oauth2-proxy #1992, mod_auth_openidc
+    /// #204), a request still carrying the old cookie gets the new session, and
+    /// one with the new cookie renews again when due.
+    renewals: moka::sync::Cache<String, Arc<tokio::sync::OnceCell<(Renewal, Instant)>>>,
+}
+
+impl Sessions {
+    pub fn new(settings: SessionSettings, store: Arc<dyn Store>) -> Sessions {
+        Sessions {
+            sealer: Sealer::new(&settings.keys),
+            settings,
+            store,
+            renewals: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(30))
+                .build(),
+        }
+    }
+
+    /// The store the sessions live in (also the gateway's single-use marks).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The session, if the request carries a valid one, and a refreshed cookie when
+    /// the idle timeout needs its last-seen time moved. The hot path: cookie mode
+    /// with nothing revoked does no I/O and takes no lock; server mode costs one
+    /// store lookup.
+    pub async fn of(
+        &self,
+        parts: &Parts,
+        now: u64,
+    ) -> Result<Option<(SessionData, Vec<String>)>, StoreError> {
+        let name = self.settings.cookie_name.as_str();
+        for h in parts.headers.get_all(http::header::COOKIE) {
+            for (n, main) in cookie::pairs(h.as_bytes()) {
+                if n != name {
+                    continue;
+                }
+                // A large session spans chunk cookies; a bad count or a missing
+                // chunk is no session.
+                let Some(v) = cookie::assemble(name, main, |c| cookie::request_cookie(parts, c))
+                else {
+                    tracing::debug!("session cookie chunks refused");
+                    continue;
+                };
+                let found = match self.settings.mode {
+                    SessionMode::Cookie => self.cookie_session(parts, name, &v, now).await?,
+                    SessionMode::Server => self.server_session(name, &v, now).await?,
+                };
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn cookie_session(
+        &self,
+        parts: &Parts,
+        name: &str,
+        value: &str,
+        now: u64,
+    ) -> Result<Option<(SessionData, Vec<String>)>, StoreError> {
+        let mut data = match super::open(&self.sealer, name, value, now) {
+            Ok(d) => d,
+            // Debug only: a stale cookie after a key rotation or expiry is normal.
+            Err(e) => {
+                tracing::debug!(reason = %e, "session cookie refused");
+                return Ok(None);
+            }
+        };
+        let idle = self.settings.idle_timeout.map(|d| d.as_secs());
+        if idle.is_some_and(|idle| now >= data.last_seen + idle) {
+            tracing::debug!("session idle for too long");
+            return Ok(None);
+        }
+        if self.is_revoked(&data).await? {
+            tracing::debug!(user = %data.identity.sub, "session revoked");
+            return Ok(None);
+        }
+        // Move last-seen forward at most every quarter of the idle timeout, so an
+        // active user is not cut off and a cookie is not re-sealed on every request.
+        let refresh = match idle {
+            Some(idle) if now >= data.last_seen + (idle / 4).max(1) => {
+                data.last_seen = now;
+                let left = data.expires_at.saturating_sub(now);
+                self.cookie_value(&data)
+                    .and_then(|v| self.set_cookies(parts, &v, left))
+                    .unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        Ok(Some((data, refresh)))
+    }
+
+    async fn server_session(
+        &self,
+        name: &str,
+        value: &str,
+        now: u64,
+    ) -> Result<Option<(SessionData, Vec<String>)>, StoreError> {
+        let Some(id) = self
+            .sealer
+            .open(name, value)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+        else {
+            tracing::debug!("session cookie refused");
+            return Ok(None);
+        };
+        let Some(record) = self
+            .store
+            .load(&format!("ses:{id}"), self.settings.idle_timeout)
+            .await?
+        else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<SessionData>(&record) {
+            Ok(data) if now < data.expires_at && data.id == id => Ok(Some((data, Vec::new()))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether a logout, back-channel or CAS single logout revoked this session
+    /// (or the tokens of its user). Free while nothing was ever revoked.
+    pub async fn is_revoked(&self, data: &SessionData) -> Result<bool, StoreError> {
+        if !self.store.may_have_revocations() {
+            return Ok(false);
+        }
+        let keys = revocation_keys(data);
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        self.store.is_revoked(&keys, data.issued_at).await
+    }
+
+    /// Makes a session (in the store too, in server mode), indexes it for
+    /// back-channel and single logout, and returns the session cookie's value.
+    pub async fn issue(
+        &self,
+        login: NewSession,
+        realm: &str,
+        now: u64,
+    ) -> Result<String, AuthError> {
+        let s = &self.settings;
+        let data = SessionData {
+            identity: login.identity,
+            issued_at: now,
+            expires_at: now + s.lifetime.as_secs(),
+            realm: realm.to_string(),
+            id_token: login.id_token,
+            id: random_id().map_err(AuthError::Internal)?,
+            sid: login.sid,
+            ticket_hash: login.ticket_hash,
+            last_seen: now,
+            access_expires: login.expires_in.map(|e| now + e),
+            refresh_token: login.refresh_token.filter(|_| !s.minimal),
+            access_token: login.access_token,
+            generation: 0,
+            renewed: login.renewed,
+        };
+        if s.mode == SessionMode::Server {
+            let record = serde_json::to_vec(&data).unwrap_or_default();
+            let ttl = s.idle_timeout.unwrap_or(s.lifetime).min(s.lifetime);
+            self.store
+                .save(&format!("ses:{}", data.id), &record, ttl)
+                .await?;
+        }
+        // Server mode: the sessions a back-channel or CAS logout must delete. Cookie
+        // mode keeps only the CAS ticket mark: SLO acts only on tickets it issued a
+        // session for.
+        for key in index_keys(&data) {
+            if s.mode == SessionMode::Server || key.starts_with("st:") {
+                self.store
+                    .index(&format!("idx:{key}"), &data.id, s.lifetime)
+                    .await?;
+            }
+        }
+        self.cookie_value(&data)
+    }
+
+    /// The session cookie's value: the whole sealed session in cookie mode, the
+    /// sealed id in server mode.
+    pub fn cookie_value(&self, data: &SessionData) -> Result<String, AuthError> {
+        let name = &self.settings.cookie_name;
+        let sealed = match self.settings.mode {
+            SessionMode::Cookie => super::seal(&self.sealer, name, data),
+            SessionMode::Server => self.sealer.seal(name, data.id.as_bytes()),
+        };
+        sealed.map_err(|e| AuthError::Internal(e.to_string()))
+    }
+
+    /// The `Set-Cookie` values that store a session cookie value: one cookie, or a
+    /// `~N` main cookie and `N` chunks, each line under 4096 bytes; and the clearing
+    /// of chunks the request still has that the new value no longer uses.
+    pub fn set_cookies(
+        &self,
+        parts: &Parts,
+        value: &str,
+        max_age: u64,
+    ) -> Result<Vec<String>, AuthError> {
+        let s = &self.settings;
+        let pieces = cookie::split(&s.cookie_name, value)
+            .ok_or_else(|| AuthError::Internal("the session is too large for cookies".into()))?;
+        let mut out: Vec<String> = pieces
+            .iter()
+            .map(|(n, v)| cookie::set_cookie(n, v, Some(max_age), s.secure))
+            .collect();
+        let used = pieces.len().saturating_sub(1);
+        for i in used..cookie::MAX_CHUNKS {
+            let stale = cookie::chunk_name(&s.cookie_name, i);
+            if cookie::request_cookie(parts, &stale).is_some() {
+                out.push(cookie::clear_cookie(&stale, s.secure));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The cookies that carry a changed session: the re-sealed session in cookie
+    /// mode; none in server mode (the id did not change).
+    pub fn renewed_cookies(&self, parts: &Parts, data: &SessionData, now: u64) -> Vec<String> {
+        match self.settings.mode {
+            SessionMode::Cookie => self
+                .cookie_value(data)
+                .and_then(|v| self.set_cookies(parts, &v, data.expires_at.saturating_sub(now)))
+                .unwrap_or_default(),
+            SessionMode::Server => Vec::new(),
+        }
+    }
+
+    /// Writes a changed server-mode session back, keeping its absolute end.
+    pub async fn save(&self, data: &SessionData, now: u64) -> Result<(), StoreError> {
+        if self.settings.mode != SessionMode::Server {
+            return Ok(());
+        }
+        let record = serde_json::to_vec(data).unwrap_or_default();
+        let left = Duration::from_secs(data.expires_at.saturating_sub(now).max(1));
+        let ttl = self.settings.idle_timeout.map_or(left, |i| i.min(left));
+        self.store
+            .save(&format!("ses:{}", data.id), &record, ttl)
+            .await
+    }
+
+    /// Ends one session server-side: deleted in server mode, revoked in cookie mode,
+    /// so a copy of its cookie dies with it.
+    pub async fn end(&self, data: &SessionData, now: u64) -> Result<(), StoreError> {
+        match self.settings.mode {
+            SessionMode::Server => self.store.remove(&format!("ses:{}", data.id)).await,
+            SessionMode::Cookie => {
+                self.store
+                    .revoke(&format!("rev:ses:{}", data.id), now, self.settings.lifetime)
+                    .await
+            }
+        }
+    }
+
+    /// Ends every session that `key` (`sid:…`, `sub:…`, `st:…`) names, in both modes:
+    /// server-mode records are deleted, cookie-mode sessions issued until now are
+    /// revoked. Returns how many server-mode sessions ended.
+    pub async fn end_all(&self, key: &str, now: u64) -> Result<usize, StoreError> {
+        let ids = self.store.take_index(&format!("idx:{key}")).await?;
+        for id in &ids {
+            self.store.remove(&format!("ses:{id}")).await?;
+        }
+        self.store
+            .revoke(&format!("rev:{key}"), now, self.settings.lifetime)
+            .await?;
+        Ok(ids.len())
+    }
+
+    /// Renews `s` once for its token generation, however many requests ask at
+    /// once: the first runs `attempt`, the others share its outcome. An attempt
+    /// that could not renew stands for `RETRY_AFTER`, then the next request tries
+    /// again.
+    pub async fn renewal<F, Fut>(&self, s: &SessionData, attempt: F) -> Renewal
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Renewal>,
+    {
+        let generation = format!("{}:{}", s.id, s.generation);
+        for tries in 0..2 {
+            let cell = self.renewals.get_with(generation.clone(), || {
+                Arc::new(tokio::sync::OnceCell::new())
+            });
+            let (outcome, at) = cell
+                .get_or_init(|| async { (attempt().await, Instant::now()) })
+                .await
+                .clone();
+            match outcome {
+                Renewal::NotNow if tries == 0 && at.elapsed() >= RETRY_AFTER => {
+                    self.renewals.invalidate(&generation);
+                }
+                outcome => return outcome,
+            }
+        }
+        Renewal::NotNow
+    }
+}
+
+/// A session id: 32 random bytes, base64url.
+fn random_id() -> Result<String, String> {
+    let mut b = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| "the system random generator failed".to_string())?;
+    Ok(URL_SAFE_NO_PAD.encode(b))
+}
+
+/// A CAS ticket as the store knows it: hashed, so a store dump holds no live
+/// ticket.
+pub fn ticket_hash(ticket: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, ticket.as_bytes());
+    URL_SAFE_NO_PAD.encode(&d.as_ref()[..24])
+}
+
+/// The index keys a session is found by: its IdP session, its user (OIDC and
+/// OAuth2 carry OneAccess's user id; a CAS `sub` is a login name and stays out),
+/// its CAS ticket.
+fn index_keys(data: &SessionData) -> Vec<String> {
+    let mut keys = Vec::with_capacity(3);
+    if let Some(sid) = &data.sid {
+        keys.push(format!("sid:{sid}"));
+    }
+    if data.realm != "cas" {
+        keys.push(format!("sub:{}", data.identity.sub));
+    }
+    if let Some(h) = &data.ticket_hash {
+        keys.push(format!("st:{h}"));
+    }
+    keys
+}
+
+/// The revocation keys that can end a cookie-mode session: its own id (a logout),
+/// and its index keys (back-channel and CAS single logout).
+fn revocation_keys(data: &SessionData) -> Vec<String> {
+    let mut keys = vec![format!("rev:ses:{}", data.id)];
+    keys.extend(index_keys(data).into_iter().map(|k| format!("rev:{k}")));
+    keys
+}
