@@ -127,10 +127,11 @@ async fn still_ended(env: &Env, e: &Ended) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ended_sessions_stay_ended_after_a_restart() {
-    let env = start_with(Default::default(), "", CAS).await;
-    let ended = end_sessions(&env).await;
+/// The gateway of `env` stopped and started again with the same configuration
+/// (`session_extra`, `extra`) and state directory. On another port: a server
+/// stopped inside the test process keeps its listening sockets. The browsers
+/// keep their cookies per host, as browsers do.
+async fn restarted(env: Env, session_extra: &str, extra: &str) -> Env {
     let Env {
         sim,
         echo,
@@ -140,19 +141,23 @@ async fn ended_sessions_stay_ended_after_a_restart() {
     tokio::task::spawn_blocking(move || gw.stop())
         .await
         .expect("stop");
-    // The same configuration and state directory. On another port: a server
-    // stopped inside the test process keeps its listening sockets. The browsers
-    // keep their cookies per host, as browsers do.
     let new_port = free_port();
-    let text = config_text(new_port, &sim, &echo, "", CAS)
+    let text = config_text_with(new_port, &sim, &echo, session_extra, "", extra)
         .replace(&state_dir_line(new_port), &state_dir_line(port));
     let gw = start_gateway(&text).await;
-    let env = Env {
+    Env {
         sim,
         echo,
         gw,
         port: new_port,
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_sessions_stay_ended_after_a_restart() {
+    let env = start_with(Default::default(), "", CAS).await;
+    let ended = end_sessions(&env).await;
+    let env = restarted(env, "", CAS).await;
     still_ended(&env, &ended).await;
     // And a new login works.
     signed_in(&env, "/", USER).await;
@@ -166,25 +171,7 @@ async fn server_side_sessions_survive_a_restart() {
     let leaving = signed_in(&env, "/", USER).await;
     let ended = copy_of(&leaving);
     log_out(&leaving, &env).await;
-    let Env {
-        sim,
-        echo,
-        gw,
-        port,
-    } = env;
-    tokio::task::spawn_blocking(move || gw.stop())
-        .await
-        .expect("stop");
-    let new_port = free_port();
-    let text = config_text_with(new_port, &sim, &echo, server, "", "")
-        .replace(&state_dir_line(new_port), &state_dir_line(port));
-    let gw = start_gateway(&text).await;
-    let env = Env {
-        sim,
-        echo,
-        gw,
-        port: new_port,
-    };
+    let env = restarted(env, server, "").await;
     assert!(
         served(&b, &env.url("/x")).await,
         "the session record was lost"
