@@ -96,15 +96,6 @@ impl<'a> RequestPath<'a> {
     pub fn has_other_readings(&self) -> bool {
         self.literal.is_some() || self.folded.is_some()
     }
-
-    pub fn into_owned(self) -> RequestPath<'static> {
-        RequestPath {
-            judged: Cow::Owned(self.judged.into_owned()),
-            literal: self.literal,
-            folded: self.folded,
-            params: self.params,
-        }
-    }
 }
 
 /// The canonical path of a raw origin-form path (no query), or why it is refused.
