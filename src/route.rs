@@ -88,22 +88,14 @@ impl Router {
         self.upper_case_paths || path.bytes().any(|b| b.is_ascii_uppercase())
     }
 
-    /// The origin users reach `host` at, from the config (never from the header
-    /// itself): the first route for that host, else a host-less route's.
+    /// The origin users reach `host` (canonical, as for `find`) at, from the
+    /// config (never from the header itself): the first route for that host,
+    /// else a host-less route's.
     pub fn origin_for_host(&self, host: Option<&str>) -> Option<&str> {
-        host.map(host_only)
-            .and_then(|h| self.lookup_host(h))
+        host.and_then(|h| self.by_host.get(h))
             .and_then(|l| l.first())
             .or_else(|| self.any_host.first())
             .map(|r| r.spec.origin.as_str())
-    }
-
-    fn lookup_host(&self, host: &str) -> Option<&Vec<Arc<Route>>> {
-        if host.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.by_host.get(&host.to_ascii_lowercase())
-        } else {
-            self.by_host.get(host)
-        }
     }
 }
 
@@ -133,15 +125,6 @@ fn upstream_peer(u: &Upstream, defaults: &UpstreamDefaults) -> HttpPeer {
         }
     }
     peer
-}
-
-/// The host part of a Host header: `Example.com:8080` -> `Example.com`,
-/// `[::1]:80` -> `[::1]`.
-pub fn host_only(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.find(']').map_or(host, |i| &host[..=i]);
-    }
-    host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
 /// Prefix match on segment boundaries: `/app` matches `/app`, `/app/` and `/app/x`,
@@ -182,12 +165,5 @@ mod tests {
         assert!(prefix_matches_ignore_case("/app", "/APP/x"));
         assert!(prefix_matches_ignore_case("/App/", "/aPp"));
         assert!(!prefix_matches_ignore_case("/app", "/APPlication"));
-    }
-
-    #[test]
-    fn host_ports_are_ignored() {
-        assert_eq!(host_only("example.com:8080"), "example.com");
-        assert_eq!(host_only("example.com"), "example.com");
-        assert_eq!(host_only("[::1]:8080"), "[::1]");
     }
 }

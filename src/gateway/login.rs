@@ -119,7 +119,8 @@ impl Gateway {
         let name = format!("{}{id}", s.pending_prefix);
         let plain = serde_json::to_vec(&pending).unwrap_or_default();
         let sealed = self
-            .sealer
+            .sessions
+            .sealer()
             .seal(&name, &plain)
             .map_err(|e| AuthError::Internal(e.to_string()))?;
         let mut reply = Reply::redirect(location).with_cookie(cookie::set_cookie(
@@ -165,7 +166,7 @@ impl Gateway {
     }
 
     pub(super) fn open_pending(&self, name: &str, value: &str, now: u64) -> Option<PendingLogin> {
-        let plain = self.sealer.open(name, value).ok()?;
+        let plain = self.sessions.sealer().open(name, value).ok()?;
         let p: PendingLogin = serde_json::from_slice(&plain).ok()?;
         let ttl = self.config.session.pending_ttl.as_secs();
         // A minute of grace for another instance's clock running ahead.

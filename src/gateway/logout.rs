@@ -18,13 +18,15 @@ impl Gateway {
     /// confirmation page whose POST carries a double-submit token.
     pub async fn logout(&self, parts: &Parts, now: u64) -> Reply {
         let server = &self.config.server;
+        // The front door checked the Host; routing's reading of it picks the origin.
         let host = parts
             .headers
             .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok());
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| crate::front_door::canonical_host(h).ok());
         let origin = self
             .router
-            .origin_for_host(host)
+            .origin_for_host(host.as_deref())
             .unwrap_or(server.public_origin.as_str());
         let q = Query::parse(parts.uri.query());
         let rd = q
@@ -192,11 +194,11 @@ impl Gateway {
     fn seal_logout_state(&self, target: &str, now: u64) -> Option<String> {
         let until = now + self.config.session.pending_ttl.as_secs();
         let plain = serde_json::to_vec(&(target, until)).ok()?;
-        self.sealer.seal(LOGOUT_STATE, &plain).ok()
+        self.sessions.sealer().seal(LOGOUT_STATE, &plain).ok()
     }
 
     fn open_logout_state(&self, state: &str, now: u64) -> Option<String> {
-        let plain = self.sealer.open(LOGOUT_STATE, state).ok()?;
+        let plain = self.sessions.sealer().open(LOGOUT_STATE, state).ok()?;
         let (target, until): (String, u64) = serde_json::from_slice(&plain).ok()?;
         (now < until).then_some(target)
     }

@@ -28,7 +28,7 @@ use crate::reply::Reply;
 use crate::route::{Route, Router};
 use crate::secret::{ct_eq, Secret};
 use crate::session::store::{self, Store, StoreError};
-use crate::session::{cookie, Sealer, SessionData};
+use crate::session::{cookie, SessionData};
 
 mod authorize;
 mod bearer;
@@ -123,7 +123,6 @@ pub struct Gateway {
     oidc: Option<OidcClient>,
     oauth2: Option<OAuth2Client>,
     cas: Option<CasClient>,
-    sealer: Sealer,
     /// Claims kept in the session: every claim some route maps, and a few common ones.
     keep_claims: Vec<String>,
     /// Tokens kept in the session: the ID token for `end_session` logout or a
@@ -278,7 +277,6 @@ impl Gateway {
         Ok(Gateway {
             idp_health,
             http,
-            sealer: Sealer::new(&config.session.keys),
             sessions: Sessions::new(config.session.clone(), store),
             router,
             managed,

@@ -195,7 +195,8 @@ fn pending_logins_are_bounded_oldest_first() {
         .expect("pending");
         let name = format!("{}{}", g.config.session.pending_prefix, p.cookie_id());
         let v = g
-            .sealer
+            .sessions()
+            .sealer()
             .seal(&name, &serde_json::to_vec(&p).expect("json"))
             .expect("seal");
         cookies.push((i, created, name, v));
@@ -247,7 +248,7 @@ async fn tampered_and_foreign_session_cookies_are_no_session() {
         renewed: false,
     };
     let name = g.config.session.cookie_name.clone();
-    let good = crate::session::seal(&g.sealer, &name, &data).expect("seal");
+    let good = crate::session::seal(g.sessions().sealer(), &name, &data).expect("seal");
     let ok = parts("GET", "/", &[("cookie", &format!("{name}={good}"))]);
     assert_eq!(
         g.sessions()
@@ -283,7 +284,8 @@ async fn tampered_and_foreign_session_cookies_are_no_session() {
         );
     }
     // A value sealed for another cookie name is not a session.
-    let other = crate::session::seal(&g.sealer, "__Host-oag_session_login_x", &data).expect("seal");
+    let other = crate::session::seal(g.sessions().sealer(), "__Host-oag_session_login_x", &data)
+        .expect("seal");
     let p = parts("GET", "/", &[("cookie", &format!("{name}={other}"))]);
     assert_eq!(
         g.sessions()

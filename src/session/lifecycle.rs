@@ -95,6 +95,12 @@ impl Sessions {
         }
     }
 
+    /// The sealer of session cookies, which also seals the gateway's other
+    /// cookies and values (pending logins, the end-session state): one key ring.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
     /// The store the sessions live in (also the gateway's single-use marks).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
