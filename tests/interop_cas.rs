@@ -33,15 +33,7 @@ async fn stack() -> Stack {
     let port = free_port();
     let headers = r#"headers = { "X-Forwarded-User" = "sub", "X-Forwarded-Email" = "email", "X-Forwarded-Name" = "first_name" }"#;
     let text = format!(
-        r#"
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://localhost:{port}"
-threads = 2
-
-[session]
-keys = [{{ value = "{COOKIE_KEY}", dev = true }}]
-{state}
+        r#"{head}
 
 [provider]
 issuer = "{base}/api/v1/oauth2"
@@ -71,7 +63,7 @@ upstream = "{up}"
 protocol = "cas"
 cas = {{ version = "3.0", format = "xml", renew = true }}
 "#,
-        state = state_dir_line(port),
+        head = config_head(port),
         base = cas.base_url(),
         up = echo.base_url(),
     );

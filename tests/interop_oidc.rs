@@ -37,15 +37,7 @@ async fn stack(access_ttl: u64, provider_extra: &str) -> Stack {
     .await
     .expect("join");
     let text = format!(
-        r#"
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://localhost:{port}"
-threads = 2
-
-[session]
-keys = [{{ value = "{COOKIE_KEY}", dev = true }}]
-{state}
+        r#"{head}
 
 [provider]
 issuer = "{issuer}"
@@ -70,7 +62,7 @@ path = "/public"
 upstream = "{up}"
 protocol = "public"
 "#,
-        state = state_dir_line(port),
+        head = config_head(port),
         issuer = op.issuer(),
         up = echo.base_url(),
     );

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::process::{wait_until, write, Process};
+use common::process::{start_upgradable, wait_until, write, Process};
 use common::*;
 use oneaccess_sim::echo::Echo;
 use oneaccess_sim::{Sim, SimConfig};
@@ -167,23 +167,9 @@ async fn an_upgrade_hands_the_listener_over_without_refusing_a_request() {
     let echo = Echo::start().await.expect("echo");
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("oag-upgrade-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let config = dir.join("gateway.toml");
-    let text = config_text(port, &sim, &echo, "", "").replacen(
-        "threads = 2",
-        &format!(
-            "threads = 2\ngrace_period_seconds = 1\nupgrade_socket = \"{}\"",
-            dir.join("upgrade.sock").display()
-        ),
-        1,
-    );
-    write(&config, &text);
-    let mut old = Process::start(&config, dir.join("old.log"));
+    let text = config_text(port, &sim, &echo, "", "");
+    let (config, mut old) = start_upgradable(&dir, port, &text).await;
     let url = format!("http://127.0.0.1:{port}/public/x");
-    wait_until("the old gateway", || async {
-        reqwest::get(&url).await.is_ok()
-    })
-    .await;
 
     // Clients keep coming, each on a new connection, all through the switch.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::process::{wait_until, write, Process};
+use common::process::{start_upgradable, wait_until, Process};
 use common::*;
 
 const CAS: &str = "[[route]]\npath = \"/cas\"\nupstream = \"{upstream}\"\nprotocol = \"cas\"\n";
@@ -187,25 +187,10 @@ async fn ended_sessions_stay_ended_after_an_upgrade() {
     let env = start_with(Default::default(), "", CAS).await;
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("oag-restart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let config = dir.join("gateway.toml");
     // The same simulator and app; a gateway process of its own, with the
     // default store in its own directory.
-    let text = config_text(port, &env.sim, &env.echo, "", CAS).replacen(
-        "threads = 2",
-        &format!(
-            "threads = 2\ngrace_period_seconds = 1\nupgrade_socket = \"{}\"",
-            dir.join("upgrade.sock").display()
-        ),
-        1,
-    );
-    write(&config, &text);
-    let mut old = Process::start(&config, dir.join("old.log"));
-    let url = format!("http://127.0.0.1:{port}/public/x");
-    wait_until("the old gateway", || async {
-        reqwest::get(&url).await.is_ok()
-    })
-    .await;
+    let text = config_text(port, &env.sim, &env.echo, "", CAS);
+    let (config, mut old) = start_upgradable(&dir, port, &text).await;
     let process_env = Env {
         sim: env.sim,
         echo: env.echo,

@@ -15,6 +15,22 @@ fn interop_dir(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Starts `cmd` (a server that listens on `port`) with its output in a log
+/// file of its own, and waits until the port accepts; panics with the output
+/// when it does not.
+fn spawn(mut cmd: Command, port: u16, what: &str) -> (Child, PathBuf) {
+    let log = std::env::temp_dir().join(format!("oag-{what}-{}-{port}.log", std::process::id()));
+    let out = std::fs::File::create(&log).expect("log");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("log"))
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e} (./scripts/setup.sh installs it)"));
+    wait_for(&mut child, port, &log, what);
+    (child, log)
+}
+
 /// Waits until `port` accepts, or panics with the server's output.
 fn wait_for(child: &mut Child, port: u16, log: &Path, what: &str) {
     for _ in 0..600 {
@@ -54,20 +70,13 @@ impl OidcProvider {
             "oidc-provider is not installed: run ./scripts/setup.sh"
         );
         let port = if port == 0 { free_port() } else { port };
-        let log = std::env::temp_dir().join(format!("oag-op-{}-{port}.log", std::process::id()));
-        let out = std::fs::File::create(&log).expect("log");
-        let mut child = Command::new("node")
-            .arg("server.mjs")
+        let mut cmd = Command::new("node");
+        cmd.arg("server.mjs")
             .current_dir(&dir)
             .env("PORT", port.to_string())
             .env("GATEWAY", gateway)
-            .env("ACCESS_TTL", access_ttl.to_string())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .spawn()
-            .expect("node (installed by ./scripts/setup.sh)");
-        wait_for(&mut child, port, &log, "oidc-provider");
+            .env("ACCESS_TTL", access_ttl.to_string());
+        let (child, log) = spawn(cmd, port, "oidc-provider");
         OidcProvider { child, port, log }
     }
 
@@ -141,21 +150,14 @@ impl MamaCas {
             "django-mama-cas is not installed: run ./scripts/setup.sh"
         );
         let port = free_port();
-        let log = std::env::temp_dir().join(format!("oag-cas-{}-{port}.log", std::process::id()));
-        let out = std::fs::File::create(&log).expect("log");
         let db =
             std::env::temp_dir().join(format!("oag-cas-{}-{port}.sqlite3", std::process::id()));
-        let mut child = Command::new(&python)
-            .arg("server.py")
+        let mut cmd = Command::new(&python);
+        cmd.arg("server.py")
             .arg(port.to_string())
             .current_dir(&dir)
-            .env("CAS_DB", &db)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .spawn()
-            .expect("the mama-cas virtualenv's python");
-        wait_for(&mut child, port, &log, "django-mama-cas");
+            .env("CAS_DB", &db);
+        let (child, log) = spawn(cmd, port, "mama-cas");
         MamaCas { child, port, log }
     }
 

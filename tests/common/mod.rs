@@ -48,6 +48,24 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The `[server]` and `[session]` tables every test gateway on `port` starts
+/// with (lines may follow in `[session]`): localhost, two threads, the test
+/// cookie key and a state directory of its own.
+pub fn config_head(port: u16) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://localhost:{port}"
+threads = 2
+
+[session]
+keys = [{{ value = "{COOKIE_KEY}", dev = true }}]
+{}"#,
+        state_dir_line(port)
+    )
+}
+
 /// The standard test config: `/` protected by OIDC, `/public` public. `provider_extra`
 /// lines go into `[provider]`, `extra` at the end of the file, with `{upstream}` in
 /// it standing for the echo app's URL.
@@ -65,15 +83,7 @@ pub fn config_text_with(
     extra: &str,
 ) -> String {
     format!(
-        r#"
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://localhost:{port}"
-threads = 2
-
-[session]
-keys = [{{ value = "{COOKIE_KEY}", dev = true }}]
-{state_dir}
+        r#"{head}
 {session_extra}
 
 [provider]
@@ -94,8 +104,8 @@ upstream = "{up}"
 protocol = "public"
 {extra}
 "#,
+        head = config_head(port),
         issuer = sim.issuer(),
-        state_dir = state_dir_line(port),
         up = echo.base_url(),
         extra = extra.replace("{upstream}", &echo.base_url()),
     )

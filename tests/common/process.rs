@@ -72,3 +72,25 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A gateway process that can be upgraded: `text` (a test config for `port`)
+/// with a short grace period and an upgrade socket, written to `dir`, started,
+/// and waited for. Returns the config's path (a new process started with
+/// `--upgrade` reads it) and the process.
+pub async fn start_upgradable(dir: &Path, port: u16, text: &str) -> (PathBuf, Process) {
+    std::fs::create_dir_all(dir).expect("dir");
+    let config = dir.join("gateway.toml");
+    let text = text.replacen(
+        "threads = 2",
+        &format!(
+            "threads = 2\ngrace_period_seconds = 1\nupgrade_socket = \"{}\"",
+            dir.join("upgrade.sock").display()
+        ),
+        1,
+    );
+    write(&config, &text);
+    let old = Process::start(&config, dir.join("old.log"));
+    let url = format!("http://127.0.0.1:{port}/public/x");
+    wait_until("the gateway", || async { reqwest::get(&url).await.is_ok() }).await;
+    (config, old)
+}
