@@ -143,7 +143,8 @@ impl PartialEq for Place<'_> {
 impl<'r> FrontDoor<'r> {
     /// Reads a request: where it goes and the path it is judged by, or why not.
     pub fn admit<'p>(&self, req: Request<'p>) -> Result<Entry<'r, 'p>, Refusal> {
-        let (authority, raw_path) = split_target(req.target).map_err(Refusal::Path)?;
+        let (authority, rest) = split_target(req.target).map_err(Refusal::Path)?;
+        let raw_path = path_of(rest);
         let host = match (req.host.or(authority), req.host_required) {
             (Some(h), _) => Some(canonical_host(h).map_err(Refusal::Host)?),
             (None, true) => return Err(Refusal::Host(HostRefusal::Missing)),
@@ -197,17 +198,12 @@ impl<'r> FrontDoor<'r> {
     }
 }
 
-/// The authority (absolute-form only) and the path of a request target, without
-/// query or fragment. Absolute-form is `http://` or `https://` (any case); an
-/// empty path is `/`.
+/// The authority (absolute-form only) and the rest of a request target: the
+/// path, query and fragment as sent (for absolute-form, maybe empty or starting
+/// with `?`). Absolute-form is `http://` or `https://` (any case).
 pub fn split_target(target: &[u8]) -> Result<(Option<&str>, &[u8]), PathRefusal> {
-    let end = |b: &[u8]| {
-        b.iter()
-            .position(|c| matches!(c, b'?' | b'#'))
-            .unwrap_or(b.len())
-    };
     if target.first() == Some(&b'/') {
-        return Ok((None, &target[..end(target)]));
+        return Ok((None, target));
     }
     let rest = ["http://", "https://"]
         .iter()
@@ -221,9 +217,21 @@ pub fn split_target(target: &[u8]) -> Result<(Option<&str>, &[u8]), PathRefusal>
         .position(|c| matches!(c, b'/' | b'?' | b'#'))
         .unwrap_or(rest.len());
     let authority = std::str::from_utf8(&rest[..auth_end]).map_err(|_| PathRefusal::NotAPath)?;
-    let after = &rest[auth_end..];
-    let path = &after[..end(after)];
-    Ok((Some(authority), if path.is_empty() { b"/" } else { path }))
+    Ok((Some(authority), &rest[auth_end..]))
+}
+
+/// The path of what follows a target's authority: up to the query or fragment,
+/// and `/` when that is empty.
+fn path_of(rest: &[u8]) -> &[u8] {
+    let end = rest
+        .iter()
+        .position(|c| matches!(c, b'?' | b'#'))
+        .unwrap_or(rest.len());
+    if end == 0 {
+        b"/"
+    } else {
+        &rest[..end]
+    }
 }
 
 /// Whether a request's target and headers exceed `max` bytes (each header counted

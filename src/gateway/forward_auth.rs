@@ -225,7 +225,7 @@ fn original_request(parts: &Parts, family: Family) -> Option<Original> {
             Some(h("x-forwarded-host").or_else(|| h("host"))?),
         ),
     };
-    let (authority, _) = crate::front_door::split_target(target.as_bytes()).ok()?;
+    let (authority, rest) = crate::front_door::split_target(target.as_bytes()).ok()?;
     if family == Family::Original && authority.is_none() {
         return None;
     }
@@ -233,16 +233,13 @@ fn original_request(parts: &Parts, family: Family) -> Option<Original> {
         return None;
     }
     let host_value = host.or(authority)?;
-    // The path-and-query, as the request line carries it.
-    let path_query: std::borrow::Cow<str> = match authority {
-        Some(a) => {
-            let after = target.find("://").map_or(0, |i| i + 3) + a.len();
-            match target.get(after..).unwrap_or("") {
-                rest if rest.starts_with('/') => rest.into(),
-                rest => format!("/{rest}").into(),
-            }
-        }
-        None => target.into(),
+    // The path-and-query, as the request line carries it (`rest` is the suffix
+    // of `target` after its authority).
+    let rest = target.get(target.len() - rest.len()..)?;
+    let path_query: std::borrow::Cow<str> = if rest.starts_with('/') {
+        rest.into()
+    } else {
+        format!("/{rest}").into()
     };
     let path_query = path_query.split('#').next().unwrap_or("/");
     let mut req = http::Request::builder()
