@@ -100,6 +100,7 @@ fn hot_path(c: &mut Criterion) {
     let data = SessionData {
         identity: alice(),
         issued_at: now,
+        issued_ms: 0,
         expires_at: now + 3600,
         realm: "oidc:demo-client".into(),
         id_token: None,

@@ -40,6 +40,7 @@ outcomes! {
     CasCallback => "cas_callback",
     CasSingleLogout => "cas_single_logout",
     BackchannelLogout => "backchannel_logout",
+    OneAccessEvent => "oneaccess_event",
     Logout => "logout",
     StartLogin => "start_login",
     Jwks => "jwks",
@@ -141,6 +142,39 @@ struct Rare {
     logins_completed: BTreeMap<&'static str, u64>,
     logins_failed: BTreeMap<&'static str, u64>,
     reloads: BTreeMap<&'static str, u64>,
+    /// OneAccess user events, by event type and outcome.
+    events: BTreeMap<(&'static str, &'static str), u64>,
+    revocations: BTreeMap<&'static str, u64>,
+}
+
+/// Why sessions were ended server-side (the `cause` label of revocations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// The user logged out here.
+    Logout,
+    /// OIDC back-channel logout.
+    Backchannel,
+    /// CAS single logout.
+    SingleLogout,
+    /// A refused refresh token on a `logout` route.
+    Refresh,
+    /// A OneAccess user event (disabled, deleted).
+    Event,
+    /// An operator on the admin listener.
+    Admin,
+}
+
+impl Revocation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Revocation::Logout => "logout",
+            Revocation::Backchannel => "backchannel",
+            Revocation::SingleLogout => "single_logout",
+            Revocation::Refresh => "refresh",
+            Revocation::Event => "event",
+            Revocation::Admin => "admin",
+        }
+    }
 }
 
 /// Every metric of one gateway process; it outlives configuration reloads.
@@ -218,6 +252,23 @@ impl Metrics {
     /// A configuration reload: `ok` or `rejected`.
     pub fn reload(&self, result: &'static str) {
         *lock(&self.rare).reloads.entry(result).or_default() += 1;
+    }
+
+    /// A OneAccess user event and what became of it (both fixed strings: an
+    /// unknown event type is counted as `unknown`, never by its name).
+    pub fn event(&self, event_type: &'static str, outcome: &'static str) {
+        *lock(&self.rare)
+            .events
+            .entry((event_type, outcome))
+            .or_default() += 1;
+    }
+
+    /// Sessions ended server-side once (one logout, one event), by cause.
+    pub fn revocation(&self, cause: Revocation) {
+        *lock(&self.rare)
+            .revocations
+            .entry(cause.as_str())
+            .or_default() += 1;
     }
 
     /// Calls made to one identity-provider endpoint so far.
@@ -304,6 +355,25 @@ impl Metrics {
             "Configuration reloads, by result.",
             "result",
             &rare.reloads,
+        );
+        family(
+            &mut out,
+            "oneaccess_gateway_events_total",
+            "counter",
+            "OneAccess user events received, by event type (`unknown` until the request is authenticated) and outcome.",
+        );
+        for ((kind, outcome), n) in &rare.events {
+            let _ = writeln!(
+                out,
+                "oneaccess_gateway_events_total{{type=\"{kind}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        labelled(
+            &mut out,
+            "oneaccess_gateway_revocations_total",
+            "Server-side session endings (one logout, one event...), by cause.",
+            "cause",
+            &rare.revocations,
         );
         drop(rare);
         family(

@@ -202,6 +202,7 @@ fn sealed_session(claims: usize) -> String {
                 .collect(),
         },
         issued_at: 100,
+        issued_ms: 0,
         expires_at: u64::MAX / 2,
         realm: "oidc:c".into(),
         id_token: None,

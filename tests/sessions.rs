@@ -10,10 +10,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use common::*;
 use serde_json::{json, Map, Value};
 
@@ -431,78 +427,6 @@ async fn a_redis_outage_gives_503_not_a_login_loop() {
     assert_eq!(r.json()["error"], "store_unavailable");
 }
 
-/// A gateway process (the real binary) sharing `redis` with others.
-fn gateway_process(env: &Env, port: u16, redis: &RedisServer, mode: &str) -> Child {
-    let text = config_text_with(
-        port,
-        &env.sim,
-        &env.echo,
-        &format!(
-            "mode = \"{mode}\"\nstore = \"redis\"\nredis_url = \"{}\"",
-            redis.url()
-        ),
-        "",
-        "",
-    )
-    // Both gateways answer for the same public origin: the browser's cookies for
-    // `localhost` go to either, as behind a load balancer.
-    .replace(
-        &format!("public_url = \"http://localhost:{port}\""),
-        &format!("public_url = \"http://localhost:{}\"", env.port),
-    );
-    let dir = std::env::temp_dir().join(format!("oag-two-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("gateway.toml");
-    std::fs::File::create(&path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .expect("write");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oneaccess-gateway"))
-        .arg("--config")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    for _ in 0..400 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return child;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("gateway process on {port} did not listen");
-}
-
-/// Logs `b` in on the gateway process at `port`. The IdP sends the browser back
-/// to the shared public origin; the callback goes to this process.
-async fn login_through(b: &Browser, env: &Env, port: u16, path: &str) {
-    let hops = b.visit(&format!("http://localhost:{port}{path}")).await;
-    let posted = b.submit_login(hops.last().expect("form"), USER).await;
-    let mut next = posted.location().expect("redirect");
-    for _ in 0..5 {
-        if next.contains("/_sso/callback") {
-            break;
-        }
-        next = b.get(&next).await.location().expect("redirect");
-    }
-    let cb = next.replace(
-        &format!("localhost:{}", env.port),
-        &format!("localhost:{port}"),
-    );
-    let r = b.get(&cb).await;
-    assert_eq!(r.status, 302, "login through {port}: {}", r.body);
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateway_processes_share_sessions_and_logouts_through_redis() {
     for mode in ["server", "cookie"] {
@@ -510,13 +434,14 @@ async fn two_gateway_processes_share_sessions_and_logouts_through_redis() {
         // The in-process gateway of `env` is not used here; its sim and echo are.
         let env = start().await;
         let (pa, pb) = (free_port(), free_port());
-        let _a = Killed(gateway_process(&env, pa, &redis, mode));
-        let _b = Killed(gateway_process(&env, pb, &redis, mode));
+        let session = process::redis_session_lines(&redis.url(), mode);
+        let _a = process::behind_one_origin(&env, pa, &session, "", "").await;
+        let _b = process::behind_one_origin(&env, pb, &session, "", "").await;
         let at = |port: u16, path: &str| format!("http://localhost:{port}{path}");
 
         // Log in through A; B knows the session.
         let browser = Browser::new();
-        login_through(&browser, &env, pa, "/x").await;
+        process::login_through(&browser, &env, pa, "/x").await;
         let r = browser.get(&at(pb, "/seen-by-b")).await;
         assert_eq!(r.status, 200, "{mode}: B does not know A's session");
         assert_eq!(r.upstream_header("x-forwarded-user"), [ALICE_ID]);
@@ -544,7 +469,7 @@ async fn two_gateway_processes_share_sessions_and_logouts_through_redis() {
 
         // A back-channel logout received by A ends a session used on B.
         let again = Browser::new();
-        login_through(&again, &env, pb, "/z").await;
+        process::login_through(&again, &env, pb, "/z").await;
         assert_eq!(again.get(&at(pb, "/z")).await.status, 200);
         let token = env.sim.mint_logout_token(Some(ALICE_ID), None);
         let (status, _) = env

@@ -13,6 +13,8 @@ use common::RedisServer;
 use oneaccess_gateway::session::store::{EmbeddedStore, MemoryStore, RedisStore, Store};
 
 const HOUR: Duration = Duration::from_secs(3600);
+/// A revocation time in unix milliseconds, as sessions use them.
+const T: u64 = 1_700_000_000_000;
 
 async fn suite(store: Arc<dyn Store>) {
     // Records.
@@ -65,29 +67,55 @@ async fn suite(store: Arc<dyn Store>) {
     assert_eq!(members, ["s1", "s2"]);
     assert!(store.take_index("sub:u1").await.expect("take").is_empty());
     assert!(!store.has_index("sub:u1").await.expect("has"));
+    // A session that ends by itself leaves its indexes; the last one out
+    // leaves no set behind.
+    store.index("sub:u3", "s1", HOUR).await.expect("index");
+    store.index("sub:u3", "s2", HOUR).await.expect("index");
+    store.unindex("sub:u3", "s1").await.expect("unindex");
+    store.unindex("sub:u3", "nobody").await.expect("unindex");
+    store.unindex("sub:none", "s1").await.expect("unindex");
+    assert_eq!(store.take_index("sub:u3").await.expect("take"), ["s2"]);
+    store.index("sub:u4", "s1", HOUR).await.expect("index");
+    store.unindex("sub:u4", "s1").await.expect("unindex");
+    assert!(!store.has_index("sub:u4").await.expect("has"));
 
     // Revocations: sessions issued at or before the mark, not after.
     assert!(!store
-        .is_revoked(&["sid:a", "sub:b"], 100)
+        .is_revoked(&["sid:a", "sub:b"], T + 100)
         .await
         .expect("check"));
-    store.revoke("sid:a", 100, HOUR).await.expect("revoke");
+    store.revoke("sid:a", T + 100, HOUR).await.expect("revoke");
     assert!(store
-        .is_revoked(&["sid:a", "sub:b"], 100)
+        .is_revoked(&["sid:a", "sub:b"], T + 100)
         .await
         .expect("check"));
     assert!(store
-        .is_revoked(&["sub:b", "sid:a"], 50)
+        .is_revoked(&["sub:b", "sid:a"], T + 50)
         .await
         .expect("check"));
     assert!(
-        !store.is_revoked(&["sid:a"], 101).await.expect("check"),
+        !store.is_revoked(&["sid:a"], T + 101).await.expect("check"),
         "a later login stays"
     );
-    assert!(!store.is_revoked(&["sid:other"], 10).await.expect("check"));
-    assert!(!store.is_revoked(&[], 10).await.expect("check"));
-    store.revoke("sid:a", 200, HOUR).await.expect("revoke");
-    assert!(store.is_revoked(&["sid:a"], 150).await.expect("check"));
+    assert!(!store
+        .is_revoked(&["sid:other"], T + 10)
+        .await
+        .expect("check"));
+    assert!(!store.is_revoked(&[], T + 10).await.expect("check"));
+    store.revoke("sid:a", T + 200, HOUR).await.expect("revoke");
+    assert!(store.is_revoked(&["sid:a"], T + 150).await.expect("check"));
+
+    // A revocation an older gateway wrote in seconds covers its whole second.
+    let second = T / 1000 + 5;
+    store.revoke("sid:old", second, HOUR).await.expect("revoke");
+    assert!(store
+        .is_revoked(&["sid:old"], second * 1000 + 999)
+        .await
+        .expect("check"));
+    assert!(!store
+        .is_revoked(&["sid:old"], second * 1000 + 1000)
+        .await
+        .expect("check"));
 
     // Single use, atomic under concurrency.
     assert!(store.first_use("use:j1", HOUR).await.expect("use"));
@@ -131,7 +159,7 @@ async fn the_embedded_store_keeps_everything_across_a_reopen() {
         assert!(!store.may_have_revocations());
         store.save("ses:a", b"record", HOUR).await.expect("save");
         store.index("sub:u", "a", HOUR).await.expect("index");
-        store.revoke("sid:s1", 100, HOUR).await.expect("revoke");
+        store.revoke("sid:s1", T + 100, HOUR).await.expect("revoke");
         assert!(store.first_use("use:state", HOUR).await.expect("use"));
         store
             .save("ses:gone", b"x", Duration::from_millis(10))
@@ -148,8 +176,8 @@ async fn the_embedded_store_keeps_everything_across_a_reopen() {
     assert!(store.has_index("sub:u").await.expect("has"));
     // The revocation is back in memory before any request asks.
     assert!(store.may_have_revocations());
-    assert!(store.is_revoked(&["sid:s1"], 100).await.expect("check"));
-    assert!(!store.is_revoked(&["sid:s1"], 101).await.expect("check"));
+    assert!(store.is_revoked(&["sid:s1"], T + 100).await.expect("check"));
+    assert!(!store.is_revoked(&["sid:s1"], T + 101).await.expect("check"));
     assert!(!store.first_use("use:state", HOUR).await.expect("use"));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -163,10 +191,16 @@ async fn two_embedded_stores_share_one_file_as_an_upgrade_does() {
     assert!(old.first_use("use:t", HOUR).await.expect("use"));
     assert!(!new.first_use("use:t", HOUR).await.expect("use"));
     // A revocation written by one reaches the other's memory within a second or two.
-    old.revoke("sub:alice", 500, HOUR).await.expect("revoke");
+    old.revoke("sub:alice", T + 500, HOUR)
+        .await
+        .expect("revoke");
     let mut seen = false;
     for _ in 0..30 {
-        if new.is_revoked(&["sub:alice"], 400).await.expect("check") {
+        if new
+            .is_revoked(&["sub:alice"], T + 400)
+            .await
+            .expect("check")
+        {
             seen = true;
             break;
         }

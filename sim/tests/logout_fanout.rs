@@ -89,19 +89,9 @@ fn cookie_value(cookie: &str) -> &str {
 }
 
 async fn token_request(c: &reqwest::Client, base: &str, form: &[(&str, &str)]) -> Value {
-    let mut form = form.to_vec();
-    form.extend([
-        ("client_id", "demo-client"),
-        ("client_secret", "demo-secret"),
-    ]);
-    let resp = c
-        .post(format!("{base}/api/v1/oauth2/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
+    let (status, body) = token_call(c, base, form).await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 /// The code flow through the login form (alice): returns (cookie, token response).

@@ -5,6 +5,7 @@
 pub mod cas;
 pub mod code_flow;
 pub mod discovery;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod jwks;

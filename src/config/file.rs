@@ -150,6 +150,52 @@ pub struct ProviderFile {
     pub logout_url: Option<String>,
     /// OneAccess's management API, for `policy.oneaccess` rules.
     pub management: Option<ManagementFile>,
+    /// Which claim of a session holds the user's OneAccess login name, per
+    /// protocol: what user events and the admin listener name users by.
+    pub login_name_claims: Option<LoginNameClaimsFile>,
+    /// OneAccess's user-change events (synchronization, API mode).
+    pub events: Option<EventsFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginNameClaimsFile {
+    pub oidc: Option<String>,
+    pub oauth2: Option<String>,
+    pub cas: Option<String>,
+}
+
+/// The receiver of OneAccess's synchronization events.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsFile {
+    /// Default `{sso_path_prefix}/oneaccess/events`; must be under the prefix.
+    pub path: Option<String>,
+    /// The console's Security Token (`Authorization: Bearer`).
+    pub token: Option<SecretFile>,
+    /// The console's signature key (16 characters); absent: events are unsigned.
+    pub signature_key: Option<SecretFile>,
+    /// The console's encryption key (16 characters); absent: algorithm `NULL`.
+    pub encryption_key: Option<SecretFile>,
+    /// Where the IV sits in `data` and how long it is (not documented by OneAccess).
+    pub encryption: Option<EncryptionLayoutFile>,
+    /// How far an event's timestamp may be from now (default 300).
+    pub window_seconds: Option<u64>,
+    /// The largest body taken (default 65536).
+    pub max_body_bytes: Option<usize>,
+    /// `UPDATE_USER` with `disabled = true`: `revoke` (default) or `ignore`.
+    pub on_disable: Option<String>,
+    /// `DELETE_USER`: `revoke` (default) or `ignore`.
+    pub on_delete: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionLayoutFile {
+    /// 12 (default) or 16.
+    pub iv_bytes: Option<usize>,
+    /// `start` (default: IV, ciphertext, tag) or `end` (ciphertext, tag, IV).
+    pub iv_at: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -230,6 +230,81 @@ pub struct ProviderSettings {
     pub refresh_margin: Duration,
     /// OneAccess's management API, for policies that ask about accounts and roles.
     pub management: Option<ManagementSettings>,
+    /// The session claim that holds the user's OneAccess login name, per protocol.
+    pub login_name_claims: LoginNameClaims,
+    /// The receiver of OneAccess's user-change events, when enabled.
+    pub events: Option<EventSettings>,
+}
+
+/// Which claim of a session holds the user's OneAccess login name (the
+/// `username` of user events), per protocol: every session is indexed by it, so
+/// an event or an operator can end all of a user's sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginNameClaims {
+    /// Default `preferred_username` (the ID token's or userinfo's).
+    pub oidc: String,
+    /// Default `preferred_username` (userinfo's `userName`, mapped by
+    /// `userinfo_claims`).
+    pub oauth2: String,
+    /// Default `sub`: the CAS `user`, which is the login name.
+    pub cas: String,
+}
+
+impl Default for LoginNameClaims {
+    fn default() -> LoginNameClaims {
+        LoginNameClaims {
+            oidc: "preferred_username".into(),
+            oauth2: "preferred_username".into(),
+            cas: "sub".into(),
+        }
+    }
+}
+
+impl LoginNameClaims {
+    /// The claim for sessions of `realm` (`oidc:client`, `oauth2:client`, `cas`).
+    pub fn for_realm(&self, realm: &str) -> Option<&str> {
+        match realm.split(':').next() {
+            Some("oidc") => Some(&self.oidc),
+            Some("oauth2") => Some(&self.oauth2),
+            Some("cas") => Some(&self.cas),
+            _ => None,
+        }
+    }
+}
+
+/// What a user event does to the user's sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventAction {
+    /// End every session of the user, on every gateway sharing the store.
+    Revoke,
+    /// Acknowledge and log only.
+    Ignore,
+}
+
+/// Where the IV sits in an encrypted `data` (OneAccess does not document it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IvAt {
+    /// `IV || ciphertext || tag`
+    Start,
+    /// `ciphertext || tag || IV`
+    End,
+}
+
+/// The receiver of OneAccess's synchronization events (`[provider.events]`).
+#[derive(Debug, Clone)]
+pub struct EventSettings {
+    /// Under the SSO prefix.
+    pub path: String,
+    pub token: Secret<String>,
+    pub signature_key: Option<Secret<String>>,
+    pub encryption_key: Option<Secret<String>>,
+    pub iv_bytes: usize,
+    pub iv_at: IvAt,
+    /// How far a timestamp may be from now, either way; nonces are kept twice as long.
+    pub window: Duration,
+    pub max_body: usize,
+    pub on_disable: EventAction,
+    pub on_delete: EventAction,
 }
 
 /// The gateway's API credential at OneAccess (an "API" application with the

@@ -124,7 +124,8 @@ pub fn parse(text: &str, base_dir: &Path, env: EnvLookup) -> Result<Config, Conf
 
     let server = server_settings(&mut c, server_file, base_dir, env);
     let session = session_settings(&mut c, session_file, server.tls, base_dir, env);
-    let provider = provider_file.map(|p| provider_settings(&mut c, p, base_dir, env));
+    let provider =
+        provider_file.map(|p| provider_settings(&mut c, p, &server.paths, base_dir, env));
     let route_files_cas: Vec<(usize, Option<Vec<String>>)> = route_files
         .iter()
         .filter(|(_, f)| f.protocol.as_deref() == Some("cas"))
@@ -672,6 +673,7 @@ fn state_dir(given: Option<&str>, base_dir: &Path, env: EnvLookup) -> std::path:
 fn provider_settings(
     c: &mut Collector,
     f: ProviderFile,
+    sso_paths: &SsoPaths,
     base_dir: &Path,
     env: EnvLookup,
 ) -> ProviderSettings {
@@ -880,6 +882,11 @@ fn provider_settings(
             .management
             .as_ref()
             .and_then(|m| management_settings(c, m, base_dir, env)),
+        login_name_claims: events::login_name_claims(c, f.login_name_claims.as_ref()),
+        events: f
+            .events
+            .as_ref()
+            .and_then(|e| events::event_settings(c, e, sso_paths, base_dir, env)),
     }
 }
 
@@ -1144,6 +1151,7 @@ fn cas_settings(c: &mut Collector, i: usize, f: Option<&CasFile>) -> CasSettings
     }
 }
 
+mod events;
 mod headers;
 mod policy;
 mod serving;

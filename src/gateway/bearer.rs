@@ -45,6 +45,7 @@ impl Gateway {
         let data = SessionData {
             identity: Identity::from_claims(sub, &claims, &self.keep_claims),
             issued_at: int("iat").unwrap_or(now),
+            issued_ms: 0,
             expires_at: int("exp").unwrap_or(now),
             realm: route.spec.realm.clone(),
             id_token: Some(token.clone()),

@@ -2,6 +2,7 @@
 //! back-channel logout, and CAS single logout.
 
 use super::*;
+use crate::metrics::Revocation;
 
 /// The sealing name (AAD) of the end-session `state`: a value sealed for any
 /// other use does not open as one.
@@ -53,8 +54,11 @@ impl Gateway {
         };
         if let Some(data) = &session {
             // A copy of the cookie must not outlive the logout.
-            if let Err(e) = self.sessions.end(data, now).await {
-                tracing::warn!(error = %e, "logout could not end the session in the store");
+            match self.sessions.end(data, now).await {
+                Ok(()) => self.metrics.revocation(Revocation::Logout),
+                Err(e) => {
+                    tracing::warn!(error = %e, "logout could not end the session in the store")
+                }
             }
         }
         let location = self.idp_logout_url(session.as_ref(), &target, now);
@@ -127,7 +131,9 @@ impl Gateway {
             (None, Some(sub)) => format!("sub:{sub}"),
             (None, None) => return Err(bad("neither sub nor sid")),
         };
-        Ok(self.sessions.end_all(&key, now).await?)
+        let ended = self.sessions.end_all(&key, now).await?;
+        self.metrics.revocation(Revocation::Backchannel);
+        Ok(ended)
     }
 
     /// A CAS Single Logout request (POSTed to the service URL): ends the session
@@ -165,7 +171,10 @@ impl Gateway {
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(Some(_)) => tracing::info!("CAS single logout"),
+            Ok(Some(_)) => {
+                self.metrics.revocation(Revocation::SingleLogout);
+                tracing::info!("CAS single logout")
+            }
             Ok(None) => tracing::debug!("CAS single logout for a ticket this gateway did not use"),
             Err(e) => {
                 tracing::warn!(error = %e, "CAS single logout could not be done now");

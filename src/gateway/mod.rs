@@ -32,6 +32,7 @@ use crate::session::{cookie, SessionData};
 
 mod authorize;
 mod bearer;
+mod events;
 mod forward_auth;
 mod login;
 mod logout;
@@ -40,6 +41,7 @@ mod upstream;
 mod verdict;
 
 pub use bearer::bearer_token;
+pub use events::UserKey;
 pub use upstream::Tokens;
 pub use verdict::{Pass, Verdict};
 
@@ -223,11 +225,16 @@ impl Gateway {
                 .map(|s| s.to_string())
                 .collect()
         };
-        for r in &config.routes {
-            for claim in r.claims_used() {
-                if !keep_claims.iter().any(|k| k == claim) {
-                    keep_claims.push(claim.to_string());
-                }
+        // Even a minimal session keeps the login name: user events and the admin
+        // listener find a user's sessions by it.
+        let login_names = config.provider.as_ref().map(|p| &p.login_name_claims);
+        let login_claims = login_names
+            .into_iter()
+            .flat_map(|l| [l.oidc.as_str(), l.oauth2.as_str(), l.cas.as_str()]);
+        let route_claims = config.routes.iter().flat_map(|r| r.claims_used());
+        for claim in route_claims.chain(login_claims) {
+            if !keep_claims.iter().any(|k| k == claim) {
+                keep_claims.push(claim.to_string());
             }
         }
         let passes = |t: PassToken| config.routes.iter().any(|r| r.pass_token == Some(t));
@@ -277,7 +284,15 @@ impl Gateway {
         Ok(Gateway {
             idp_health,
             http,
-            sessions: Sessions::new(config.session.clone(), store),
+            sessions: Sessions::new(
+                config.session.clone(),
+                store,
+                config
+                    .provider
+                    .as_ref()
+                    .map(|p| p.login_name_claims.clone())
+                    .unwrap_or_default(),
+            ),
             router,
             managed,
             oidc,

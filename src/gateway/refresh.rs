@@ -4,6 +4,7 @@
 //! app.
 
 use super::*;
+use crate::metrics::Revocation;
 use crate::session::Renewal;
 
 impl Gateway {
@@ -56,8 +57,11 @@ impl Gateway {
                 Access::LoginRequired
             }
             Renewal::Refused | Renewal::Ended => {
-                if let Err(e) = self.sessions.end(&s, now).await {
-                    tracing::warn!(error = %e, "could not end a session after a failed refresh");
+                match self.sessions.end(&s, now).await {
+                    Ok(()) => self.metrics.revocation(Revocation::Refresh),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not end a session after a failed refresh")
+                    }
                 }
                 Access::LoginRequired
             }

@@ -1,6 +1,7 @@
 //! The admin listener: `/healthz` (the process answers), `/readyz` (the config
 //! is loaded, OIDC discovery is done, the session store answers) and `/metrics`
-//! (Prometheus). Keep it off the public network: it needs no login.
+//! (Prometheus), and `POST /sessions/revoke` (end all sessions of a user). Keep
+//! it off the public network: it needs no login.
 
 use std::sync::Arc;
 
@@ -34,7 +35,30 @@ impl Admin {
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_string();
+        let post = session.req_header().method == http::Method::POST;
         match path.as_str() {
+            "/sessions/revoke" if post => {
+                let content_type = session
+                    .req_header()
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let Some(body) = read_small_body(session).await else {
+                    return answer(
+                        413,
+                        "application/json",
+                        b"{\"error\":\"body too large\"}".to_vec(),
+                    );
+                };
+                let (status, body) = self
+                    .live
+                    .gateway()
+                    .admin_revoke(content_type.as_deref(), &body, crate::session::now_secs())
+                    .await;
+                answer(status, "application/json", body.into_bytes())
+            }
+            "/sessions/revoke" => answer(405, "text/plain", b"POST only\n".to_vec()),
             "/healthz" => answer(200, "text/plain", b"ok\n".to_vec()),
             "/readyz" => {
                 let problems = self.live.gateway().readiness().await;
@@ -53,6 +77,19 @@ impl ServeHttp for Admin {
             _ => answer(404, "text/plain", b"not found\n".to_vec()),
         }
     }
+}
+
+/// The body of an admin request, up to 4 KiB; `None` when larger or unreadable.
+async fn read_small_body(session: &mut ServerSession) -> Option<Vec<u8>> {
+    const MAX: usize = 4096;
+    let mut body = Vec::new();
+    while let Some(chunk) = session.read_request_body().await.ok()? {
+        if body.len() + chunk.len() > MAX {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
 }
 
 fn answer(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {

@@ -369,6 +369,13 @@ async fn endpoint(
             None => too_large(),
         };
         answer(reply, Outcome::BackchannelLogout)
+    } else if let Some(events) = g.events_settings().filter(|e| e.path == path && post) {
+        let body = read_body(session, events.max_body).await?;
+        let now_millis = crate::session::now_millis();
+        let reply = g
+            .oneaccess_event(session.req_header(), body.as_deref(), now_millis)
+            .await;
+        answer(reply, Outcome::OneAccessEvent)
     } else if path == paths.logout {
         answer(g.logout(req, now).await, Outcome::Logout)
     } else if path == paths.logged_out {

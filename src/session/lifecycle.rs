@@ -13,7 +13,7 @@ use http::request::Parts;
 
 use super::store::{Store, StoreError};
 use super::{cookie, Sealer, SessionData};
-use crate::config::{SessionMode, SessionSettings};
+use crate::config::{LoginNameClaims, SessionMode, SessionSettings};
 use crate::error::AuthError;
 use crate::identity::Identity;
 use crate::secret::Secret;
@@ -80,14 +80,22 @@ pub struct Sessions {
     /// #204), a request still carrying the old cookie gets the new session, and
     /// one with the new cookie renews again when due.
     renewals: moka::sync::Cache<String, Arc<tokio::sync::OnceCell<(Renewal, Instant)>>>,
+    /// Which claim holds the user's login name, per realm: the `name:` index that
+    /// user events and the admin listener end a user's sessions by.
+    login_names: LoginNameClaims,
 }
 
 impl Sessions {
-    pub fn new(settings: SessionSettings, store: Arc<dyn Store>) -> Sessions {
+    pub fn new(
+        settings: SessionSettings,
+        store: Arc<dyn Store>,
+        login_names: LoginNameClaims,
+    ) -> Sessions {
         Sessions {
             sealer: Sealer::new(&settings.keys),
             settings,
             store,
+            login_names,
             renewals: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(30))
@@ -213,9 +221,9 @@ impl Sessions {
         if !self.store.may_have_revocations() {
             return Ok(false);
         }
-        let keys = revocation_keys(data);
+        let keys = self.revocation_keys(data);
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        self.store.is_revoked(&keys, data.issued_at).await
+        self.store.is_revoked(&keys, data.issued_millis()).await
     }
 
     /// Makes a session (in the store too, in server mode), indexes it for
@@ -230,6 +238,7 @@ impl Sessions {
         let data = SessionData {
             identity: login.identity,
             issued_at: now,
+            issued_ms: super::millis_of(now, false),
             expires_at: now + s.lifetime.as_secs(),
             realm: realm.to_string(),
             id_token: login.id_token,
@@ -250,15 +259,17 @@ impl Sessions {
                 .save(&format!("ses:{}", data.id), &record, ttl)
                 .await?;
         }
-        // Server mode: the sessions a back-channel or CAS logout must delete. Cookie
-        // mode keeps only the CAS ticket mark: SLO acts only on tickets it issued a
-        // session for.
-        for key in index_keys(&data) {
-            if s.mode == SessionMode::Server || key.starts_with("st:") {
-                self.store
-                    .index(&format!("idx:{key}"), &data.id, s.lifetime)
-                    .await?;
-            }
+        // In both modes: a back-channel, single logout or user event tells how many
+        // sessions it ended (and deletes server-mode records); CAS single logout
+        // acts only on tickets this gateway issued a session for.
+        let member = index_member(&data);
+        for key in self.index_keys(&data) {
+            self.store
+                .index(&format!("idx:{key}"), &member, s.lifetime)
+                .await?;
+        }
+        if self.login_name(&data).is_none() {
+            tracing::warn!(user = %data.identity.sub, realm = %data.realm, "the session has no login name claim: user events and the admin listener can end it only by sub");
         }
         self.cookie_value(&data)
     }
@@ -326,30 +337,90 @@ impl Sessions {
     }
 
     /// Ends one session server-side: deleted in server mode, revoked in cookie mode,
-    /// so a copy of its cookie dies with it.
+    /// so a copy of its cookie dies with it; and no longer counted in its indexes.
     pub async fn end(&self, data: &SessionData, now: u64) -> Result<(), StoreError> {
         match self.settings.mode {
-            SessionMode::Server => self.store.remove(&format!("ses:{}", data.id)).await,
+            SessionMode::Server => self.store.remove(&format!("ses:{}", data.id)).await?,
             SessionMode::Cookie => {
+                let at = super::millis_of(now, true);
                 self.store
-                    .revoke(&format!("rev:ses:{}", data.id), now, self.settings.lifetime)
-                    .await
+                    .revoke(&format!("rev:ses:{}", data.id), at, self.settings.lifetime)
+                    .await?
             }
         }
+        let member = index_member(data);
+        for key in self.index_keys(data) {
+            self.store.unindex(&format!("idx:{key}"), &member).await?;
+        }
+        Ok(())
     }
 
-    /// Ends every session that `key` (`sid:…`, `sub:…`, `st:…`) names, in both modes:
-    /// server-mode records are deleted, cookie-mode sessions issued until now are
-    /// revoked. Returns how many server-mode sessions ended.
+    /// Ends every session that `key` (`sid:…`, `sub:…`, `name:…`, `st:…`) names,
+    /// in both modes: server-mode records are deleted, cookie-mode sessions issued
+    /// until now are revoked. Returns how many live sessions it ended: each is
+    /// also marked ended by its own id, so that ending them again by another key
+    /// (the user's id after their login name) does not count them twice.
     pub async fn end_all(&self, key: &str, now: u64) -> Result<usize, StoreError> {
-        let ids = self.store.take_index(&format!("idx:{key}")).await?;
-        for id in &ids {
-            self.store.remove(&format!("ses:{id}")).await?;
-        }
+        let at = super::millis_of(now, true);
+        // The key first: a session made after this moment is not affected, and
+        // one made before is refused from now on, whatever follows.
         self.store
-            .revoke(&format!("rev:{key}"), now, self.settings.lifetime)
+            .revoke(&format!("rev:{key}"), at, self.settings.lifetime)
             .await?;
-        Ok(ids.len())
+        let members = self.store.take_index(&format!("idx:{key}")).await?;
+        let mut live = 0;
+        for m in &members {
+            let (ends, id) = parse_member(m);
+            let own = format!("rev:ses:{id}");
+            if ends.is_some_and(|e| e <= now) || self.store.is_revoked(&[&own], 0).await? {
+                continue;
+            }
+            live += 1;
+            if self.settings.mode == SessionMode::Server {
+                self.store.remove(&format!("ses:{id}")).await?;
+            }
+            self.store.revoke(&own, at, self.settings.lifetime).await?;
+        }
+        Ok(live)
+    }
+
+    /// The user's OneAccess login name in this session, by the claim its realm
+    /// takes it from.
+    pub fn login_name<'d>(&self, data: &'d SessionData) -> Option<&'d str> {
+        let claim = self.login_names.for_realm(&data.realm)?;
+        data.identity.claim(claim).filter(|n| !n.is_empty())
+    }
+
+    /// The index keys a session is found by: its IdP session, its user (OIDC and
+    /// OAuth2 carry OneAccess's user id; a CAS `sub` is a login name and stays
+    /// out), its login name (every realm), its CAS ticket.
+    fn index_keys(&self, data: &SessionData) -> Vec<String> {
+        let mut keys = Vec::with_capacity(4);
+        if let Some(sid) = &data.sid {
+            keys.push(format!("sid:{sid}"));
+        }
+        if data.realm != "cas" {
+            keys.push(format!("sub:{}", data.identity.sub));
+        }
+        if let Some(name) = self.login_name(data) {
+            keys.push(format!("name:{name}"));
+        }
+        if let Some(h) = &data.ticket_hash {
+            keys.push(format!("st:{h}"));
+        }
+        keys
+    }
+
+    /// The revocation keys that can end a cookie-mode session: its own id (a
+    /// logout), and its index keys (back-channel and single logout, user events).
+    fn revocation_keys(&self, data: &SessionData) -> Vec<String> {
+        let mut keys = vec![format!("rev:ses:{}", data.id)];
+        keys.extend(
+            self.index_keys(data)
+                .into_iter()
+                .map(|k| format!("rev:{k}")),
+        );
+        keys
     }
 
     /// Renews `s` once for its token generation, however many requests ask at
@@ -395,27 +466,19 @@ pub fn ticket_hash(ticket: &str) -> String {
     URL_SAFE_NO_PAD.encode(&d.as_ref()[..24])
 }
 
-/// The index keys a session is found by: its IdP session, its user (OIDC and
-/// OAuth2 carry OneAccess's user id; a CAS `sub` is a login name and stays out),
-/// its CAS ticket.
-fn index_keys(data: &SessionData) -> Vec<String> {
-    let mut keys = Vec::with_capacity(3);
-    if let Some(sid) = &data.sid {
-        keys.push(format!("sid:{sid}"));
-    }
-    if data.realm != "cas" {
-        keys.push(format!("sub:{}", data.identity.sub));
-    }
-    if let Some(h) = &data.ticket_hash {
-        keys.push(format!("st:{h}"));
-    }
-    keys
+/// A session as its indexes hold it: `{end}.{id}`, so a count leaves out the
+/// sessions that ended by themselves (ids are base64url: no `.`).
+fn index_member(data: &SessionData) -> String {
+    format!("{}.{}", data.expires_at, data.id)
 }
 
-/// The revocation keys that can end a cookie-mode session: its own id (a logout),
-/// and its index keys (back-channel and CAS single logout).
-fn revocation_keys(data: &SessionData) -> Vec<String> {
-    let mut keys = vec![format!("rev:ses:{}", data.id)];
-    keys.extend(index_keys(data).into_iter().map(|k| format!("rev:{k}")));
-    keys
+/// The end and id of an index member; a bare id (an older gateway's) has no end.
+fn parse_member(m: &str) -> (Option<u64>, &str) {
+    match m.split_once('.') {
+        Some((end, id)) => match end.parse() {
+            Ok(end) => (Some(end), id),
+            Err(_) => (None, m),
+        },
+        None => (None, m),
+    }
 }

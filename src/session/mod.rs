@@ -20,6 +20,10 @@ pub struct SessionData {
     /// Issued at (unix seconds).
     #[serde(rename = "i")]
     pub issued_at: u64,
+    /// Issued at (unix milliseconds), so a revocation made within the same
+    /// second as a later login leaves that login alone. 0 in older sessions.
+    #[serde(rename = "m", default, skip_serializing_if = "is_zero_u64")]
+    pub issued_ms: u64,
     /// Absolute end (unix seconds): the session is over then, whatever happens.
     #[serde(rename = "e")]
     pub expires_at: u64,
@@ -66,6 +70,36 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+impl SessionData {
+    /// When it was issued, in unix milliseconds: a session without them counts
+    /// from the start of its second, so every revocation of that second ends it.
+    pub fn issued_millis(&self) -> u64 {
+        if self.issued_ms != 0 {
+            self.issued_ms
+        } else {
+            self.issued_at.saturating_mul(1000)
+        }
+    }
+}
+
+/// `now` (unix seconds, as the request path reads the clock) in milliseconds:
+/// the clock's own when it is still in that second, else the second's end (a
+/// revocation then covers all of it; a session its start).
+pub fn millis_of(now: u64, end_of_second: bool) -> u64 {
+    let ms = now_millis();
+    if ms / 1000 == now {
+        ms
+    } else if end_of_second {
+        now.saturating_mul(1000).saturating_add(999)
+    } else {
+        now.saturating_mul(1000)
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SessionError {
     #[error("cannot open: {0}")]
@@ -99,6 +133,14 @@ pub fn open(
     Ok(data)
 }
 
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
@@ -119,6 +161,7 @@ mod tests {
                 claims: vec![("email".into(), "a@example.com".into())],
             },
             issued_at: 100,
+            issued_ms: 0,
             expires_at: exp,
             realm: "oidc:c".into(),
             id_token: None,

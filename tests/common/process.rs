@@ -94,3 +94,77 @@ pub async fn start_upgradable(dir: &Path, port: u16, text: &str) -> (PathBuf, Pr
     wait_until("the gateway", || async { reqwest::get(&url).await.is_ok() }).await;
     (config, old)
 }
+
+/// The `[session]` lines of a gateway sharing `redis`, in `mode`.
+pub fn redis_session_lines(redis_url: &str, mode: &str) -> String {
+    format!("mode = \"{mode}\"\nstore = \"redis\"\nredis_url = \"{redis_url}\"")
+}
+
+/// A gateway process (the real binary) on `port`, with the standard test config
+/// (`session_extra`, `provider_extra` and `extra` as in `config_text_with`),
+/// answering for `env`'s public origin: the browser's cookies for `localhost` go
+/// to it and to any other such process, as behind a load balancer. Waited for.
+pub async fn behind_one_origin(
+    env: &super::Env,
+    port: u16,
+    session_extra: &str,
+    provider_extra: &str,
+    extra: &str,
+) -> Process {
+    let text = super::config_text_with(
+        port,
+        &env.sim,
+        &env.echo,
+        session_extra,
+        provider_extra,
+        extra,
+    )
+    .replace(
+        &format!("public_url = \"http://localhost:{port}\""),
+        &format!("public_url = \"http://localhost:{}\"", env.port),
+    );
+    let dir = std::env::temp_dir().join(format!("oag-one-origin-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("gateway.toml");
+    write(&config, &text);
+    let p = Process::start(&config, dir.join("gateway.log"));
+    wait_until("the gateway process to listen", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    p
+}
+
+/// Logs `b` in as alice on the gateway process at `port` (one of those behind
+/// `env`'s origin) at `path`: the IdP sends the browser back to the shared
+/// origin, and the callback (OIDC, OAuth2 or CAS) goes to this process.
+pub async fn login_through(b: &super::Browser, env: &super::Env, port: u16, path: &str) {
+    login_as(b, env, port, path, super::USER).await
+}
+
+/// As `login_through`, as `user`.
+pub async fn login_as(
+    b: &super::Browser,
+    env: &super::Env,
+    port: u16,
+    path: &str,
+    user: (&str, &str),
+) {
+    let hops = b.visit(&format!("http://localhost:{port}{path}")).await;
+    let posted = b.submit_login(hops.last().expect("form"), user).await;
+    let mut next = posted.location().expect("redirect");
+    for _ in 0..5 {
+        if next.contains("/_sso/") {
+            break;
+        }
+        next = b.get(&next).await.location().expect("redirect");
+    }
+    let cb = next.replace(
+        &format!("localhost:{}", env.port),
+        &format!("localhost:{port}"),
+    );
+    let r = b.get(&cb).await;
+    assert_eq!(r.status, 302, "login through {port}: {}", r.body);
+}

@@ -1,14 +1,21 @@
-//! `oneaccess-sim`: runs the OneAccess simulator as a standalone server (for the demo).
+//! `oneaccess-sim`: runs the OneAccess simulator as a standalone server (for the demo),
+//! optionally pushing synchronization events to an application's callback URL.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use oneaccess_sim::{load_users, Sim, SimConfig};
+use oneaccess_sim::{load_users, EventSettings, Sim, SimConfig};
+
+/// Pause between `CHECK_URL` tries while the application is not up yet.
+const CHECK_URL_RETRY: Duration = Duration::from_secs(2);
 
 const USAGE: &str = "\
 usage: oneaccess-sim [--listen ADDR] [--client-id ID] [--client-secret-env VAR]
                      [--users FILE.json] [--issuer URL]
+                     [--events-url URL --events-token-env VAR
+                      [--events-signature-key-env VAR] [--events-encryption-key-env VAR]]
 
   --listen ADDR             address to listen on (default 127.0.0.1:9000)
   --client-id ID            the registered application's client id (default demo-client)
@@ -16,7 +23,16 @@ usage: oneaccess-sim [--listen ADDR] [--client-id ID] [--client-secret-env VAR]
                             (default: the secret is \"demo-secret\")
   --users FILE.json         users to serve instead of the built-in demo users
   --issuer URL              issuer to advertise and put in ID tokens
-                            (default http://ADDR/api/v1/oauth2)";
+                            (default http://ADDR/api/v1/oauth2)
+  --events-url URL          push synchronization events (user changes) to URL; after
+                            start, CHECK_URL is sent every 2 s until it succeeds
+  --events-token-env VAR    the Security Token (Authorization: Bearer) from variable VAR
+                            (required with --events-url)
+  --events-signature-key-env VAR
+                            sign events with the key in VAR (default: unsigned)
+  --events-encryption-key-env VAR
+                            encrypt event data (AES/GCM/NoPadding) with the 16-character
+                            key in VAR (default: plain text)";
 
 fn main() -> ExitCode {
     match run() {
@@ -34,6 +50,10 @@ fn run() -> Result<(), String> {
         login_hint: true,
         ..SimConfig::default()
     };
+    let mut events_url: Option<String> = None;
+    let mut events_token: Option<String> = None;
+    let mut signature_key: Option<String> = None;
+    let mut encryption_key: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
@@ -57,6 +77,20 @@ fn run() -> Result<(), String> {
                     load_users(Path::new(&path)).map_err(|e| format!("cannot read {path}: {e}"))?;
             }
             "--issuer" => cfg.issuer_override = Some(value("--issuer")?),
+            "--events-url" => events_url = Some(value("--events-url")?),
+            "--events-token-env" => events_token = Some(env(&value("--events-token-env")?)?),
+            "--events-signature-key-env" => {
+                signature_key = Some(env(&value("--events-signature-key-env")?)?);
+            }
+            "--events-encryption-key-env" => {
+                let key = env(&value("--events-encryption-key-env")?)?;
+                // AES-128: the console takes exactly 16 characters, and the key is their
+                // UTF-8 bytes, so 16 bytes.
+                if key.len() != 16 {
+                    return Err("the events encryption key must be 16 bytes".into());
+                }
+                encryption_key = Some(key);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -64,6 +98,18 @@ fn run() -> Result<(), String> {
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
+    let events = match (events_url, events_token) {
+        (Some(url), Some(token)) => Some(EventSettings {
+            signature_key,
+            encryption_key,
+            ..EventSettings::new(url, token)
+        }),
+        (Some(_), None) => return Err(format!("--events-url needs --events-token-env\n{USAGE}")),
+        (None, _) if signature_key.is_some() || encryption_key.is_some() => {
+            return Err(format!("events settings need --events-url\n{USAGE}"))
+        }
+        (None, _) => None,
+    };
 
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -96,8 +142,36 @@ fn run() -> Result<(), String> {
         for (name, password) in users {
             println!("  user:      {name} / {password}");
         }
+        if let Some(settings) = events {
+            println!("  events:    {}", settings.callback_url);
+            tokio::spawn(configure_events(sim.clone(), settings));
+        }
         let _ = tokio::signal::ctrl_c().await;
         sim.stop().await;
         Ok(())
     })
+}
+
+/// The value of environment variable `var`.
+fn env(var: &str) -> Result<String, String> {
+    std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
+}
+
+/// Saves the events settings, sending `CHECK_URL` every 2 s until the application
+/// answers it correctly (it may start after the simulator).
+async fn configure_events(sim: Sim, settings: EventSettings) {
+    loop {
+        let delivery = sim.configure_events(settings.clone()).await;
+        if delivery.ok {
+            tracing::info!(url = %settings.callback_url, "CHECK_URL succeeded: events are on");
+            return;
+        }
+        tracing::warn!(
+            url = %settings.callback_url,
+            attempts = ?delivery.attempts,
+            answer = ?delivery.answer,
+            "CHECK_URL failed; trying again in 2 s"
+        );
+        tokio::time::sleep(CHECK_URL_RETRY).await;
+    }
 }

@@ -140,14 +140,14 @@ impl Failure {
     }
 }
 
-struct Success<'a> {
-    user: &'a User,
+struct Success {
+    user: User,
     from_new_login: bool,
     auth_millis: u128,
 }
 
 /// Consumes the ticket (single use, even when the service does not match).
-fn check<'a>(state: &'a State, q: &HashMap<String, String>) -> Result<Success<'a>, Failure> {
+fn check(state: &State, q: &HashMap<String, String>) -> Result<Success, Failure> {
     let (Some(service), Some(ticket)) = (param(q, "service"), param(q, "ticket")) else {
         return Err(Failure::same(
             "INVALID_REQUEST",
@@ -309,8 +309,8 @@ fn service_validate(state: &State, raw: Option<&str>, with_attributes: bool) -> 
 }
 
 /// The CAS 3.0 attributes, in a fixed order: strings, booleans, a null and a list.
-fn attributes(ok: &Success<'_>) -> Vec<(String, Value)> {
-    let u = ok.user;
+fn attributes(ok: &Success) -> Vec<(String, Value)> {
+    let u = &ok.user;
     vec![
         (
             "authenticationDate".into(),

@@ -1,5 +1,6 @@
 //! The OneAccess login page and form: checks credentials, starts the SSO session
 //! (cookie `oa_sso`) and sends the browser back, but only to the simulator's own paths.
+//! A disabled user is refused with an error page and gets no session.
 
 use std::sync::Arc;
 
@@ -38,10 +39,25 @@ pub(crate) async fn submit(
     let password = param(&form, "password").unwrap_or("");
     let redirect_to = param(&form, "redirect").unwrap_or("");
 
-    let user = state
-        .user_by_login(username)
-        .filter(|u| !password.is_empty() && u.password == password);
-    let Some(user) = user else {
+    let entry = state
+        .entry_by_login(username)
+        .filter(|e| !password.is_empty() && e.user.password == password);
+    // Only the right password learns that the account is disabled (as OneAccess's
+    // USER.0004 "User disabled."); a wrong one gets the usual message.
+    if entry.as_ref().is_some_and(|e| e.disabled) {
+        tracing::info!(username, "login refused: the user is disabled");
+        return html(
+            StatusCode::UNAUTHORIZED,
+            render(
+                &state,
+                redirect_to,
+                username,
+                Some("User disabled. Contact the administrator."),
+                None,
+            ),
+        );
+    }
+    let Some(user) = entry.map(|e| e.user) else {
         tracing::info!(username, "login failed");
         return html(
             StatusCode::UNAUTHORIZED,
@@ -98,8 +114,7 @@ fn render(
         .unwrap_or_default();
     let hint = if state.cfg.login_hint {
         let accounts: Vec<String> = state
-            .cfg
-            .users
+            .enabled_users()
             .iter()
             .take(5)
             .map(|u| {

@@ -1,7 +1,9 @@
 //! The management API (API reference section 3.1), the part a gateway uses for
 //! authorization decisions: client-credentials tokens, a user's application accounts,
-//! an application's roles and a role's members. The directory behind it is shaped by
-//! the knobs on [`Sim`] (there are no write endpoints).
+//! an application's roles and a role's members. The application directory behind it is
+//! shaped by the knobs on [`Sim`]. The only write endpoints are the user-status ones
+//! (3.1.3.3 to 3.1.3.5: disable, enable, delete a user), which change the user directory
+//! and push the synchronization event in the background (`sync.rs`), answering at once.
 //!
 //! Errors follow the reference: 400 `{"error_code", "error_msg"}` with codes from its
 //! error table (appendix 4.1). A missing, unknown or expired bearer token is a 401 in
@@ -18,13 +20,13 @@ use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use serde_json::{json, Value};
 
 use super::http::{bearer_token, json_no_store, oauth_error, param, query};
 use super::state::{lock, State};
-use super::Sim;
+use super::{sync, Sim};
 use crate::util::{iso8601_millis, now_millis, parse_form, random_hex};
 
 type Shared = AxState<Arc<State>>;
@@ -42,6 +44,9 @@ pub(crate) enum Endpoint {
     Accounts,
     Roles,
     Members,
+    Disable,
+    Enable,
+    Delete,
 }
 
 /// The management endpoint `path` is routed to, if any. Same shapes as the router's:
@@ -52,6 +57,9 @@ pub(crate) fn endpoint(path: &str) -> Option<Endpoint> {
     match segments.as_slice() {
         ["token"] => Some(Endpoint::Token),
         ["users", user, "accounts"] if !user.is_empty() => Some(Endpoint::Accounts),
+        ["users", user, "disable"] if !user.is_empty() => Some(Endpoint::Disable),
+        ["users", user, "enable"] if !user.is_empty() => Some(Endpoint::Enable),
+        ["users", user] if !user.is_empty() => Some(Endpoint::Delete),
         ["applications", app, "role-list"] if !app.is_empty() => Some(Endpoint::Roles),
         ["applications", app, "role-member-list", role] if !app.is_empty() && !role.is_empty() => {
             Some(Endpoint::Members)
@@ -65,6 +73,12 @@ pub(crate) fn routes(state: Arc<State>) -> Router<Arc<State>> {
     Router::new()
         .route("/api/v2/tenant/token", post(token))
         .route("/api/v2/tenant/users/{user_id}/accounts", get(accounts))
+        .route("/api/v2/tenant/users/{user_id}/disable", put(disable))
+        .route("/api/v2/tenant/users/{user_id}/enable", put(enable))
+        .route(
+            "/api/v2/tenant/users/{user_id}",
+            axum::routing::delete(delete_user),
+        )
         .route(
             "/api/v2/tenant/applications/{application_id}/role-list",
             get(roles),
@@ -240,10 +254,10 @@ impl Sim {
     pub fn grant_account(&self, user_id: &str, application_id: &str, account_name: &str) -> String {
         let name = self
             .state()
-            .user_by_id(user_id)
+            .entry_by_id(user_id)
             .unwrap_or_else(|| panic!("no user with id {user_id:?}"))
-            .name
-            .clone();
+            .user
+            .name;
         let mut dir = lock(&self.state().management);
         let id = dir.new_id();
         dir.applications.insert(application_id.to_string());
@@ -337,7 +351,7 @@ impl Sim {
         lock(&self.state().management).tokens.clear();
     }
 
-    /// `Some(code)`: the four management endpoints (`/api/v2/tenant/...`) answer `code`
+    /// `Some(code)`: the management endpoints (`/api/v2/tenant/...`) answer `code`
     /// (500 if it is not a valid HTTP status) with
     /// `{"error_code":"COM.0002","error_msg":"System busy. Please try again later."}`;
     /// every other endpoint keeps working. Requests are still counted; latency and
@@ -422,6 +436,63 @@ fn authenticate(state: &State, headers: &HeaderMap) -> Result<(), Refusal> {
     }
 }
 
+// ---- user status -----------------------------------------------------------------
+
+/// An unknown user id (the reference's error table: USER.0001).
+fn no_such_user() -> Refusal {
+    bad_request("USER.0001", "User does not exist.")
+}
+
+/// `PUT /api/v2/tenant/users/{user_id}/disable` (reference 3.1.3.5): 200 `{"user_id"}`;
+/// `UPDATE_USER` is pushed in the background.
+async fn disable(
+    AxState(state): Shared,
+    Path(user_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    set_disabled(&state, &user_id, &headers, true)
+}
+
+/// `PUT /api/v2/tenant/users/{user_id}/enable` (reference 3.1.3.4): as [`disable`].
+async fn enable(
+    AxState(state): Shared,
+    Path(user_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    set_disabled(&state, &user_id, &headers, false)
+}
+
+fn set_disabled(
+    state: &State,
+    user_id: &str,
+    headers: &HeaderMap,
+    disabled: bool,
+) -> Result<Response, Refusal> {
+    authenticate(state, headers)?;
+    let entry = sync::set_disabled(state, user_id, disabled).ok_or_else(no_such_user)?;
+    sync::push_update(state, entry);
+    Ok(json_no_store(
+        StatusCode::OK,
+        &json!({ "user_id": user_id }),
+    ))
+}
+
+/// `DELETE /api/v2/tenant/users/{user_id}` (reference 3.1.3.3): 204 with no body, the
+/// reference's status table and "响应示例: 无" (the enable/disable siblings answer 200
+/// `{"user_id"}`); `DELETE_USER` is pushed in the background.
+async fn delete_user(
+    AxState(state): Shared,
+    Path(user_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    authenticate(&state, &headers)?;
+    let entry = sync::delete(&state, &user_id).ok_or_else(no_such_user)?;
+    sync::push_delete(&state, entry);
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    super::http::no_store(&mut resp);
+    Ok(resp)
+}
+
 // ---- listings --------------------------------------------------------------------
 
 /// `GET /api/v2/tenant/users/{user_id}/accounts` (reference 3.1.3.12).
@@ -433,7 +504,7 @@ async fn accounts(
     authenticate(&state, &headers)?;
     // An unknown user is USER.0001 (the reference's error table); a known user without
     // accounts is an empty list.
-    if state.user_by_id(&user_id).is_none() {
+    if state.entry_by_id(&user_id).is_none() {
         return Err(bad_request("USER.0001", "User does not exist."));
     }
     let dir = lock(&state.management);
@@ -660,6 +731,17 @@ mod tests {
             endpoint("/api/v2/tenant/applications/a/role-member-list/r"),
             Some(Endpoint::Members)
         );
+        assert_eq!(
+            endpoint("/api/v2/tenant/users/42/disable"),
+            Some(Endpoint::Disable)
+        );
+        assert_eq!(
+            endpoint("/api/v2/tenant/users/42/enable"),
+            Some(Endpoint::Enable)
+        );
+        assert_eq!(endpoint("/api/v2/tenant/users/42"), Some(Endpoint::Delete));
+        assert_eq!(endpoint("/api/v2/tenant/users/"), None);
+        assert_eq!(endpoint("/api/v2/tenant/users//disable"), None);
         assert_eq!(endpoint("/api/v2/tenant/users//accounts"), None);
         assert_eq!(endpoint("/api/v2/tenant/token/"), None);
         assert_eq!(endpoint("/api/v1/oauth2/token"), None);

@@ -1,14 +1,17 @@
 //! The OneAccess identity-provider simulator: configuration, the [`Sim`] handle with its
 //! test knobs, and the HTTP router (OIDC/OAuth 2.0, login, global logout, CAS, and the
-//! management API in `management.rs`).
+//! management API in `management.rs`). Synchronization events (the wire format in
+//! `events.rs`, pushing them in `sync.rs`) go to an application's callback URL.
 
 mod cas;
+pub mod events;
 mod http;
 mod login;
 mod management;
 mod oidc;
 mod slo;
 mod state;
+mod sync;
 mod users;
 
 use std::io;
@@ -24,6 +27,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
+pub use events::{Delivery, EventSettings, TimestampStyle};
 pub use http::SSO_COOKIE;
 pub use users::{load_users, User};
 
@@ -39,7 +43,9 @@ pub struct SimConfig {
     pub client_id: String,
     /// Its client secret (default `demo-secret`).
     pub client_secret: String,
-    /// The directory (default [`User::demo_users`]).
+    /// The directory at start (default [`User::demo_users`]), all enabled. It changes
+    /// with [`Sim::create_user`], [`Sim::disable_user`] and the like (and the management
+    /// API's write endpoints); this field keeps the starting list.
     pub users: Vec<User>,
     /// If set, discovery and ID tokens use this issuer instead of `{base}/api/v1/oauth2`.
     pub issuer_override: Option<String>,
@@ -161,6 +167,12 @@ pub struct SimCounters {
     pub management_roles: u64,
     /// `GET /api/v2/tenant/applications/{application_id}/role-member-list/{role_id}`
     pub management_members: u64,
+    /// `PUT /api/v2/tenant/users/{user_id}/disable`
+    pub management_disable: u64,
+    /// `PUT /api/v2/tenant/users/{user_id}/enable`
+    pub management_enable: u64,
+    /// `DELETE /api/v2/tenant/users/{user_id}`
+    pub management_delete: u64,
 }
 
 /// A running OneAccess simulator. Cheap to clone; the server stops when the last clone
@@ -197,6 +209,7 @@ impl Sim {
             router(state)
         })?;
         let state = state_slot.ok_or_else(|| io::Error::other("simulator state missing"))?;
+        sync::start_worker(&state);
         tracing::info!(base_url = %state.base_url, "OneAccess simulator listening");
         Ok(Sim {
             inner: Arc::new(SimInner { state, server }),
@@ -470,13 +483,12 @@ impl Sim {
         lock(&self.state().logout).log.clone()
     }
 
+    /// The id of the user named `user_name` (enabled or not). Panics if there is none.
     fn user_id_of(&self, user_name: &str) -> String {
-        self.state()
-            .cfg
-            .users
-            .iter()
-            .find(|u| u.user_name == user_name)
+        lock(&self.state().directory)
+            .by_name(user_name)
             .unwrap_or_else(|| panic!("no user named {user_name:?}"))
+            .user
             .id
             .clone()
     }
@@ -530,7 +542,7 @@ fn router(state: Arc<State>) -> Router {
 /// Applies the test knobs to every request: count (and record what the `last_*`
 /// accessors report), then latency, then `fail_status`.
 async fn knobs(AxState(state): AxState<Arc<State>>, req: Request, next: Next) -> Response {
-    state.count(req.uri().path());
+    state.count(req.method(), req.uri().path());
     state.observe(req.uri().path(), req.uri().query(), req.headers());
     let latency = lock(&state.knobs).latency;
     if !latency.is_zero() {

@@ -345,7 +345,7 @@ fn code_grant(state: &State, form: &HashMap<String, String>) -> Result<Response,
         .ok_or_else(|| invalid_grant("Invalid authorization code"))?;
     issue_tokens(
         state,
-        user,
+        &user,
         &grant.scope,
         grant.nonce.as_deref(),
         grant.auth_time,
@@ -367,7 +367,7 @@ fn refresh_grant(state: &State, form: &HashMap<String, String>) -> Result<Respon
     let user = state
         .user_by_id(&grant.user_id)
         .ok_or_else(|| invalid_grant("Invalid refresh token"))?;
-    issue_tokens(state, user, &grant.scope, None, grant.auth_time, grant.sid)
+    issue_tokens(state, &user, &grant.scope, None, grant.auth_time, grant.sid)
 }
 
 fn issue_tokens(

@@ -137,7 +137,8 @@ async fn post_form(state: &State, url: &str, name: &str, value: &str) -> io::Res
     Ok((status, body))
 }
 
-fn client(state: &State) -> io::Result<reqwest::Client> {
+/// The shared HTTP client (also for synchronization events), built on first use.
+pub(crate) fn client(state: &State) -> io::Result<reqwest::Client> {
     if let Some(c) = state.http.get() {
         return Ok(c.clone());
     }
@@ -153,7 +154,7 @@ fn client(state: &State) -> io::Result<reqwest::Client> {
 }
 
 /// Keeps the kind of the underlying I/O error (e.g. `ConnectionRefused`) when there is one.
-fn io_error(e: reqwest::Error) -> io::Error {
+pub(crate) fn io_error(e: reqwest::Error) -> io::Error {
     let mut kind = if e.is_timeout() {
         io::ErrorKind::TimedOut
     } else {

@@ -1,6 +1,6 @@
 //! The simulator's server-side state: signing keys, SSO sessions, authorization codes,
-//! tokens, CAS tickets, the management directory, test knobs and counters, plus
-//! ID-token minting.
+//! tokens, CAS tickets, the live user directory, the management directory, the
+//! synchronization-event settings, test knobs and counters, plus ID-token minting.
 
 use std::collections::HashMap;
 use std::io;
@@ -8,9 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use axum::http::header::{self, HeaderMap};
+use axum::http::Method;
 use serde_json::{Map, Value};
 
 use super::management::{self, Directory, Endpoint};
+use super::sync::{Events, Queued};
+use super::users::{Entry, UserDirectory};
 use super::{Signing, SimConfig, SimCounters, TokenHook, User};
 use crate::keys::{hs256, signing_input, SigningKey};
 use crate::util::{b64url, now_millis, now_secs, random_token};
@@ -44,12 +47,18 @@ pub(crate) struct State {
     /// What the most recent requests to some endpoints carried (see [`Seen`]).
     pub seen: Mutex<Seen>,
     pub store: Mutex<Store>,
+    /// The users as they are now (`cfg.users` is only where they started).
+    pub directory: Mutex<UserDirectory>,
     /// Management tokens and application accounts, roles and members.
     pub management: Mutex<Directory>,
     /// Registered logout receivers and what was sent to them.
     pub logout: Mutex<LogoutRegistry>,
-    /// The HTTP client for logout POSTs, built on first use.
+    /// The HTTP client for logout POSTs and synchronization events, built on first use.
     pub http: OnceLock<reqwest::Client>,
+    /// Synchronization-event settings, the application's ids of users, and the log.
+    pub events: Mutex<Events>,
+    /// Where event jobs go: the one worker that delivers them in order (set at start).
+    pub event_queue: OnceLock<tokio::sync::mpsc::UnboundedSender<Queued>>,
 }
 
 /// Where IdP-initiated logout notifications go, and what was sent so far.
@@ -151,6 +160,16 @@ pub(crate) struct CasTicket {
 }
 
 impl Store {
+    /// Ends every SSO session of `user_id` and revokes everything issued to them (codes,
+    /// access and refresh tokens, CAS tickets), silently: no logout notifications.
+    pub fn forget_user(&mut self, user_id: &str) {
+        self.sessions.retain(|_, s| s.user_id != user_id);
+        self.codes.retain(|_, c| c.user_id != user_id);
+        self.access.retain(|_, a| a.user_id != user_id);
+        self.refresh.retain(|_, r| r.user_id != user_id);
+        self.tickets.retain(|_, t| t.user_id != user_id);
+    }
+
     /// Drops expired codes, tickets and access tokens.
     pub fn purge(&mut self) {
         let now = now_secs();
@@ -207,6 +226,7 @@ impl State {
             .issuer_override
             .clone()
             .unwrap_or_else(|| format!("{base_url}/api/v1/oauth2"));
+        let directory = UserDirectory::new(&cfg.users);
         State {
             cfg,
             base_url,
@@ -216,21 +236,43 @@ impl State {
             counters: Mutex::new(SimCounters::default()),
             seen: Mutex::new(Seen::default()),
             store: Mutex::new(Store::default()),
+            directory: Mutex::new(directory),
             management: Mutex::new(Directory::default()),
             logout: Mutex::new(LogoutRegistry::default()),
             http: OnceLock::new(),
+            events: Mutex::new(Events::default()),
+            event_queue: OnceLock::new(),
         }
     }
 
-    pub fn user_by_id(&self, id: &str) -> Option<&User> {
-        self.cfg.users.iter().find(|u| u.id == id)
+    /// The user with this id if they exist and are enabled: everything that logs in,
+    /// issues or honours tokens and tickets goes through here, so a disabled or
+    /// deleted user gets nothing.
+    pub fn user_by_id(&self, id: &str) -> Option<User> {
+        lock(&self.directory)
+            .by_id(id)
+            .filter(|e| !e.disabled)
+            .map(|e| e.user.clone())
     }
 
-    pub fn user_by_login(&self, login: &str) -> Option<&User> {
-        self.cfg
-            .users
+    /// The user with this id, enabled or not (the management API's view).
+    pub fn entry_by_id(&self, id: &str) -> Option<Entry> {
+        lock(&self.directory).by_id(id).cloned()
+    }
+
+    /// The user who logs in as `login` (user name or email), enabled or not.
+    pub fn entry_by_login(&self, login: &str) -> Option<Entry> {
+        lock(&self.directory).by_login(login).cloned()
+    }
+
+    /// The enabled users, in directory order (for the login page's hint).
+    pub fn enabled_users(&self) -> Vec<User> {
+        lock(&self.directory)
+            .entries()
             .iter()
-            .find(|u| u.user_name == login || (!u.email.is_empty() && u.email == login))
+            .filter(|e| !e.disabled)
+            .map(|e| e.user.clone())
+            .collect()
     }
 
     /// The user of the browser's SSO session, with the session id and a copy of it.
@@ -379,8 +421,9 @@ impl State {
 
     // ---- counters ----------------------------------------------------------------
 
-    /// Counts a request by path (before latency and injected failures apply).
-    pub fn count(&self, path: &str) {
+    /// Counts a request by path (before latency and injected failures apply); the user
+    /// status endpoints only with their own method, as a path alone is ambiguous there.
+    pub fn count(&self, method: &Method, path: &str) {
         let mut c = lock(&self.counters);
         match path {
             "/api/v1/oauth2/.well-known/openid-configuration" => c.discovery += 1,
@@ -400,6 +443,10 @@ impl State {
                 Some(Endpoint::Accounts) => c.management_accounts += 1,
                 Some(Endpoint::Roles) => c.management_roles += 1,
                 Some(Endpoint::Members) => c.management_members += 1,
+                Some(Endpoint::Disable) if method == Method::PUT => c.management_disable += 1,
+                Some(Endpoint::Enable) if method == Method::PUT => c.management_enable += 1,
+                Some(Endpoint::Delete) if method == Method::DELETE => c.management_delete += 1,
+                Some(Endpoint::Disable | Endpoint::Enable | Endpoint::Delete) => {}
                 None => {}
             },
         }

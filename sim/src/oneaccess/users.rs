@@ -1,4 +1,6 @@
-//! The simulated directory: user accounts, the demo fixture and loading users from a file.
+//! The simulated directory: user accounts, the demo fixture, loading users from a file,
+//! and the live directory the simulator serves (users can be created, disabled,
+//! enabled and deleted while it runs).
 
 use std::io;
 use std::path::Path;
@@ -37,6 +39,80 @@ pub fn load_users(path: &Path) -> io::Result<Vec<User>> {
     serde_json::from_str(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+/// One account of the live directory and whether it is disabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub user: User,
+    /// A disabled user exists (the management API still knows them) but cannot log in
+    /// and gets no tokens.
+    pub disabled: bool,
+}
+
+/// The live directory, in creation order (the order a full sync pushes). Starts as
+/// [`crate::SimConfig::users`], all enabled; a deleted user is gone from it.
+#[derive(Debug, Default)]
+pub(crate) struct UserDirectory {
+    entries: Vec<Entry>,
+}
+
+impl UserDirectory {
+    pub fn new(users: &[User]) -> UserDirectory {
+        UserDirectory {
+            entries: users
+                .iter()
+                .map(|u| Entry {
+                    user: u.clone(),
+                    disabled: false,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.user.id == id)
+    }
+
+    pub fn by_id_mut(&mut self, id: &str) -> Option<&mut Entry> {
+        self.entries.iter_mut().find(|e| e.user.id == id)
+    }
+
+    pub fn by_name(&self, user_name: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.user.user_name == user_name)
+    }
+
+    /// The user who logs in as `login`: the user name, or a non-empty email address.
+    pub fn by_login(&self, login: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| {
+            e.user.user_name == login || (!e.user.email.is_empty() && e.user.email == login)
+        })
+    }
+
+    /// Adds an enabled user; `Err` says why not (the id or the user name is taken).
+    pub fn insert(&mut self, user: User) -> Result<(), String> {
+        if self.by_id(&user.id).is_some() {
+            return Err(format!("a user with id {:?} already exists", user.id));
+        }
+        if self.by_name(&user.user_name).is_some() {
+            return Err(format!("a user named {:?} already exists", user.user_name));
+        }
+        self.entries.push(Entry {
+            user,
+            disabled: false,
+        });
+        Ok(())
+    }
+
+    /// Removes the user with this id; what was removed.
+    pub fn remove(&mut self, id: &str) -> Option<Entry> {
+        let at = self.entries.iter().position(|e| e.user.id == id)?;
+        Some(self.entries.remove(at))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +128,20 @@ mod tests {
         let bob = users.iter().find(|u| u.user_name == "bob").unwrap();
         assert_eq!(bob.email, "bob@example.com");
         assert_eq!(bob.password, "bob-password");
+    }
+
+    #[test]
+    fn directory_changes() {
+        let mut dir = UserDirectory::new(&User::demo_users());
+        let alice = dir.by_name("alice").unwrap().user.clone();
+        assert_eq!(dir.by_login("alice@example.com").unwrap().user, alice);
+        assert!(dir.insert(alice.clone()).is_err(), "same id");
+        let mut other = alice.clone();
+        other.id = "1".into();
+        assert!(dir.insert(other).is_err(), "same user name");
+        assert_eq!(dir.remove(&alice.id).unwrap().user, alice);
+        assert!(dir.by_id(&alice.id).is_none());
+        dir.insert(alice.clone()).unwrap();
+        assert_eq!(dir.entries().last().unwrap().user, alice);
     }
 }

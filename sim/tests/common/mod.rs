@@ -199,3 +199,20 @@ pub fn verify_rs256(jwt: &str, jwks: &Value) -> Result<Value, String> {
         .map_err(|_| "bad signature".to_string())?;
     Ok(claims)
 }
+
+/// POSTs `form` to the token endpoint with the demo client's credentials;
+/// the status and the JSON answer.
+pub async fn token_call(c: &Client, base: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let mut form = form.to_vec();
+    form.extend([
+        ("client_id", "demo-client"),
+        ("client_secret", "demo-secret"),
+    ]);
+    let resp = c
+        .post(format!("{base}/api/v1/oauth2/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}

@@ -595,3 +595,66 @@ fn the_embedded_store_is_the_default_and_finds_its_directory() {
         "{got}"
     );
 }
+
+#[test]
+fn the_event_receiver_is_checked_with_every_problem_listed() {
+    let with = |events: &str| GOOD.replacen("[[route]]", &format!("{events}\n\n[[route]]"), 1);
+    // Off unless asked for; the login names have their defaults.
+    let p = parse_ok(GOOD).provider.expect("provider");
+    assert!(p.events.is_none());
+    assert_eq!(p.login_name_claims, LoginNameClaims::default());
+
+    let c = parse_ok(&with(
+        "[provider.events]\ntoken = { env = \"SECRET\" }\nsignature_key = { value = \"0123456789abcdef\", dev = true }\nencryption = { iv_bytes = 16, iv_at = \"end\" }\non_delete = \"ignore\"\n\n[provider.login_name_claims]\noauth2 = \"userName\"",
+    ));
+    let p = c.provider.expect("provider");
+    let e = p.events.expect("events");
+    assert_eq!(e.path, "/_sso/oneaccess/events");
+    assert_eq!((e.iv_bytes, e.iv_at), (16, IvAt::End));
+    assert_eq!(
+        (e.on_disable, e.on_delete),
+        (EventAction::Revoke, EventAction::Ignore)
+    );
+    assert!(e.encryption_key.is_none() && e.signature_key.is_some());
+    assert_eq!(e.window, Duration::from_secs(300));
+    assert_eq!(p.login_name_claims.oauth2, "userName");
+    assert_eq!(p.login_name_claims.for_realm("cas"), Some("sub"));
+    assert_eq!(
+        p.login_name_claims.for_realm("oidc:app"),
+        Some("preferred_username")
+    );
+
+    let got = problems(&with(
+        "[provider.events]\npath = \"/events\"\nsignature_key = { value = \"short\", dev = true }\nencryption_key = { value = \"0123456789abcdef0\", dev = true }\nencryption = { iv_bytes = 8, iv_at = \"middle\" }\nwindow_seconds = 5\nmax_body_bytes = 10\non_disable = \"delete\"\n\n[provider.login_name_claims]\ncas = \" \"",
+    ));
+    for want in [
+        "provider.events.path",
+        "provider.events.token: is required",
+        "provider.events.signature_key: must be exactly 16 characters",
+        "provider.events.encryption_key: must be exactly 16 characters",
+        "provider.events.encryption.iv_bytes",
+        "provider.events.encryption.iv_at",
+        "provider.events.window_seconds",
+        "provider.events.max_body_bytes",
+        "provider.events.on_disable",
+        "provider.login_name_claims.cas",
+    ] {
+        assert!(
+            got.iter().any(|p| p.starts_with(want)),
+            "no {want} in {got:#?}"
+        );
+    }
+    let got = problems(&with(
+        "[provider.events]\npath = \"/_sso/callback\"\ntoken = { value = \"t\" }",
+    ));
+    assert!(
+        got.iter()
+            .any(|p| p.contains("provider.events.path") && p.contains("other endpoints")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|p| p.starts_with("provider.events.token.value")),
+        "{got:#?}"
+    );
+}

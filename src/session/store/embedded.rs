@@ -323,6 +323,18 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn unindex(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        let (key, member) = (key.to_string(), member.to_string());
+        self.blocking(move |c, _| {
+            c.execute(
+                "DELETE FROM members WHERE key = ?1 AND member = ?2",
+                params![key, member],
+            )
+        })
+        .await
+        .map(drop)
+    }
+
     async fn has_index(&self, key: &str) -> Result<bool, StoreError> {
         let key = key.to_string();
         self.blocking(move |c, now| {

@@ -157,6 +157,24 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn unindex(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        self.indexes.entry(key.to_string()).and_compute_with(|old| {
+            use moka::ops::compute::Op;
+            match old.map(|e| e.into_value()) {
+                Some(mut t) => {
+                    t.value.retain(|m| m != member);
+                    if t.value.is_empty() {
+                        Op::Remove
+                    } else {
+                        Op::Put(t)
+                    }
+                }
+                None => Op::Nop,
+            }
+        });
+        Ok(())
+    }
+
     async fn has_index(&self, key: &str) -> Result<bool, StoreError> {
         Ok(live(&self.indexes, key, now_millis()).is_some())
     }
@@ -168,9 +186,9 @@ impl Store for MemoryStore {
 
     async fn is_revoked(&self, keys: &[&str], issued_at: u64) -> Result<bool, StoreError> {
         let now = now_millis();
-        Ok(keys
-            .iter()
-            .any(|k| live(&self.revoked, k, now).is_some_and(|at| issued_at <= at)))
+        Ok(keys.iter().any(|k| {
+            live(&self.revoked, k, now).is_some_and(|at| issued_at <= super::revoked_until(at))
+        }))
     }
 
     fn active_sessions(&self) -> Option<u64> {

@@ -36,12 +36,16 @@ pub trait Store: Send + Sync {
     async fn index(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError>;
     /// Removes the set at `key` and returns its members.
     async fn take_index(&self, key: &str) -> Result<Vec<String>, StoreError>;
+    /// Removes `member` from the set at `key` (a session that ended by itself).
+    async fn unindex(&self, key: &str, member: &str) -> Result<(), StoreError>;
     /// Whether a set exists at `key` (a CAS ticket this gateway made a session for).
     async fn has_index(&self, key: &str) -> Result<bool, StoreError>;
     /// Revokes every session matching `key` issued at or before `at` (unix
-    /// seconds), for `ttl`. Sessions made later are not affected.
+    /// milliseconds), for `ttl`. Sessions made later, even within the same
+    /// second, are not affected.
     async fn revoke(&self, key: &str, at: u64, ttl: Duration) -> Result<(), StoreError>;
-    /// Whether any of `keys` revokes a session issued at `issued_at`.
+    /// Whether any of `keys` revokes a session issued at `issued_at` (unix
+    /// milliseconds); compare with `revoked_until`.
     async fn is_revoked(&self, keys: &[&str], issued_at: u64) -> Result<bool, StoreError>;
     /// `true` the first time `key` is used within `ttl` (a `jti`, a state, a ticket);
     /// atomic across every gateway sharing the store.
@@ -65,6 +69,18 @@ pub trait Store: Send + Sync {
     /// Server-mode session records held, where the store can tell cheaply.
     fn active_sessions(&self) -> Option<u64> {
         None
+    }
+}
+
+/// The last instant (unix milliseconds) a stored revocation time `at` covers.
+/// A gateway before 0.1's user events wrote seconds: such a value (below 10^11,
+/// the year 5138 in seconds, 1973 in milliseconds) covers its whole second, so a
+/// rolling upgrade honours every revocation the older gateways made.
+pub fn revoked_until(at: u64) -> u64 {
+    if at < 100_000_000_000 {
+        at.saturating_mul(1000).saturating_add(999)
+    } else {
+        at
     }
 }
 

@@ -143,6 +143,16 @@ impl Store for RedisStore {
         Ok(members)
     }
 
+    async fn unindex(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        let mut c = self.conn().await?;
+        redis::cmd("SREM")
+            .arg(self.key(key))
+            .arg(member)
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
     async fn has_index(&self, key: &str) -> Result<bool, StoreError> {
         let mut c = self.conn().await?;
         c.exists(self.key(key)).await.map_err(|e| self.fail(e))
@@ -168,7 +178,10 @@ impl Store for RedisStore {
             .query_async(&mut c)
             .await
             .map_err(|e| self.fail(e))?;
-        Ok(values.into_iter().flatten().any(|at| issued_at <= at))
+        Ok(values
+            .into_iter()
+            .flatten()
+            .any(|at| issued_at <= super::revoked_until(at)))
     }
 
     async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
