@@ -203,10 +203,11 @@ fn hot_path(c: &mut Criterion) {
             .expect("session");
         if label.contains("revocation") {
             // Something revoked (another user), so the check really runs.
-            rt.block_on(
-                g.store()
-                    .revoke("rev:sub:someone-else", now, Duration::from_secs(3600)),
-            )
+            rt.block_on(g.store().revoke(
+                "rev:sub:someone-else",
+                now * 1000,
+                Duration::from_secs(3600),
+            ))
             .expect("revoke");
         }
         let parts = request(&g.config.session.cookie_name, &value);

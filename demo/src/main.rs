@@ -11,7 +11,7 @@ use oneaccess_gateway::gateway::Gateway;
 use oneaccess_gateway::proxy::server;
 use oneaccess_gateway::telemetry;
 use oneaccess_sim::echo::Echo;
-use oneaccess_sim::{Sim, SimConfig, User};
+use oneaccess_sim::{EventSettings, Sim, SimConfig, User};
 
 fn main() -> ExitCode {
     telemetry::init();
@@ -28,6 +28,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+
+    // The simulator's console settings for user events: those the gateway's
+    // `[provider.events]` expects.
+    let console = cfg
+        .provider
+        .as_ref()
+        .and_then(|p| p.events.as_ref())
+        .map(|e| EventSettings {
+            signature_key: e.signature_key.as_ref().map(|k| k.expose().clone()),
+            encryption_key: e.encryption_key.as_ref().map(|k| k.expose().clone()),
+            ..EventSettings::new(
+                format!("{}{}", cfg.server.public_origin, e.path),
+                e.token.expose().clone(),
+            )
+        });
 
     // The simulator and the echo app live on their own runtime thread for the
     // life of the process; Pingora runs the gateway on the main thread.
@@ -53,6 +68,16 @@ fn main() -> ExitCode {
             match started.await {
                 Ok(servers) => {
                     let _ = ready_tx.send(Ok(()));
+                    if let Some(console) = console {
+                        // As an administrator saving the console's settings: the
+                        // URL check succeeds once the gateway listens.
+                        let sim = servers.0.clone();
+                        tokio::spawn(async move {
+                            while !sim.configure_events(console.clone()).await.ok {
+                                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            }
+                        });
+                    }
                     let _keep = servers;
                     std::future::pending::<()>().await;
                 }
@@ -107,6 +132,16 @@ fn main() -> ExitCode {
     println!("  OneAccess sim   http://127.0.0.1:9000   echo app   http://127.0.0.1:9001");
     if let Some(admin) = gateway.config.server.admin_listen {
         println!("  Metrics         http://{admin}/metrics   (and /healthz, /readyz)");
+        println!(
+            "  Revoke a user   curl -H 'content-type: application/json' -d '{{\"login_name\":\"alice\"}}' http://{admin}/sessions/revoke"
+        );
+    }
+    if gateway.events_settings().is_some() {
+        println!(
+            r#"  Disable alice   T=$(curl -s -d grant_type=client_credentials -d client_id=mgmt-client -d client_secret=mgmt-secret http://127.0.0.1:9000/api/v2/tenant/token | grep -o '"access_token":"[^"]*"' | cut -d'"' -f4)"#
+        );
+        println!("                  curl -X PUT -H \"Authorization: Bearer $T\" http://127.0.0.1:9000/api/v2/tenant/users/20240001/disable");
+        println!("                  (OneAccess posts the event; her sessions end at once. .../enable undoes it.)");
     }
     println!(
         "  Ctrl-C stops everything; SIGHUP reloads {}.",

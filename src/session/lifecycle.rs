@@ -238,7 +238,7 @@ impl Sessions {
         let data = SessionData {
             identity: login.identity,
             issued_at: now,
-            issued_ms: super::millis_of(now, false),
+            issued_ms: (super::millis_of(now, false) % 1000) as u16,
             expires_at: now + s.lifetime.as_secs(),
             realm: realm.to_string(),
             id_token: login.id_token,
@@ -396,31 +396,33 @@ impl Sessions {
     /// out), its login name (every realm), its CAS ticket.
     fn index_keys(&self, data: &SessionData) -> Vec<String> {
         let mut keys = Vec::with_capacity(4);
-        if let Some(sid) = &data.sid {
-            keys.push(format!("sid:{sid}"));
-        }
-        if data.realm != "cas" {
-            keys.push(format!("sub:{}", data.identity.sub));
-        }
-        if let Some(name) = self.login_name(data) {
-            keys.push(format!("name:{name}"));
-        }
-        if let Some(h) = &data.ticket_hash {
-            keys.push(format!("st:{h}"));
-        }
+        self.push_index_keys(data, "", &mut keys);
         keys
     }
 
     /// The revocation keys that can end a cookie-mode session: its own id (a
     /// logout), and its index keys (back-channel and single logout, user events).
+    /// Per request once anything was revoked: one allocation per key.
     fn revocation_keys(&self, data: &SessionData) -> Vec<String> {
-        let mut keys = vec![format!("rev:ses:{}", data.id)];
-        keys.extend(
-            self.index_keys(data)
-                .into_iter()
-                .map(|k| format!("rev:{k}")),
-        );
+        let mut keys = Vec::with_capacity(5);
+        keys.push(format!("rev:ses:{}", data.id));
+        self.push_index_keys(data, "rev:", &mut keys);
         keys
+    }
+
+    fn push_index_keys(&self, data: &SessionData, prefix: &str, keys: &mut Vec<String>) {
+        if let Some(sid) = &data.sid {
+            keys.push(format!("{prefix}sid:{sid}"));
+        }
+        if data.realm != "cas" {
+            keys.push(format!("{prefix}sub:{}", data.identity.sub));
+        }
+        if let Some(name) = self.login_name(data) {
+            keys.push(format!("{prefix}name:{name}"));
+        }
+        if let Some(h) = &data.ticket_hash {
+            keys.push(format!("{prefix}st:{h}"));
+        }
     }
 
     /// Renews `s` once for its token generation, however many requests ask at

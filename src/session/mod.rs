@@ -20,10 +20,12 @@ pub struct SessionData {
     /// Issued at (unix seconds).
     #[serde(rename = "i")]
     pub issued_at: u64,
-    /// Issued at (unix milliseconds), so a revocation made within the same
-    /// second as a later login leaves that login alone. 0 in older sessions.
-    #[serde(rename = "m", default, skip_serializing_if = "is_zero_u64")]
-    pub issued_ms: u64,
+    /// The milliseconds within `issued_at`'s second, so that a revocation made
+    /// earlier in the same second as a login leaves that login alone. Three
+    /// digits at most in the cookie; absent (0: the second's start, where every
+    /// revocation of that second reaches) in older sessions.
+    #[serde(rename = "m", default, skip_serializing_if = "is_zero_u16")]
+    pub issued_ms: u16,
     /// Absolute end (unix seconds): the session is over then, whatever happens.
     #[serde(rename = "e")]
     pub expires_at: u64,
@@ -70,19 +72,16 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-fn is_zero_u64(n: &u64) -> bool {
+fn is_zero_u16(n: &u16) -> bool {
     *n == 0
 }
 
 impl SessionData {
-    /// When it was issued, in unix milliseconds: a session without them counts
-    /// from the start of its second, so every revocation of that second ends it.
+    /// When it was issued, in unix milliseconds.
     pub fn issued_millis(&self) -> u64 {
-        if self.issued_ms != 0 {
-            self.issued_ms
-        } else {
-            self.issued_at.saturating_mul(1000)
-        }
+        self.issued_at
+            .saturating_mul(1000)
+            .saturating_add(u64::from(self.issued_ms.min(999)))
     }
 }
 
