@@ -1,7 +1,14 @@
 //! The crate's error types. Each module reports in its own `thiserror` enum; they
-//! become HTTP answers only in `proxy/respond.rs`.
+//! become HTTP answers only in `reply.rs` (`proxy/respond.rs` writes them).
 
 use std::fmt;
+
+/// The session store (Redis, the embedded file) could not do what was asked.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("the session store is unavailable: {0}")]
+    Unavailable(String),
+}
 
 /// One problem in the configuration, with the TOML path it is about
 /// (`route[2].upstream`), so `check` can list every problem at once.
@@ -39,7 +46,7 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// Why a login or a call to the identity provider failed. Each variant maps to one
-/// status and page in `proxy/respond.rs`.
+/// status and page in `reply.rs`.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("the identity provider could not be reached or answered badly: {0}")]
@@ -69,7 +76,7 @@ pub enum AuthError {
     #[error("the CAS server refused the ticket: {code}")]
     CasRejected { code: String },
     #[error("{0}")]
-    Store(#[from] crate::session::store::StoreError),
+    Store(#[from] StoreError),
     #[error("the logout token is invalid: {0}")]
     InvalidLogoutToken(String),
     #[error("the OneAccess management API failed: {0}")]

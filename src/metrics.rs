@@ -57,6 +57,9 @@ outcomes! {
     UpstreamTimeout => "upstream_timeout",
 }
 
+/// The endpoint name the JWKS is fetched under (the JWKS-refresh metric).
+pub const JWKS_ENDPOINT: &str = "JWKS";
+
 /// Status codes counted on their own; any other is counted by its class.
 const CODES: [u16; 24] = [
     200, 201, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 413, 429,
@@ -344,10 +347,7 @@ impl Metrics {
             "counter",
             "Fetches of the identity provider's signing keys.",
         );
-        let jwks = rare
-            .idp
-            .get(crate::auth::http::JWKS_ENDPOINT)
-            .map_or(0, |e| e.count);
+        let jwks = rare.idp.get(JWKS_ENDPOINT).map_or(0, |e| e.count);
         let _ = writeln!(out, "oneaccess_gateway_jwks_refreshes_total {jwks}");
         labelled(
             &mut out,

@@ -1,5 +1,5 @@
 //! `Secret<T>`: a value that must never reach a log, with a redacted `Debug` and a
-//! constant-time comparison.
+//! constant-time comparison; and the random tokens secrets are made of.
 
 use std::fmt;
 
@@ -7,8 +7,37 @@ use subtle::ConstantTimeEq;
 
 /// Holds a token, key, nonce or client secret. `Debug` prints `[redacted]`, so a
 /// `{:?}` of any struct that carries one cannot leak it.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// Two secrets compare in constant time (`ct_eq`), never byte by byte.
+#[derive(Clone, Default)]
 pub struct Secret<T>(T);
+
+impl<T: AsRef<[u8]>> PartialEq for Secret<T> {
+    fn eq(&self, other: &Self) -> bool {
+        ct_eq(self.0.as_ref(), other.0.as_ref())
+    }
+}
+
+impl<T: AsRef<[u8]>> Eq for Secret<T> {}
+
+/// The system's random generator failed. Nothing is then made of zeros instead:
+/// the caller fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the system random generator failed")]
+pub struct RandomFailed;
+
+/// Fills `buf` from the system's random generator.
+pub fn random_bytes(buf: &mut [u8]) -> Result<(), RandomFailed> {
+    aws_lc_rs::rand::fill(buf).map_err(|_| RandomFailed)
+}
+
+/// 32 random bytes, base64url: 256 bits in 43 characters. Session ids, states,
+/// PKCE verifiers, nonces and CSRF tokens are all made by it.
+pub fn random_token() -> Result<String, RandomFailed> {
+    use base64::Engine;
+    let mut b = [0u8; 32];
+    random_bytes(&mut b)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+}
 
 impl<T> Secret<T> {
     pub fn new(value: T) -> Self {
@@ -74,5 +103,23 @@ mod tests {
         assert!(ct_eq(b"abc", b"abc"));
         assert!(!ct_eq(b"abc", b"abd"));
         assert!(!ct_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn secrets_compare_by_content_and_random_tokens_differ() {
+        let s = |v: &str| Secret::new(v.to_string());
+        assert_eq!(s("abc"), s("abc"));
+        assert_ne!(s("abc"), s("abd"));
+        assert_ne!(s("abc"), s("ab"));
+        assert_eq!(Secret::new([1u8; 32]), Secret::new([1u8; 32]));
+        let (a, b) = (
+            random_token().expect("random"),
+            random_token().expect("random"),
+        );
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
     }
 }

@@ -111,9 +111,9 @@ impl CasClient {
                 );
             }
         }
-        let mut req = OutboundRequest::get(url.as_str());
+        let mut req = OutboundRequest::get("CAS validation", url.as_str());
         req.headers.clear();
-        let resp = call(self.http.as_ref(), req, "CAS validation").await?;
+        let resp = call(self.http.as_ref(), req).await?;
         if resp.status != 200 {
             return Err(AuthError::Cas(format!(
                 "validation answered {}",

@@ -136,13 +136,14 @@ async fn token_request(
         }
     }
     let req = OutboundRequest {
+        endpoint: "token endpoint",
         method: Method::Post,
         url: token_endpoint.to_string(),
         headers,
         form,
         json: None,
     };
-    let resp = call(http, req, "token endpoint").await?;
+    let resp = call(http, req).await?;
     if resp.status != 200 {
         // Only the error code is kept: descriptions may echo what was sent.
         let code = serde_json::from_slice::<TokenError>(&resp.body)

@@ -31,7 +31,7 @@ pub fn discovery_url(issuer: &str) -> String {
 /// document) are configuration faults; `IdpUnavailable` may pass.
 pub async fn discover(http: &dyn HttpClient, issuer: &str) -> Result<ProviderMetadata, AuthError> {
     let url = discovery_url(issuer);
-    let resp = call(http, OutboundRequest::get(&url), "discovery").await?;
+    let resp = call(http, OutboundRequest::get("discovery", &url)).await?;
     if resp.status != 200 {
         return Err(AuthError::Discovery(format!(
             "{url} answered {}",

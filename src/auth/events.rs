@@ -240,13 +240,13 @@ impl<'s> Receiver<'s> {
     fn seal(&self, message: &str) -> Option<String> {
         let key = self.settings.encryption_key.as_ref()?;
         let mut letters = [0u8; PREFIX_LETTERS];
-        aws_lc_rs::rand::fill(&mut letters).ok()?;
+        crate::secret::random_bytes(&mut letters).ok()?;
         let mut plain: String = letters.iter().map(|b| char::from(b'a' + b % 26)).collect();
         plain.push('&');
         plain.push_str(message);
         let iv_len = self.settings.iv_bytes;
         let mut iv = vec![0u8; iv_len];
-        aws_lc_rs::rand::fill(&mut iv).ok()?;
+        crate::secret::random_bytes(&mut iv).ok()?;
         let sealed = aead(key.expose().as_bytes(), iv_len, |c| {
             c.encrypt(&iv, plain.as_bytes())
         })?;

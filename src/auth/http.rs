@@ -20,9 +20,11 @@ pub enum Method {
     Post,
 }
 
-/// One request. `headers` may carry credentials (`Authorization`): never log it.
-#[derive(Debug)]
+/// One request. Its headers, form and query may carry credentials (a client
+/// secret, a code, a CAS ticket): `Debug` shows only their names.
 pub struct OutboundRequest {
+    /// Which endpoint it is for: the metrics label and the error text.
+    pub endpoint: &'static str,
     pub method: Method,
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
@@ -32,9 +34,26 @@ pub struct OutboundRequest {
     pub json: Option<String>,
 }
 
+impl std::fmt::Debug for OutboundRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |v: &[(&'static str, String)]| v.iter().map(|(k, _)| *k).collect::<Vec<_>>();
+        // The URL without its query: CAS validation carries the ticket there.
+        let url = self.url.split(['?', '#']).next().unwrap_or_default();
+        f.debug_struct("OutboundRequest")
+            .field("endpoint", &self.endpoint)
+            .field("method", &self.method)
+            .field("url", &url)
+            .field("headers", &names(&self.headers))
+            .field("form", &names(&self.form))
+            .field("json", &self.json.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
 impl OutboundRequest {
-    pub fn get(url: impl Into<String>) -> OutboundRequest {
+    pub fn get(endpoint: &'static str, url: impl Into<String>) -> OutboundRequest {
         OutboundRequest {
+            endpoint,
             method: Method::Get,
             url: url.into(),
             headers: vec![("accept", "application/json".into())],
@@ -51,19 +70,14 @@ pub struct OutboundResponse {
 }
 
 /// Sends `req` to the identity provider: no answer, or a 5xx, is the provider being
-/// unavailable (`what` names the endpoint in the error). Other statuses are the
-/// caller's to judge.
+/// unavailable (the request's endpoint names it in the error). Other statuses are
+/// the caller's to judge.
 pub async fn call(
     http: &dyn HttpClient,
     req: OutboundRequest,
-    what: &'static str,
 ) -> Result<OutboundResponse, AuthError> {
-    let started = std::time::Instant::now();
+    let what = req.endpoint;
     let sent = http.send(req).await;
-    if let Some(m) = http.metrics() {
-        let failed = sent.as_ref().map_or(true, |r| r.status >= 500);
-        m.idp_call(what, started.elapsed(), failed);
-    }
     let resp = sent.map_err(|e| AuthError::IdpUnavailable(format!("{what}: {e}")))?;
     if resp.status >= 500 {
         return Err(AuthError::IdpUnavailable(format!(
@@ -79,18 +93,10 @@ pub trait HttpClient: Send + Sync {
     /// Sends the request; `Err` only when no HTTP answer came (refused, timed out,
     /// too large). Any status is an `Ok`.
     async fn send(&self, req: OutboundRequest) -> Result<OutboundResponse, String>;
-
-    /// Where `call` records each call's latency and failure, if anywhere.
-    fn metrics(&self) -> Option<&Metrics> {
-        None
-    }
 }
 
-/// The endpoint name the JWKS is fetched under (the JWKS-refresh metric).
-pub const JWKS_ENDPOINT: &str = "JWKS";
-
-/// A client whose calls are counted in `metrics` (by `call`), and whose answers
-/// and failures tell `health` whether the provider is up.
+/// A client that counts each call's latency and failure (no answer, or a 5xx)
+/// in `metrics` by its endpoint, and tells `health` whether the provider is up.
 pub struct Metered {
     inner: Arc<dyn HttpClient>,
     metrics: Arc<Metrics>,
@@ -114,14 +120,13 @@ impl Metered {
 #[async_trait]
 impl HttpClient for Metered {
     async fn send(&self, req: OutboundRequest) -> Result<OutboundResponse, String> {
+        let (endpoint, started) = (req.endpoint, std::time::Instant::now());
         let sent = self.inner.send(req).await;
-        self.health
-            .record(sent.as_ref().is_ok_and(|r| r.status < 500));
+        let answered = sent.as_ref().is_ok_and(|r| r.status < 500);
+        self.metrics
+            .idp_call(endpoint, started.elapsed(), !answered);
+        self.health.record(answered);
         sent
-    }
-
-    fn metrics(&self) -> Option<&Metrics> {
-        Some(&self.metrics)
     }
 }
 
@@ -193,5 +198,42 @@ fn without_url(e: &reqwest::Error) -> String {
     match e.url() {
         Some(u) => format!("{kind}: {}{}", u.origin().ascii_serialization(), u.path()),
         None => kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_names_not_values() {
+        let req = OutboundRequest {
+            endpoint: "token endpoint",
+            method: Method::Post,
+            url: "https://idp.example.com/validate?ticket=ST-secret-ticket".into(),
+            headers: vec![("authorization", "Basic c2VjcmV0".into())],
+            form: vec![
+                ("code", "the-code".into()),
+                ("client_secret", "hunter2".into()),
+            ],
+            json: Some("{\"k\":\"json-secret\"}".into()),
+        };
+        let text = format!("{req:?}");
+        for secret in [
+            "ST-secret-ticket",
+            "c2VjcmV0",
+            "the-code",
+            "hunter2",
+            "json-secret",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        for name in [
+            "authorization",
+            "client_secret",
+            "https://idp.example.com/validate",
+        ] {
+            assert!(text.contains(name), "{name} not in {text}");
+        }
     }
 }

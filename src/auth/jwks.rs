@@ -11,8 +11,9 @@ use jsonwebtoken::jwk::{JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use moka::sync::Cache;
 
-use super::http::{call, HttpClient, OutboundRequest, JWKS_ENDPOINT};
+use super::http::{call, HttpClient, OutboundRequest};
 use crate::error::AuthError;
+use crate::metrics::JWKS_ENDPOINT;
 
 /// A verification key and the algorithm its JWK is pinned to, if any.
 pub struct VerifyKey {
@@ -88,7 +89,7 @@ impl JwksCache {
 
     /// Fetches the JWKS (at start-up, a reload, or for an unknown kid).
     pub async fn refetch(&self, http: &dyn HttpClient, jwks_uri: &str) -> Result<(), AuthError> {
-        let resp = call(http, OutboundRequest::get(jwks_uri), JWKS_ENDPOINT).await?;
+        let resp = call(http, OutboundRequest::get(JWKS_ENDPOINT, jwks_uri)).await?;
         if resp.status != 200 {
             return Err(AuthError::IdpUnavailable(format!(
                 "JWKS answered {}",

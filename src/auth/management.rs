@@ -221,11 +221,11 @@ impl ManagementClient {
         let mut renewed = false;
         loop {
             let token = self.token(renewed).await?;
-            let mut req = OutboundRequest::get(format!("{}{path}", self.base));
+            let mut req = OutboundRequest::get("management API", format!("{}{path}", self.base));
             req.headers
                 .push(("authorization", format!("Bearer {}", token.value.expose())));
             req.json = body.clone();
-            let resp = call(self.http.as_ref(), req, "management API").await?;
+            let resp = call(self.http.as_ref(), req).await?;
             match resp.status {
                 200 => {
                     return serde_json::from_slice(&resp.body)
@@ -277,6 +277,7 @@ impl ManagementClient {
             expires_in: Option<Value>,
         }
         let req = OutboundRequest {
+            endpoint: "management token",
             method: Method::Post,
             url: format!("{}/api/v2/tenant/token", self.base),
             headers: vec![("accept", "application/json".into())],
@@ -290,7 +291,7 @@ impl ManagementClient {
             ],
             json: None,
         };
-        let resp = call(self.http.as_ref(), req, "management token").await?;
+        let resp = call(self.http.as_ref(), req).await?;
         if resp.status != 200 {
             return Err(AuthError::Management(format!(
                 "the token endpoint refused the gateway's credentials ({})",

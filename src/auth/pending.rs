@@ -96,12 +96,9 @@ pub fn cookie_id(state: &str) -> &str {
     state.get(..COOKIE_ID_LEN).unwrap_or(state)
 }
 
-/// 32 random bytes, base64url: 256 bits, and 43 characters, the most RFC 7636
-/// allows a verifier to start from comfortably.
+/// A random token: 43 characters, within what RFC 7636 allows a verifier.
 fn random_token() -> Result<String, SealError> {
-    let mut b = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut b).map_err(|_| SealError::Random)?;
-    Ok(URL_SAFE_NO_PAD.encode(b))
+    crate::secret::random_token().map_err(|_| SealError::Random)
 }
 
 #[cfg(test)]

@@ -15,11 +15,11 @@ pub async fn fetch(
     endpoint: &str,
     access_token: &Secret<String>,
 ) -> Result<Map<String, Value>, AuthError> {
-    let mut req = OutboundRequest::get(endpoint);
+    let mut req = OutboundRequest::get("userinfo", endpoint);
     // Never as a query parameter: URLs end up in logs (RFC 6750 section 5.3).
     req.headers
         .push(("authorization", format!("Bearer {}", access_token.expose())));
-    let resp = call(http, req, "userinfo").await?;
+    let resp = call(http, req).await?;
     if resp.status != 200 {
         return Err(AuthError::Userinfo(format!(
             "userinfo refused the token ({})",

@@ -53,7 +53,7 @@ impl Gateway {
         let url = crate::auth::discovery::discovery_url(&p.issuer);
         self.idp_health
             .reachable(|| async move {
-                let req = crate::auth::http::OutboundRequest::get(&url);
+                let req = crate::auth::http::OutboundRequest::get("discovery", &url);
                 http.send(req).await.is_ok_and(|r| r.status < 500)
             })
             .await

@@ -240,11 +240,9 @@ impl Gateway {
     }
 
     pub(super) fn confirm_logout(&self, rd: Option<&str>) -> Reply {
-        let mut token = [0u8; 32];
-        if aws_lc_rs::rand::fill(&mut token).is_err() {
+        let Ok(token) = crate::secret::random_token() else {
             return Reply::for_auth_error(&AuthError::Internal("no randomness".into()));
-        }
-        let token = URL_SAFE_NO_PAD.encode(token);
+        };
         let mut action = self.config.server.paths.logout.clone();
         action.push('?');
         let mut q = url::form_urlencoded::Serializer::new(String::new());

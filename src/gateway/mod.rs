@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use http::request::Parts;
 use http::HeaderName;
 

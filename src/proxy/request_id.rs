@@ -37,9 +37,17 @@ fn fresh() -> HeaderValue {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let process = *PROCESS.get_or_init(|| {
         let mut b = [0u8; 8];
-        // Without randomness the id is still unique within this process.
-        let _ = aws_lc_rs::rand::fill(&mut b);
-        u64::from_le_bytes(b)
+        match crate::secret::random_bytes(&mut b) {
+            Ok(()) => u64::from_le_bytes(b),
+            // Not a secret: without randomness, the process id and start time
+            // still keep gateways' ids apart.
+            Err(_) => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                (u64::from(std::process::id()) << 32) | u64::from(nanos)
+            }
+        }
     });
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let text = format!("{process:016x}{n:016x}");

@@ -242,7 +242,7 @@ impl Sessions {
             expires_at: now + s.lifetime.as_secs(),
             realm: realm.to_string(),
             id_token: login.id_token,
-            id: random_id().map_err(AuthError::Internal)?,
+            id: crate::secret::random_token().map_err(|e| AuthError::Internal(e.to_string()))?,
             sid: login.sid,
             ticket_hash: login.ticket_hash,
             last_seen: now,
@@ -452,13 +452,6 @@ impl Sessions {
         }
         Renewal::NotNow
     }
-}
-
-/// A session id: 32 random bytes, base64url.
-fn random_id() -> Result<String, String> {
-    let mut b = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut b).map_err(|_| "the system random generator failed".to_string())?;
-    Ok(URL_SAFE_NO_PAD.encode(b))
 }
 
 /// A CAS ticket as the store knows it: hashed, so a store dump holds no live

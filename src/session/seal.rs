@@ -78,7 +78,7 @@ impl Sealer {
     pub fn seal(&self, name: &str, plain: &[u8]) -> Result<String, SealError> {
         let k = &self.keys[0];
         let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| SealError::Random)?;
+        crate::secret::random_bytes(&mut nonce).map_err(|_| SealError::Random)?;
         let mut buf = Vec::with_capacity(HEADER_LEN + plain.len() + TAG_LEN);
         buf.push(VERSION);
         buf.extend_from_slice(&k.hint);

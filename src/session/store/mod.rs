@@ -18,11 +18,7 @@ pub use memory::MemoryStore;
 
 use crate::config::StoreSettings;
 
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum StoreError {
-    #[error("the session store is unavailable: {0}")]
-    Unavailable(String),
-}
+pub use crate::error::StoreError;
 
 /// Keys are namespaced by the caller: `ses:{id}` records, `sid:…`/`sub:…`/`st:…`
 /// indexes and revocations, `use:…` single-use marks.
