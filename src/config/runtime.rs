@@ -474,6 +474,12 @@ impl HeaderRule {
 }
 
 impl RouteSpec {
+    /// Whether the client's own `Authorization` must not reach the app: a route
+    /// that passes the user's token never passes the client's.
+    pub fn replaces_client_authorization(&self) -> bool {
+        self.pass_token.is_some()
+    }
+
     /// The claims this route reads: in its header rules and in its policy.
     pub fn claims_used(&self) -> impl Iterator<Item = &str> {
         let mapped = self.headers.iter().flat_map(|h| h.claims_used());

@@ -24,7 +24,8 @@ use crate::identity::Identity;
 use crate::metrics::Outcome;
 use crate::reply::Reply;
 use crate::route::Route;
-use crate::session::{cookie, now_secs};
+use crate::session::cookie::{self, CookieRewrite};
+use crate::session::now_secs;
 use live::Live;
 
 pub struct GatewayProxy {
@@ -199,12 +200,20 @@ impl ProxyHttp for GatewayProxy {
         for name in g.managed.to_strip(upstream.headers.keys()) {
             upstream.remove_header(&name);
         }
-        strip_gateway_cookies(g, upstream)?;
-        // A route that passes the user's token never passes the client's own.
+        match cookie::request_without(&upstream.headers, |n| g.is_gateway_cookie(n)) {
+            CookieRewrite::Unchanged => {}
+            CookieRewrite::Remove => {
+                upstream.remove_header(&http::header::COOKIE);
+            }
+            CookieRewrite::Replace(v) => {
+                upstream.remove_header(&http::header::COOKIE);
+                upstream.insert_header(http::header::COOKIE, v)?;
+            }
+        }
         if ctx
             .route
             .as_ref()
-            .is_some_and(|r| r.spec.pass_token.is_some())
+            .is_some_and(|r| r.spec.replaces_client_authorization())
         {
             upstream.remove_header(&http::header::AUTHORIZATION);
         }
@@ -224,19 +233,9 @@ impl ProxyHttp for GatewayProxy {
         // An app must not overwrite or clear the gateway's cookies (that would be a
         // way to fixate or drop a user's session).
         let g = &ctx.gateway;
-        let hostile = upstream_response
-            .headers
-            .get_all(http::header::SET_COOKIE)
-            .iter()
-            .any(|v| set_cookie_name(v.as_bytes()).is_some_and(|n| g.is_gateway_cookie(n)));
-        if hostile {
-            let keep: Vec<http::HeaderValue> = upstream_response
-                .headers
-                .get_all(http::header::SET_COOKIE)
-                .iter()
-                .filter(|v| !set_cookie_name(v.as_bytes()).is_some_and(|n| g.is_gateway_cookie(n)))
-                .cloned()
-                .collect();
+        let kept =
+            cookie::set_cookies_without(&upstream_response.headers, |n| g.is_gateway_cookie(n));
+        if let Some(keep) = kept {
             upstream_response.remove_header(&http::header::SET_COOKIE);
             for v in keep {
                 upstream_response.append_header(http::header::SET_COOKIE, v)?;
@@ -500,50 +499,4 @@ fn admit<'g, 'r>(g: &'g Gateway, req: &'r RequestHeader) -> Result<Entry<'g, 'r>
         host,
         host_required: req.version == http::Version::HTTP_11,
     })
-}
-
-/// Rewrites the `Cookie` headers without the gateway's cookies, merged into one
-/// header as HTTP/1.1 upstreams expect.
-fn strip_gateway_cookies(g: &Gateway, upstream: &mut RequestHeader) -> Result<()> {
-    let values: Vec<&http::HeaderValue> = upstream
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .collect();
-    if values.is_empty() {
-        return Ok(());
-    }
-    let mut merged: Vec<u8> = Vec::new();
-    let mut changed = values.len() > 1;
-    for v in values {
-        match cookie::without(v.as_bytes(), |n| g.is_gateway_cookie(n)) {
-            Some(kept) => {
-                changed |= matches!(kept, std::borrow::Cow::Owned(_));
-                if !merged.is_empty() {
-                    merged.extend_from_slice(b"; ");
-                }
-                merged.extend_from_slice(&kept);
-            }
-            None => changed = true,
-        }
-    }
-    if !changed {
-        return Ok(());
-    }
-    upstream.remove_header(&http::header::COOKIE);
-    if !merged.is_empty() {
-        let v = http::HeaderValue::from_bytes(&merged)
-            .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "cookie header"))?;
-        upstream.insert_header(http::header::COOKIE, v)?;
-    }
-    Ok(())
-}
-
-/// The cookie name a `Set-Cookie` value sets.
-fn set_cookie_name(v: &[u8]) -> Option<&str> {
-    let end = v
-        .iter()
-        .position(|b| *b == b'=' || *b == b';')
-        .unwrap_or(v.len());
-    std::str::from_utf8(&v[..end]).ok().map(str::trim)
 }

@@ -154,6 +154,71 @@ pub fn without<'a>(
     }
 }
 
+/// What becomes of a request's `Cookie` headers on their way upstream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CookieRewrite {
+    /// None of them names a cookie to drop, and there is one header: as it is.
+    Unchanged,
+    /// Nothing is left: no `Cookie` header.
+    Remove,
+    /// One header with what is left, merged as HTTP/1.1 upstreams expect.
+    Replace(http::HeaderValue),
+}
+
+/// The request's `Cookie` headers without the cookies `drop` names (the
+/// gateway's own), each kept pair byte for byte.
+pub fn request_without(headers: &http::HeaderMap, drop: impl Fn(&str) -> bool) -> CookieRewrite {
+    let values: Vec<&http::HeaderValue> = headers.get_all(http::header::COOKIE).iter().collect();
+    if values.is_empty() {
+        return CookieRewrite::Unchanged;
+    }
+    let mut merged: Vec<u8> = Vec::new();
+    let mut changed = values.len() > 1;
+    for v in values {
+        match without(v.as_bytes(), &drop) {
+            Some(kept) => {
+                changed |= matches!(kept, std::borrow::Cow::Owned(_));
+                if !merged.is_empty() {
+                    merged.extend_from_slice(b"; ");
+                }
+                merged.extend_from_slice(&kept);
+            }
+            None => changed = true,
+        }
+    }
+    match (changed, merged.is_empty()) {
+        (false, _) => CookieRewrite::Unchanged,
+        (true, true) => CookieRewrite::Remove,
+        // Kept pairs came from header values: the merge is one as well.
+        (true, false) => http::HeaderValue::from_bytes(&merged)
+            .map_or(CookieRewrite::Remove, CookieRewrite::Replace),
+    }
+}
+
+/// An upstream answer's `Set-Cookie` values without those that set a cookie
+/// `ours` names (an app must not fixate or clear the gateway's session); `None`
+/// when there is none such, which is the usual case and costs no allocation.
+pub fn set_cookies_without(
+    headers: &http::HeaderMap,
+    ours: impl Fn(&str) -> bool,
+) -> Option<Vec<http::HeaderValue>> {
+    let all = headers.get_all(http::header::SET_COOKIE);
+    let hostile = |v: &http::HeaderValue| set_cookie_name(v.as_bytes()).is_some_and(&ours);
+    if !all.iter().any(hostile) {
+        return None;
+    }
+    Some(all.iter().filter(|v| !hostile(v)).cloned().collect())
+}
+
+/// The cookie name a `Set-Cookie` value sets.
+fn set_cookie_name(v: &[u8]) -> Option<&str> {
+    let end = v
+        .iter()
+        .position(|b| *b == b'=' || *b == b';')
+        .unwrap_or(v.len());
+    std::str::from_utf8(&v[..end]).ok().map(str::trim)
+}
+
 fn trim_ascii(b: &[u8]) -> &[u8] {
     let start = b
         .iter()
@@ -249,5 +314,62 @@ mod tests {
         .expect("some");
         assert_eq!(&*got, b"a=1; b=2");
         assert!(without(b"gw=1", |n| n == "gw").is_none());
+    }
+
+    fn headers(name: http::HeaderName, values: &[&str]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for v in values {
+            h.append(name.clone(), http::HeaderValue::from_str(v).expect("value"));
+        }
+        h
+    }
+
+    #[test]
+    fn request_cookies_lose_the_gateways_and_are_merged() {
+        let ours = |n: &str| n.starts_with("oag_");
+        let c = http::header::COOKIE;
+        assert_eq!(
+            request_without(&http::HeaderMap::new(), ours),
+            CookieRewrite::Unchanged
+        );
+        assert_eq!(
+            request_without(&headers(c.clone(), &["a=1; b=2"]), ours),
+            CookieRewrite::Unchanged
+        );
+        assert_eq!(
+            request_without(&headers(c.clone(), &["oag_session=x"]), ours),
+            CookieRewrite::Remove
+        );
+        assert_eq!(
+            request_without(
+                &headers(c.clone(), &["a=1; oag_session=x; b=\"q r\"", "c=3"]),
+                ours
+            ),
+            CookieRewrite::Replace(http::HeaderValue::from_static("a=1; b=\"q r\"; c=3"))
+        );
+        // Two headers, none of ours: merged into one all the same.
+        assert_eq!(
+            request_without(&headers(c, &["a=1", "b=2"]), ours),
+            CookieRewrite::Replace(http::HeaderValue::from_static("a=1; b=2"))
+        );
+    }
+
+    #[test]
+    fn an_app_cannot_set_the_gateways_cookies() {
+        let ours = |n: &str| n == "oag_session";
+        let sc = http::header::SET_COOKIE;
+        assert_eq!(
+            set_cookies_without(&headers(sc.clone(), &["app=1; Path=/"]), ours),
+            None
+        );
+        let kept = set_cookies_without(
+            &headers(
+                sc,
+                &["app=1", " oag_session=evil; Path=/", "oag_session", "x=2"],
+            ),
+            ours,
+        )
+        .expect("some dropped");
+        assert_eq!(kept, ["app=1", "x=2"]);
     }
 }

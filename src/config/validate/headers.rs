@@ -7,8 +7,29 @@ use std::collections::BTreeMap;
 
 use http::HeaderName;
 
-use super::{Collector, DEFAULT_HEADERS, FORBIDDEN_HEADERS};
+use super::Collector;
 use crate::config::runtime::{HeaderRule, HeaderSource, Missing, TemplatePart};
+
+/// The headers every protected route sets unless it lists its own.
+pub const DEFAULT_HEADERS: [(&str, &str); 3] = [
+    ("x-forwarded-user", "sub"),
+    ("x-forwarded-email", "email"),
+    ("x-forwarded-preferred-username", "preferred_username"),
+];
+
+/// Headers an identity mapping may never set: they frame or route the request, or
+/// carry the client's own credentials.
+const FORBIDDEN_HEADERS: [&str; 9] = [
+    "host",
+    "cookie",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+];
 
 pub(super) fn header_rules(
     c: &mut Collector,
