@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::identity::{list_items, Identity};
+use crate::identity::claims::{list_items, Identity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnDeny {
@@ -44,7 +44,7 @@ pub struct Policy {
     /// When the route may be used; `None`: always.
     pub schedule: Option<schedule::Schedule>,
     /// Asked of OneAccess after every other rule holds (see `auth::management`).
-    pub oneaccess: Option<crate::config::OneAccessRule>,
+    pub oneaccess: Option<OneAccessRule>,
     pub on_deny: OnDeny,
 }
 
@@ -71,13 +71,23 @@ impl Policy {
     }
 }
 
+/// A policy rule answered by OneAccess: the user holds an account in the
+/// application, and one of `roles` (role codes) when any are given.
+#[derive(Debug, Clone)]
+pub struct OneAccessRule {
+    pub application_id: String,
+    pub roles: Vec<String>,
+    /// The claim that carries the OneAccess user id (`sub` for OIDC and OAuth2).
+    pub user_id_claim: String,
+}
+
 /// What a request brings to a decision.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestFacts<'a> {
     pub method: &'a http::Method,
     /// The request's path, as the front door read it: `paths` rules must hold
     /// for its judged and its folded reading alike.
-    pub path: &'a crate::front_door::RequestPath<'a>,
+    pub path: &'a crate::front_door::path::RequestPath<'a>,
     pub client_ip: Option<IpAddr>,
     /// The clock, unix seconds.
     pub now: u64,
@@ -93,8 +103,8 @@ pub enum Decision {
 /// Whether an allowed prefix covers the path in every reading an app could make
 /// of it: the judged one, and the folded one with case ignored (an app that reads
 /// `/Reports/Secret` as `/reports/secret` must not find it allowed by `/Reports`).
-fn paths_allow(allowed: &[String], path: &crate::front_door::RequestPath) -> bool {
-    use crate::route::{prefix_matches, prefix_matches_ignore_case};
+fn paths_allow(allowed: &[String], path: &crate::front_door::path::RequestPath) -> bool {
+    use crate::front_door::path::{prefix_matches, prefix_matches_ignore_case};
     allowed.iter().any(|pre| prefix_matches(pre, path.judged()))
         && allowed
             .iter()

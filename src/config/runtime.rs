@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::HeaderName;
 use jsonwebtoken::Algorithm;
 
+pub use crate::policy::OneAccessRule;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
@@ -315,16 +316,6 @@ pub struct ManagementSettings {
     pub client_secret: Secret<String>,
     /// How long an answer is trusted, including while the API is down.
     pub cache_ttl: Duration,
-}
-
-/// A policy rule answered by OneAccess: the user holds an account in the
-/// application, and one of `roles` (role codes) when any are given.
-#[derive(Debug, Clone)]
-pub struct OneAccessRule {
-    pub application_id: String,
-    pub roles: Vec<String>,
-    /// The claim that carries the OneAccess user id (`sub` for OIDC and OAuth2).
-    pub user_id_claim: String,
 }
 
 /// Which of the user's tokens a route passes upstream.

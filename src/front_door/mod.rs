@@ -20,9 +20,10 @@ use std::sync::Arc;
 
 use crate::config::PathParams;
 use crate::metrics::Outcome;
-use crate::route::{prefix_matches, prefix_matches_ignore_case, Route, Router};
+use crate::route::{Route, Router};
 pub use host::{canonical_host, HostRefusal};
 pub use path::{canonical, PathRefusal, RequestPath};
+use path::{prefix_matches, prefix_matches_ignore_case};
 
 /// What the front door makes of a request.
 #[derive(Debug)]

@@ -321,6 +321,28 @@ fn fold(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Prefix match on segment boundaries: `/app` matches `/app`, `/app/` and `/app/x`,
+/// not `/application`.
+pub fn prefix_matches(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    let prefix = prefix.trim_end_matches('/');
+    path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
+}
+
+/// `prefix_matches`, with ASCII letters matched regardless of case.
+pub fn prefix_matches_ignore_case(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    let prefix = prefix.trim_end_matches('/').as_bytes();
+    let path = path.as_bytes();
+    path.len() >= prefix.len()
+        && path[..prefix.len()].eq_ignore_ascii_case(prefix)
+        && matches!(path.get(prefix.len()), None | Some(b'/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,5 +431,19 @@ mod tests {
         ] {
             assert_eq!(canonical(raw.as_bytes()), Err(want), "{raw}");
         }
+    }
+
+    #[test]
+    fn segment_prefixes() {
+        assert!(prefix_matches("/", "/anything"));
+        assert!(prefix_matches("/app", "/app"));
+        assert!(prefix_matches("/app", "/app/x"));
+        assert!(prefix_matches("/app/", "/app/x"));
+        assert!(!prefix_matches("/app", "/application"));
+        assert!(!prefix_matches("/app", "/ap"));
+        assert!(!prefix_matches("/app", "/APP"));
+        assert!(prefix_matches_ignore_case("/app", "/APP/x"));
+        assert!(prefix_matches_ignore_case("/App/", "/aPp"));
+        assert!(!prefix_matches_ignore_case("/app", "/APPlication"));
     }
 }

@@ -9,12 +9,26 @@ use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+use super::peers::Peers;
 use crate::config::{self, Config};
 use crate::error::StartupError;
 use crate::gateway::Gateway;
 
+/// A gateway and the upstream peers of its routes: swapped as one.
+pub struct Served {
+    pub gateway: Arc<Gateway>,
+    pub peers: Peers,
+}
+
+impl Served {
+    fn new(gateway: Arc<Gateway>) -> Served {
+        let peers = Peers::new(&gateway.config);
+        Served { gateway, peers }
+    }
+}
+
 pub struct Live {
-    current: ArcSwap<Gateway>,
+    current: ArcSwap<Served>,
     /// Where a reload reads the configuration; `None` for a gateway built in code.
     config_path: Option<PathBuf>,
     /// The listener's certificate, renewed by a reload.
@@ -30,7 +44,7 @@ impl Live {
             .as_ref()
             .map(|t| Arc::new(Certificate(ArcSwap::new(t.certified.clone()))));
         Live {
-            current: ArcSwap::new(gateway),
+            current: ArcSwap::new(Arc::new(Served::new(gateway))),
             config_path,
             certificate,
         }
@@ -38,6 +52,11 @@ impl Live {
 
     /// The gateway requests are served by now.
     pub fn gateway(&self) -> Arc<Gateway> {
+        self.current.load().gateway.clone()
+    }
+
+    /// The gateway requests are served by now, with its routes' peers.
+    pub fn served(&self) -> Arc<Served> {
         self.current.load_full()
     }
 
@@ -89,7 +108,7 @@ impl Live {
         if let (Some(cert), Some(tls)) = (&self.certificate, &new.config.server.listener_tls) {
             cert.0.store(tls.certified.clone());
         }
-        self.current.store(Arc::new(new));
+        self.current.store(Arc::new(Served::new(Arc::new(new))));
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod live;
+mod peers;
 pub mod request_id;
 pub mod respond;
 pub mod server;
@@ -41,8 +42,9 @@ impl GatewayProxy {
 /// What a request learned on its way, for later phases and the access log.
 pub struct RequestCtx {
     started: Instant,
-    /// The gateway of the moment the request arrived (a reload does not change it).
-    gateway: Arc<Gateway>,
+    /// The gateway of the moment the request arrived, with its routes' peers (a
+    /// reload does not change them).
+    served: Arc<live::Served>,
     route: Option<Arc<Route>>,
     identity: Option<Identity>,
     /// The user of a refused request (an allowed one is in `identity`).
@@ -62,7 +64,7 @@ impl ProxyHttp for GatewayProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
-            gateway: self.live.gateway(),
+            served: self.live.served(),
             route: None,
             identity: None,
             user: None,
@@ -74,7 +76,7 @@ impl ProxyHttp for GatewayProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let g = &ctx.gateway;
+        let g = &ctx.served.gateway;
         let now = now_secs();
         let socket = peer_ip(session);
         let req = session.req_header();
@@ -90,7 +92,7 @@ impl ProxyHttp for GatewayProxy {
         let next = match admit(g, req) {
             Err(refusal) => Next::Refused(refusal),
             Ok(Entry::Endpoint(path)) => Next::Endpoint(path.judged().to_string()),
-            Ok(Entry::Route { route, .. }) if route.peer.is_none() => {
+            Ok(Entry::Route { route, .. }) if route.spec.upstream.is_none() => {
                 Next::ForwardAuthOnly(route.clone())
             }
             Ok(Entry::Route { route, path }) => {
@@ -168,13 +170,22 @@ impl ProxyHttp for GatewayProxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        match ctx.route.as_deref() {
-            Some(Route {
-                peer: Some(peer), ..
-            }) => {
+        let peer = ctx
+            .route
+            .as_ref()
+            .and_then(|r| ctx.served.peers.of(r.spec.index));
+        match peer {
+            Some(peer) => {
                 let mut peer = Box::new(peer.clone());
                 if session.is_upgrade_req() {
-                    let idle = Some(ctx.gateway.config.server.upstream.websocket_idle_timeout);
+                    let idle = Some(
+                        ctx.served
+                            .gateway
+                            .config
+                            .server
+                            .upstream
+                            .websocket_idle_timeout,
+                    );
                     peer.options.read_timeout = idle;
                     peer.options.write_timeout = idle;
                 }
@@ -194,7 +205,7 @@ impl ProxyHttp for GatewayProxy {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let g = &ctx.gateway;
+        let g = &ctx.served.gateway;
         // Strip, then set: every client-sent spelling of a managed header goes, on
         // public routes too, before ours are added.
         for name in g.managed.to_strip(upstream.headers.keys()) {
@@ -232,7 +243,7 @@ impl ProxyHttp for GatewayProxy {
     ) -> Result<()> {
         // An app must not overwrite or clear the gateway's cookies (that would be a
         // way to fixate or drop a user's session).
-        let g = &ctx.gateway;
+        let g = &ctx.served.gateway;
         let kept =
             cookie::set_cookies_without(&upstream_response.headers, |n| g.is_gateway_cookie(n));
         if let Some(keep) = kept {
@@ -302,7 +313,7 @@ impl ProxyHttp for GatewayProxy {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let g = &ctx.gateway;
+        let g = &ctx.served.gateway;
         match &ctx.route {
             Some(r) => r.counters.record(ctx.outcome, status),
             None => g.metrics.unrouted().record(ctx.outcome, status),
