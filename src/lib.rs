@@ -1,6 +1,12 @@
 //! oneaccess-gateway: a reverse-proxy SSO gateway for Huawei Cloud OneAccess.
 //! Dependencies point one way: `error`/`secret` -> `config` -> `route`, `session`,
-//! `auth`, `identity` -> `gateway` -> `proxy` -> `main`.
+//! `auth`, `identity` -> `gateway` -> `proxy` -> `main` (`tests/layering.rs`).
+//!
+//! No `unwrap`/`expect` outside tests: a request never panics on a value it did
+//! not check. `unsafe` only where a raw socket descriptor is borrowed
+//! (`proxy::workers::dup`), each block with its SAFETY note.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(unsafe_code)]
 
 pub mod assertion;
 pub mod auth;

@@ -274,11 +274,6 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    /// Calls made to one identity-provider endpoint so far.
-    pub fn idp_calls(&self, endpoint: &str) -> u64 {
-        lock(&self.rare).idp.get(endpoint).map_or(0, |e| e.count)
-    }
-
     /// The Prometheus text exposition of everything.
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(4096);

@@ -109,8 +109,7 @@ impl Gateway {
             }
         };
         let body = events::answer_body(status, message, data);
-        let mut reply = Reply::json(status, &String::from_utf8_lossy(&body));
-        reply.headers.push(("cache-control", "no-store".into()));
+        let reply = Reply::json(status, &String::from_utf8_lossy(&body));
         reply
     }
 

@@ -32,7 +32,6 @@ impl Gateway {
             let e = AuthError::IdpUnavailable("no answer to a probe".into());
             let mut reply = Reply::for_auth_error(&e);
             reply.headers.push(("retry-after", "5".into()));
-            reply.headers.push(("cache-control", "no-store".into()));
             return reply;
         }
         match self.start_login(&route.spec, parts, now, fresh).await {
@@ -130,7 +129,6 @@ impl Gateway {
             s.secure,
         ));
         reply = reply.with_cookies(self.evict_pending(parts, &name, now));
-        reply.headers.push(("cache-control", "no-store".into()));
         self.metrics.login_started(route.protocol.as_str());
         Ok(reply)
     }
@@ -214,13 +212,12 @@ impl Gateway {
             self.metrics.login_failed(e.reason());
             Reply::for_auth_error(&e)
         });
-        let mut reply = match pending_name {
+        let reply = match pending_name {
             Some(n) if cookie_value(parts, n).is_some() => {
                 reply.with_cookie(cookie::clear_cookie(n, self.config.session.secure))
             }
             _ => reply,
         };
-        reply.headers.push(("cache-control", "no-store".into()));
         reply
     }
 

@@ -71,16 +71,15 @@ impl Gateway {
                 }
             }
         }
-        let mut reply = Reply::redirect(location).with_cookies(clear);
-        reply.headers.push(("cache-control", "no-store".into()));
-        reply
+        
+        Reply::redirect(location).with_cookies(clear)
     }
 
     /// `POST {prefix}/backchannel-logout` (OIDC Back-Channel Logout 1.0): ends the
     /// sessions of the logout token's `sid`, or of its `sub` when it has no `sid`.
     /// 200 when done (or nothing to do), 400 for any invalid token; never cached.
     pub async fn backchannel_logout(&self, body: &[u8], now: u64) -> Reply {
-        let mut reply = match self.try_backchannel_logout(body, now).await {
+        let reply = match self.try_backchannel_logout(body, now).await {
             Ok(ended) => {
                 tracing::info!(sessions = ended, "back-channel logout");
                 Reply::empty(200)
@@ -94,7 +93,6 @@ impl Gateway {
                 Reply::json_error(400, "invalid_request", "The logout token is not valid.")
             }
         };
-        reply.headers.push(("cache-control", "no-store".into()));
         reply
     }
 
@@ -193,9 +191,8 @@ impl Gateway {
             .get("state")
             .and_then(|st| self.open_logout_state(st, now))
             .unwrap_or_else(|| absolute(&server.post_logout_redirect, &server.public_origin));
-        let mut reply = Reply::redirect(target);
-        reply.headers.push(("cache-control", "no-store".into()));
-        reply
+        
+        Reply::redirect(target)
     }
 
     /// The end-session `state`: the return target (validated before), and until

@@ -41,11 +41,6 @@ impl Identity {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The items of a claim: one for a scalar, each item for a list.
-    pub fn values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
-        self.claim(name).into_iter().flat_map(list_items)
-    }
-
     /// Keeps from a JSON claim set the claims in `wanted`, flattened to text:
     /// strings (control characters made spaces), numbers and booleans printed,
     /// lists of scalars joined with `LIST_SEP`. A dotted name (`address.country`)

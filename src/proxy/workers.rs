@@ -236,6 +236,7 @@ fn bind_reuse_port(listen: &str) -> std::io::Result<RawFd> {
 }
 
 /// A new descriptor for the same socket (close-on-exec, as Rust opens them).
+#[allow(unsafe_code)]
 fn dup(fd: RawFd) -> std::io::Result<RawFd> {
     // SAFETY: `fd` is a listening socket of the table that an upgrade hands over,
     // open for as long as the server runs; it is only borrowed here, for the `dup`.
@@ -343,6 +344,7 @@ mod tests {
     use std::os::fd::FromRawFd;
 
     #[test]
+    #[allow(unsafe_code)]
     fn an_address_another_gateway_listens_on_is_not_free() {
         let fd = bind_reuse_port("127.0.0.1:0").expect("bind");
         // SAFETY: `fd` was just opened by `bind_reuse_port` and is owned here.

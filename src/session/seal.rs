@@ -63,6 +63,8 @@ impl Sealer {
                 let d = digest::digest(&digest::SHA256, k.expose());
                 let mut hint = [0u8; HINT_LEN];
                 hint.copy_from_slice(&d.as_ref()[..HINT_LEN]);
+                // Start-up only, and a 32-byte key is what AES-256 takes.
+                #[allow(clippy::expect_used)]
                 let unbound =
                     UnboundKey::new(&AES_256_GCM, k.expose()).expect("AES-256 takes a 32-byte key");
                 RingKey {
