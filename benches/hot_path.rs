@@ -15,7 +15,7 @@ use http::{HeaderName, Request};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use oneaccess_gateway::auth::oidc::verify_claims;
-use oneaccess_gateway::config;
+use oneaccess_gateway::config::{self, Realm};
 use oneaccess_gateway::gateway::{Gateway, NewSession};
 use oneaccess_gateway::identity::{header_values, Identity};
 use oneaccess_gateway::session::{self, now_secs, Sealer, SessionData};
@@ -102,7 +102,7 @@ fn hot_path(c: &mut Criterion) {
         issued_at: now,
         issued_ms: 0,
         expires_at: now + 3600,
-        realm: "oidc:demo-client".into(),
+        realm: Realm::Oidc("demo-client".into()),
         id_token: None,
         id: "k".repeat(43),
         sid: Some("s".repeat(22)),
@@ -196,10 +196,11 @@ fn hot_path(c: &mut Criterion) {
     }
     for (label, g) in &modes {
         let value = rt
-            .block_on(
-                g.sessions()
-                    .issue(NewSession::of(alice()), "oidc:demo-client", now),
-            )
+            .block_on(g.sessions().issue(
+                NewSession::of(alice()),
+                &Realm::Oidc("demo-client".into()),
+                now,
+            ))
             .expect("session");
         if label.contains("revocation") {
             // Something revoked (another user), so the check really runs.

@@ -178,7 +178,9 @@ mod tests {
         assert_eq!(id.claim("email"), Some("a@x"));
         assert_eq!(id.claim("age"), Some("42"));
         assert_eq!(id.claim("admin"), Some("true"));
-        let groups = id.claim("groups").map(|g| list_items(g).collect::<Vec<_>>());
+        let groups = id
+            .claim("groups")
+            .map(|g| list_items(g).collect::<Vec<_>>());
         assert_eq!(groups.unwrap_or_default(), ["a", "b"]);
         assert_eq!(id.claim("addr"), None);
         assert_eq!(id.claim("n"), None);

@@ -204,7 +204,7 @@ fn sealed_session(claims: usize) -> String {
         issued_at: 100,
         issued_ms: 0,
         expires_at: u64::MAX / 2,
-        realm: "oidc:c".into(),
+        realm: oneaccess_gateway::config::Realm::Oidc("c".into()),
         id_token: None,
         id: "k".repeat(43),
         sid: None,

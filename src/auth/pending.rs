@@ -37,7 +37,7 @@ pub struct PendingLogin {
     #[serde(rename = "i")]
     pub route: usize,
     #[serde(rename = "m")]
-    pub realm: String,
+    pub realm: crate::config::Realm,
     /// The login asked the IdP for a fresh sign-in (CAS `renew`, OIDC
     /// `prompt=login`): the callback checks the IdP did (CAS validates with
     /// `renew=true`), and the session is marked as made so.
@@ -50,7 +50,7 @@ impl PendingLogin {
         return_to: String,
         origin: String,
         route: usize,
-        realm: String,
+        realm: crate::config::Realm,
         now: u64,
     ) -> Result<PendingLogin, SealError> {
         Ok(PendingLogin {
@@ -107,10 +107,22 @@ mod tests {
 
     #[test]
     fn fresh_values_and_rfc7636_challenge() {
-        let a =
-            PendingLogin::new("/x".into(), "http://h".into(), 0, "oidc:c".into(), 1).expect("new");
-        let b =
-            PendingLogin::new("/x".into(), "http://h".into(), 0, "oidc:c".into(), 1).expect("new");
+        let a = PendingLogin::new(
+            "/x".into(),
+            "http://h".into(),
+            0,
+            "oidc:c".parse().expect("realm"),
+            1,
+        )
+        .expect("new");
+        let b = PendingLogin::new(
+            "/x".into(),
+            "http://h".into(),
+            0,
+            "oidc:c".parse().expect("realm"),
+            1,
+        )
+        .expect("new");
         assert_ne!(a.state(), b.state());
         assert_ne!(a.nonce(), a.state());
         assert_eq!(a.verifier().len(), 43);
@@ -128,8 +140,14 @@ mod tests {
 
     #[test]
     fn debug_hides_the_secrets() {
-        let a =
-            PendingLogin::new("/x".into(), "http://h".into(), 0, "oidc:c".into(), 1).expect("new");
+        let a = PendingLogin::new(
+            "/x".into(),
+            "http://h".into(),
+            0,
+            "oidc:c".parse().expect("realm"),
+            1,
+        )
+        .expect("new");
         let dump = format!("{a:?}");
         assert!(!dump.contains(a.state()));
         assert!(!dump.contains(a.nonce()));

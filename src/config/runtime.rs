@@ -262,13 +262,13 @@ impl Default for LoginNameClaims {
 }
 
 impl LoginNameClaims {
-    /// The claim for sessions of `realm` (`oidc:client`, `oauth2:client`, `cas`).
-    pub fn for_realm(&self, realm: &str) -> Option<&str> {
-        match realm.split(':').next() {
-            Some("oidc") => Some(&self.oidc),
-            Some("oauth2") => Some(&self.oauth2),
-            Some("cas") => Some(&self.cas),
-            _ => None,
+    /// The claim for sessions of `realm`.
+    pub fn for_realm(&self, realm: &Realm) -> Option<&str> {
+        match realm {
+            Realm::Oidc(_) => Some(&self.oidc),
+            Realm::OAuth2(_) => Some(&self.oauth2),
+            Realm::Cas => Some(&self.cas),
+            Realm::Public => None,
         }
     }
 }
@@ -352,6 +352,91 @@ pub enum Protocol {
     Oidc,
     OAuth2,
     Cas,
+}
+
+/// Which sessions a route accepts, and which protocol logs them out: the
+/// protocol, and for OIDC and OAuth2 the application (client id). Kept in the
+/// session and the pending login as its text (`oidc:{client}`, `oauth2:{client}`,
+/// `cas`, `public`), so existing cookies read the same.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Realm {
+    Public,
+    Oidc(String),
+    OAuth2(String),
+    Cas,
+}
+
+impl Realm {
+    /// The realm of a route of `protocol` with `client_id` (OIDC and OAuth2).
+    pub fn of(protocol: Protocol, client_id: &str) -> Realm {
+        match protocol {
+            Protocol::Public => Realm::Public,
+            Protocol::Oidc => Realm::Oidc(client_id.to_string()),
+            Protocol::OAuth2 => Realm::OAuth2(client_id.to_string()),
+            Protocol::Cas => Realm::Cas,
+        }
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Realm::Public => Protocol::Public,
+            Realm::Oidc(_) => Protocol::Oidc,
+            Realm::OAuth2(_) => Protocol::OAuth2,
+            Realm::Cas => Protocol::Cas,
+        }
+    }
+
+    /// The OIDC application's client id, for an OIDC realm.
+    pub fn oidc_client(&self) -> Option<&str> {
+        match self {
+            Realm::Oidc(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Realm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Realm::Public => f.write_str("public"),
+            Realm::Oidc(c) => write!(f, "oidc:{c}"),
+            Realm::OAuth2(c) => write!(f, "oauth2:{c}"),
+            Realm::Cas => f.write_str("cas"),
+        }
+    }
+}
+
+impl std::str::FromStr for Realm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Realm, String> {
+        match s.split_once(':') {
+            Some(("oidc", c)) => Ok(Realm::Oidc(c.to_string())),
+            Some(("oauth2", c)) => Ok(Realm::OAuth2(c.to_string())),
+            None if s == "cas" => Ok(Realm::Cas),
+            None if s == "public" => Ok(Realm::Public),
+            _ => Err(format!("not a realm: {s:?}")),
+        }
+    }
+}
+
+impl PartialEq<&str> for Realm {
+    fn eq(&self, other: &&str) -> bool {
+        other.parse::<Realm>().is_ok_and(|r| r == *self)
+    }
+}
+
+impl serde::Serialize for Realm {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Realm {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Realm, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl Protocol {
@@ -507,5 +592,30 @@ pub struct RouteSpec {
     /// Which logins this route accepts: a session made by one protocol and client
     /// is not accepted by a route of another (`sub` means different things to
     /// each), e.g. `oidc:client-id`, `oauth2:client-id`, `cas`.
-    pub realm: String,
+    pub realm: Realm,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Realm;
+
+    #[test]
+    fn realms_keep_the_text_older_sessions_carry() {
+        for (text, realm) in [
+            ("oidc:app", Realm::Oidc("app".into())),
+            ("oauth2:a:b", Realm::OAuth2("a:b".into())),
+            ("cas", Realm::Cas),
+            ("public", Realm::Public),
+        ] {
+            assert_eq!(realm.to_string(), text);
+            assert_eq!(text.parse::<Realm>(), Ok(realm.clone()));
+            let json = serde_json::to_string(&realm).expect("serialize");
+            assert_eq!(json, format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<Realm>(&json).expect("read"), realm);
+        }
+        for bad in ["", "saml", "oidc", "cas:x"] {
+            assert!(bad.parse::<Realm>().is_err(), "{bad}");
+            assert!(serde_json::from_str::<Realm>(&format!("\"{bad}\"")).is_err());
+        }
+    }
 }

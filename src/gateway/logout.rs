@@ -2,6 +2,7 @@
 //! back-channel logout, and CAS single logout.
 
 use super::*;
+use crate::config::Realm;
 use crate::metrics::Revocation;
 
 /// The sealing name (AAD) of the end-session `state`: a value sealed for any
@@ -71,7 +72,7 @@ impl Gateway {
                 }
             }
         }
-        
+
         Reply::redirect(location).with_cookies(clear)
     }
 
@@ -191,7 +192,7 @@ impl Gateway {
             .get("state")
             .and_then(|st| self.open_logout_state(st, now))
             .unwrap_or_else(|| absolute(&server.post_logout_redirect, &server.public_origin));
-        
+
         Reply::redirect(target)
     }
 
@@ -266,14 +267,15 @@ impl Gateway {
         let Some(provider) = &self.config.provider else {
             return target.to_string();
         };
-        let realm = session.map(|s| s.realm.as_str()).unwrap_or("");
-        if realm == "cas" {
+        let realm = session.map(|s| &s.realm);
+        if realm == Some(&Realm::Cas) {
             if let Some(Ok(url)) = self.cas.as_ref().map(|c| c.logout_url(target)) {
                 return url;
             }
         }
         if provider.logout == LogoutMode::EndSession {
-            if let (Some(oidc), Some(client_id)) = (&self.oidc, realm.strip_prefix("oidc:")) {
+            if let (Some(oidc), Some(client_id)) = (&self.oidc, realm.and_then(Realm::oidc_client))
+            {
                 let hint = session
                     .and_then(|s| s.id_token.as_ref())
                     .map(|t| t.expose().as_str());

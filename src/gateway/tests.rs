@@ -3,6 +3,7 @@ use std::path::Path;
 use http::Request;
 
 use super::*;
+use crate::config::Realm;
 use crate::session::cookie::pairs;
 
 const KEY: &str = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
@@ -189,7 +190,7 @@ fn pending_logins_are_bounded_oldest_first() {
             "/".into(),
             "https://app.example.com".into(),
             0,
-            "oidc:app".into(),
+            Realm::Oidc("app".into()),
             created,
         )
         .expect("pending");
@@ -236,7 +237,7 @@ async fn tampered_and_foreign_session_cookies_are_no_session() {
         issued_at: 0,
         issued_ms: 0,
         expires_at: 2000,
-        realm: "oidc:app".into(),
+        realm: Realm::Oidc("app".into()),
         id_token: None,
         id: "session-1".into(),
         sid: None,
@@ -428,7 +429,7 @@ protocol = "oidc"
     let t0 = 1_000_000;
     let value = g
         .sessions()
-        .issue(NewSession::of(identity), "oidc:app", t0)
+        .issue(NewSession::of(identity), &Realm::Oidc("app".into()), t0)
         .await
         .expect("session");
     let req = |v: &str| {
@@ -514,7 +515,7 @@ policy = {{ users = ["bob"], on_deny = "reauthenticate" }}
         issued_at: 1000,
         issued_ms: 0,
         expires_at: 9000,
-        realm: "cas".into(),
+        realm: Realm::Cas,
         id_token: None,
         id: "s".into(),
         sid: None,

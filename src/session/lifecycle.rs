@@ -231,7 +231,7 @@ impl Sessions {
     pub async fn issue(
         &self,
         login: NewSession,
-        realm: &str,
+        realm: &crate::config::Realm,
         now: u64,
     ) -> Result<String, AuthError> {
         let s = &self.settings;
@@ -240,7 +240,7 @@ impl Sessions {
             issued_at: now,
             issued_ms: (super::millis_of(now, false) % 1000) as u16,
             expires_at: now + s.lifetime.as_secs(),
-            realm: realm.to_string(),
+            realm: realm.clone(),
             id_token: login.id_token,
             id: crate::secret::random_token().map_err(|e| AuthError::Internal(e.to_string()))?,
             sid: login.sid,
@@ -414,7 +414,7 @@ impl Sessions {
         if let Some(sid) = &data.sid {
             keys.push(format!("{prefix}sid:{sid}"));
         }
-        if data.realm != "cas" {
+        if data.realm != crate::config::Realm::Cas {
             keys.push(format!("{prefix}sub:{}", data.identity.sub));
         }
         if let Some(name) = self.login_name(data) {

@@ -32,7 +32,7 @@ pub struct SessionData {
     /// The realm of the route that made it (`oidc:client`, `oauth2:client`, `cas`):
     /// only routes of the same realm accept it, and logout follows its protocol.
     #[serde(rename = "r")]
-    pub realm: String,
+    pub realm: crate::config::Realm,
     /// The raw ID token, kept only when logout sends it as `id_token_hint`.
     #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
     pub id_token: Option<crate::secret::Secret<String>>,
@@ -162,7 +162,7 @@ mod tests {
             issued_at: 100,
             issued_ms: 0,
             expires_at: exp,
-            realm: "oidc:c".into(),
+            realm: crate::config::Realm::Oidc("c".into()),
             id_token: None,
             id: "k1".into(),
             sid: None,

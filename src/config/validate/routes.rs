@@ -10,8 +10,8 @@ use super::provider::client_credentials;
 use super::{headers, policy, serving, tokens, Collector, EnvLookup};
 use crate::config::file::{CasFile, RouteFile};
 use crate::config::runtime::{
-    CasFormat, CasSettings, CasVersion, PathParams, Protocol, ProviderSettings, RefreshFailure,
-    RouteSpec, ServerSettings,
+    CasFormat, CasSettings, CasVersion, PathParams, Protocol, ProviderSettings, Realm,
+    RefreshFailure, RouteSpec, ServerSettings,
 };
 
 pub(super) fn route_specs(
@@ -154,10 +154,7 @@ pub(super) fn route_specs(
             .as_ref()
             .map(|p| policy::policy(c, i, p, protocol, management));
         let client_id = client.as_ref().map_or("", |cl| cl.client_id.as_str());
-        let realm = match protocol {
-            Protocol::Oidc | Protocol::OAuth2 => format!("{}:{client_id}", protocol.as_str()),
-            Protocol::Cas | Protocol::Public => protocol.as_str().to_string(),
-        };
+        let realm = Realm::of(protocol, client_id);
 
         let headers = headers::header_rules(c, i, f.headers.as_ref());
 

@@ -618,9 +618,9 @@ fn the_event_receiver_is_checked_with_every_problem_listed() {
     assert!(e.encryption_key.is_none() && e.signature_key.is_some());
     assert_eq!(e.window, Duration::from_secs(300));
     assert_eq!(p.login_name_claims.oauth2, "userName");
-    assert_eq!(p.login_name_claims.for_realm("cas"), Some("sub"));
+    assert_eq!(p.login_name_claims.for_realm(&Realm::Cas), Some("sub"));
     assert_eq!(
-        p.login_name_claims.for_realm("oidc:app"),
+        p.login_name_claims.for_realm(&Realm::Oidc("app".into())),
         Some("preferred_username")
     );
 
