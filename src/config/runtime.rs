@@ -549,7 +549,42 @@ impl HeaderRule {
     }
 }
 
+/// How a route's users log in.
+#[derive(Debug, Clone)]
+pub enum RouteAuth {
+    Public,
+    /// The route's own application at OneAccess, or the provider's.
+    Oidc(ClientCredentials),
+    OAuth2(ClientCredentials),
+    Cas(CasSettings),
+}
+
 impl RouteSpec {
+    pub fn protocol(&self) -> Protocol {
+        match self.auth {
+            RouteAuth::Public => Protocol::Public,
+            RouteAuth::Oidc(_) => Protocol::Oidc,
+            RouteAuth::OAuth2(_) => Protocol::OAuth2,
+            RouteAuth::Cas(_) => Protocol::Cas,
+        }
+    }
+
+    /// The client of an `oidc` or `oauth2` route.
+    pub fn client(&self) -> Option<&ClientCredentials> {
+        match &self.auth {
+            RouteAuth::Oidc(c) | RouteAuth::OAuth2(c) => Some(c),
+            RouteAuth::Public | RouteAuth::Cas(_) => None,
+        }
+    }
+
+    /// The settings of a `cas` route.
+    pub fn cas(&self) -> Option<CasSettings> {
+        match self.auth {
+            RouteAuth::Cas(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// Whether the client's own `Authorization` must not reach the app: a route
     /// that passes the user's token never passes the client's.
     pub fn replaces_client_authorization(&self) -> bool {
@@ -572,15 +607,13 @@ pub struct RouteSpec {
     pub path: String,
     /// `None`: the route is only judged through forward auth, never proxied.
     pub upstream: Option<Upstream>,
-    pub protocol: Protocol,
+    /// How users of this route log in: its protocol with what that protocol
+    /// needs (a client, CAS settings), so no route lacks what its login uses.
+    pub auth: RouteAuth,
     pub headers: Vec<HeaderRule>,
     /// `scheme://host[:port]` that users reach this route at: redirect URIs and
     /// same-origin checks are built from it, never from the request's Host header.
     pub origin: String,
-    /// The client for `oidc` and `oauth2` routes (the route's own, or the provider's).
-    pub client: Option<ClientCredentials>,
-    /// Settings of a `cas` route.
-    pub cas: Option<CasSettings>,
     pub refresh_failure: RefreshFailure,
     pub policy: Option<crate::policy::Policy>,
     pub pass_token: Option<PassToken>,

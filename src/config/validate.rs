@@ -107,6 +107,12 @@ pub fn parse(text: &str, base_dir: &Path, env: EnvLookup) -> Result<Config, Conf
         .filter(|(_, f)| f.protocol.as_deref() == Some("cas"))
         .map(|(i, f)| (*i, f.cas.as_ref().and_then(|c| c.slo_networks.clone())))
         .collect();
+    // Read from the files: a route whose client is missing is not built, but
+    // still needs a provider.
+    let any_protected = route_files
+        .iter()
+        .any(|(_, f)| matches!(f.protocol.as_deref(), Some("oidc" | "oauth2" | "cas")));
+    let no_routes = route_files.is_empty();
     let routes = routes::route_specs(
         &mut c,
         route_files,
@@ -116,7 +122,7 @@ pub fn parse(text: &str, base_dir: &Path, env: EnvLookup) -> Result<Config, Conf
         env,
     );
 
-    if routes.is_empty() {
+    if no_routes {
         c.add("route", "at least one [[route]] is needed");
     }
     if session.minimal {
@@ -128,7 +134,7 @@ pub fn parse(text: &str, base_dir: &Path, env: EnvLookup) -> Result<Config, Conf
         }
     }
     let cas_slo_networks = routes::cas_slo_networks(&mut c, &route_files_cas);
-    if provider.is_none() && routes.iter().any(|r| r.protocol != Protocol::Public) {
+    if provider.is_none() && any_protected {
         c.add(
             "provider",
             "a [provider] section is needed by the routes that are not public",

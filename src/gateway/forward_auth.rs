@@ -153,7 +153,7 @@ impl Gateway {
         let Ok(Entry::Route { route, .. }) = entry else {
             return bad();
         };
-        if route.spec.protocol == Protocol::Public
+        if matches!(route.spec.auth, RouteAuth::Public)
             || safe_return_url(
                 target.as_str(),
                 &route.spec.origin,

@@ -85,23 +85,24 @@ impl Gateway {
             now,
         )
         .map_err(|e| AuthError::Internal(e.to_string()))?;
-        pending.renew = fresh || route.cas.is_some_and(|c| c.renew);
+        pending.renew = fresh || route.cas().is_some_and(|c| c.renew);
         let redirect_uri = self.redirect_uri(&route.origin);
-        let (id, location) = match route.protocol {
-            Protocol::Oidc => {
-                let (oidc, client) = (self.oidc()?, client_of(route)?);
-                let url = oidc.authorize_url(client, &pending, &redirect_uri).await?;
+        let (id, location) = match &route.auth {
+            RouteAuth::Oidc(client) => {
+                let url = self
+                    .oidc()?
+                    .authorize_url(client, &pending, &redirect_uri)
+                    .await?;
                 (pending.cookie_id().to_string(), prompt_login(url, fresh))
             }
-            Protocol::OAuth2 => {
-                let (oauth2, client) = (self.oauth2()?, client_of(route)?);
-                let url = oauth2.authorize_url(client, &pending, &redirect_uri)?;
+            RouteAuth::OAuth2(client) => {
+                let url = self
+                    .oauth2()?
+                    .authorize_url(client, &pending, &redirect_uri)?;
                 (pending.cookie_id().to_string(), prompt_login(url, fresh))
             }
-            Protocol::Cas => {
-                let mut settings = route
-                    .cas
-                    .ok_or_else(|| AuthError::Internal("a cas route without settings".into()))?;
+            RouteAuth::Cas(settings) => {
+                let mut settings = *settings;
                 if fresh {
                     settings.renew = true;
                     settings.gateway = false;
@@ -111,7 +112,7 @@ impl Gateway {
                     .login_url(&self.cas_service(&route.origin), &settings)?;
                 (CAS_PENDING_ID.to_string(), url)
             }
-            Protocol::Public => return Err(AuthError::Internal("login on a public route".into())),
+            RouteAuth::Public => return Err(AuthError::Internal("login on a public route".into())),
         };
 
         let s = &self.config.session;
@@ -129,7 +130,7 @@ impl Gateway {
             s.secure,
         ));
         reply = reply.with_cookies(self.evict_pending(parts, &name, now));
-        self.metrics.login_started(route.protocol.as_str());
+        self.metrics.login_started(route.protocol().as_str());
         Ok(reply)
     }
 
@@ -280,12 +281,11 @@ impl Gateway {
         if !self.first_use(&format!("state:{state}")).await? {
             return Err(AuthError::StateReplayed);
         }
-        let client = client_of(route)?;
         let redirect_uri = self.redirect_uri(&pending.origin);
         let return_to = pending.return_to.clone();
         let code = Secret::new(code.to_string());
-        let login = match route.protocol {
-            Protocol::Oidc => {
+        let login = match &route.auth {
+            RouteAuth::Oidc(client) => {
                 let login = self
                     .oidc()?
                     .finish(
@@ -303,14 +303,14 @@ impl Gateway {
                     ..self.new_session(login.identity, login.grant)
                 }
             }
-            Protocol::OAuth2 => {
+            RouteAuth::OAuth2(client) => {
                 let (identity, grant) = self
                     .oauth2()?
                     .finish(client, code, pending, &redirect_uri, &self.keep_claims)
                     .await?;
                 self.new_session(identity, grant)
             }
-            Protocol::Cas | Protocol::Public => return Err(AuthError::UnknownState),
+            RouteAuth::Cas(_) | RouteAuth::Public => return Err(AuthError::UnknownState),
         };
         self.establish(parts, login, route, return_to, now).await
     }
@@ -329,7 +329,7 @@ impl Gateway {
             crate::auth::cas::check_ticket(t)?;
         }
         let (pending, route) = self.pending_of(parts, pending_name, now)?;
-        let mut settings = route.cas.ok_or(AuthError::UnknownState)?;
+        let mut settings = route.cas().ok_or(AuthError::UnknownState)?;
         // The login asked for a fresh sign-in: so must the validation.
         settings.renew = pending.renew;
         let Some(ticket) = ticket else {
@@ -394,7 +394,7 @@ impl Gateway {
     ) -> Result<Reply, AuthError> {
         tracing::info!(user = %login.identity.sub, realm = %route.realm, "login completed");
         let value = self.sessions.issue(login, &route.realm, now).await?;
-        self.metrics.login_completed(route.protocol.as_str());
+        self.metrics.login_completed(route.protocol().as_str());
         let s = &self.config.session;
         let cookies = self
             .sessions

@@ -112,8 +112,10 @@ impl Gateway {
             .config
             .routes
             .iter()
-            .filter(|r| r.protocol == Protocol::Oidc)
-            .filter_map(|r| r.client.as_ref().map(|c| c.client_id.as_str()))
+            .filter_map(|r| match &r.auth {
+                RouteAuth::Oidc(c) => Some(c.client_id.as_str()),
+                _ => None,
+            })
             .collect();
         audiences.dedup();
         let (sub, sid, jti) = self.oidc()?.verify_logout_token(&token, &audiences).await?;

@@ -15,7 +15,7 @@ use crate::auth::pending::{cookie_id, PendingLogin};
 use crate::auth::redirect::{absolute, safe_return_url};
 use crate::auth::{CasClient, OAuth2Client, OidcClient};
 use crate::config::{
-    Config, LogoutMode, PassToken, Protocol, RefreshFailure, RouteSpec, StoreSettings,
+    Config, LogoutMode, PassToken, Protocol, RefreshFailure, RouteAuth, RouteSpec, StoreSettings,
     DEFAULT_HEADER_CLAIMS,
 };
 use crate::error::{AuthError, StartupError};
@@ -259,7 +259,7 @@ impl Gateway {
         } else {
             None
         };
-        let uses = |p: Protocol| config.routes.iter().any(|r| r.protocol == p);
+        let uses = |p: Protocol| config.routes.iter().any(|r| r.protocol() == p);
         let (mut oidc, mut oauth2, mut cas, mut management) = (None, None, None, None);
         if let (Some(p), Some(h)) = (&config.provider, http.clone()) {
             if let Some(m) = &p.management {
@@ -378,7 +378,7 @@ impl Gateway {
         parts: &Parts,
         now: u64,
     ) -> Result<Access, StoreError> {
-        if route.spec.protocol == Protocol::Public {
+        if matches!(route.spec.auth, RouteAuth::Public) {
             return Ok(Access::Public);
         }
         if !route.spec.bearer_audiences.is_empty() {
@@ -388,7 +388,7 @@ impl Gateway {
         }
         Ok(match self.sessions.of(parts, now).await? {
             // A `renew` route takes only a session made by a fresh sign-in.
-            Some((s, _)) if route.spec.cas.is_some_and(|c| c.renew) && !s.renewed => {
+            Some((s, _)) if route.spec.cas().is_some_and(|c| c.renew) && !s.renewed => {
                 Access::LoginRequired
             }
             Some((s, cookies)) if s.realm == route.spec.realm => {
@@ -401,7 +401,7 @@ impl Gateway {
                 }
                 Access::Granted(s, cookies)
             }
-            _ if route.spec.cas.is_some_and(|c| c.gateway)
+            _ if route.spec.cas().is_some_and(|c| c.gateway)
                 && cookie_value(parts, &self.config.session.cas_gateway_cookie).is_some() =>
             {
                 Access::Anonymous
@@ -427,13 +427,6 @@ impl Gateway {
             .as_ref()
             .ok_or_else(|| AuthError::Internal("no CAS client".into()))
     }
-}
-
-fn client_of(route: &RouteSpec) -> Result<&crate::config::ClientCredentials, AuthError> {
-    route
-        .client
-        .as_ref()
-        .ok_or_else(|| AuthError::Internal("a route without a client".into()))
 }
 
 /// The first value of the cookie `name` in the request.

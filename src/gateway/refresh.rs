@@ -98,22 +98,22 @@ impl Gateway {
                 return Renewal::NotNow;
             }
         }
-        let (Some(refresh_token), Ok(client)) = (&s.refresh_token, client_of(route)) else {
+        let Some(refresh_token) = &s.refresh_token else {
             return Renewal::NotNow;
         };
-        let result = match route.protocol {
-            Protocol::Oidc => match self.oidc() {
+        let result = match &route.auth {
+            RouteAuth::Oidc(client) => match self.oidc() {
                 Ok(o) => {
                     o.refresh(client, refresh_token, &s.identity.sub, &self.keep_claims)
                         .await
                 }
                 Err(e) => Err(e),
             },
-            Protocol::OAuth2 => match self.oauth2() {
+            RouteAuth::OAuth2(client) => match self.oauth2() {
                 Ok(o) => o.refresh(client, refresh_token).await.map(|g| (None, g)),
                 Err(e) => Err(e),
             },
-            Protocol::Cas | Protocol::Public => return Renewal::NotNow,
+            RouteAuth::Cas(_) | RouteAuth::Public => return Renewal::NotNow,
         };
         let mut new = s.clone();
         match result {

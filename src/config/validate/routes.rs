@@ -11,7 +11,7 @@ use super::{headers, policy, serving, tokens, Collector, EnvLookup};
 use crate::config::file::{CasFile, RouteFile};
 use crate::config::runtime::{
     CasFormat, CasSettings, CasVersion, PathParams, Protocol, ProviderSettings, Realm,
-    RefreshFailure, RouteSpec, ServerSettings,
+    RefreshFailure, RouteAuth, RouteSpec, ServerSettings,
 };
 
 pub(super) fn route_specs(
@@ -172,17 +172,23 @@ pub(super) fn route_specs(
         };
 
         let tokens = tokens::route_tokens(c, i, &f, protocol, client.as_ref());
-        if f.upstream.is_none() || upstream.is_some() {
+        let auth = match (protocol, client, cas) {
+            (Protocol::Public, _, _) => Some(RouteAuth::Public),
+            (Protocol::Oidc, Some(cl), _) => Some(RouteAuth::Oidc(cl)),
+            (Protocol::OAuth2, Some(cl), _) => Some(RouteAuth::OAuth2(cl)),
+            (Protocol::Cas, _, Some(cas)) => Some(RouteAuth::Cas(cas)),
+            // Without its client the route is not made; the problem is reported.
+            _ => None,
+        };
+        if let (Some(auth), true) = (auth, f.upstream.is_none() || upstream.is_some()) {
             out.push(RouteSpec {
                 index: i,
                 host,
                 path,
                 upstream,
-                protocol,
+                auth,
                 headers,
                 origin,
-                client,
-                cas,
                 realm,
                 refresh_failure,
                 policy,

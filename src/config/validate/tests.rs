@@ -66,7 +66,7 @@ fn a_good_file_gives_ready_values() {
     assert_eq!(p.oauth2_scopes, ["get_user_info"]);
     assert_eq!(c.routes[0].realm, "oidc:app");
     assert_eq!(c.routes[1].realm, "public");
-    assert!(c.routes[1].client.is_none());
+    assert!(c.routes[1].client().is_none());
     assert!(c.server.tls);
     assert_eq!(c.session.cookie_name, "__Host-oag_session");
     assert_eq!(c.session.keys.len(), 1);
@@ -288,16 +288,16 @@ cas = {{ version = "2.0", format = "xml", gateway = true }}
     );
     let c = parse_ok(&text);
     let oauth2 = &c.routes[2];
-    assert_eq!(oauth2.protocol, Protocol::OAuth2);
+    assert_eq!(oauth2.protocol(), Protocol::OAuth2);
     assert_eq!(oauth2.realm, "oauth2:reports-app");
-    let client = oauth2.client.as_ref().expect("own client");
+    let client = oauth2.client().expect("own client");
     assert_eq!(client.client_id, "reports-app");
     assert_eq!(client.token_auth, TokenAuth::ClientSecretBasic);
     let cas = &c.routes[3];
     assert_eq!(cas.realm, "cas");
-    assert!(cas.client.is_none());
+    assert!(cas.client().is_none());
     assert_eq!(
-        cas.cas,
+        cas.cas(),
         Some(CasSettings {
             version: CasVersion::V2,
             format: CasFormat::Xml,
