@@ -6,6 +6,155 @@ use bytes::Bytes;
 
 use crate::error::AuthError;
 
+/// Every answer the gateway makes of its own outside a login step's errors
+/// (those are `Reply::for_auth_error`): one variant, one status and one text,
+/// as a page for a browser or JSON for an API client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// 404: no gateway endpoint at this path.
+    NotFound,
+    /// 404: a route judged only through forward auth, asked directly.
+    ForwardAuthOnly,
+    /// 413: an endpoint's body over its limit.
+    BodyTooLarge,
+    /// 401: a protected resource and no session (API clients; browsers log in).
+    Unauthenticated,
+    /// 403: the route's policy refuses this user or request.
+    PolicyDenied,
+    /// 403: a header rule with `missing = "reject"` found no value.
+    MissingAttribute,
+    /// 400: `{prefix}/start` with a return address that is not allowed.
+    BadReturnUrl,
+    /// 403: forward auth asked by a peer not in `trusted_proxies`.
+    UntrustedProxy,
+    /// 403: forward auth without the original address (`X-Forwarded-Uri` for
+    /// the redirecting endpoint, else `X-Original-URL`).
+    NoOriginalUrl { forwarded: bool },
+    /// 403: forward auth asked about one of the gateway's own addresses.
+    GatewayEndpoint,
+    /// 503: the store did not answer a logout request; the IdP retries.
+    TryLater,
+    /// 400: an invalid back-channel logout token.
+    InvalidLogoutToken,
+    /// 403: CAS single logout from outside `cas.slo_networks`.
+    SingleLogoutForbidden,
+    /// 400: a CAS single-logout POST without a valid `logoutRequest`.
+    NoLogoutRequest,
+}
+
+impl Answer {
+    /// The reply: a page, or JSON when `api` (answers only machines get are
+    /// JSON whatever `api` says, and pages only browsers get are pages).
+    pub fn reply(self, api: bool) -> Reply {
+        let denied = "You are signed in, but this application does not allow you this request. Ask its administrator for access.";
+        let lacking =
+            "Your account lacks information this application requires. Ask its administrator.";
+        let (status, code, title, message, page) = match self {
+            Answer::NotFound => (
+                404,
+                "not_found",
+                "Not found",
+                "There is nothing at this address.",
+                true,
+            ),
+            Answer::ForwardAuthOnly => (
+                404,
+                "not_found",
+                "Not found",
+                "This application is reached through its own proxy, not this gateway.",
+                true,
+            ),
+            Answer::BodyTooLarge => (
+                413,
+                "too_large",
+                "",
+                "The request body is too large.",
+                false,
+            ),
+            Answer::Unauthenticated => (
+                401,
+                "unauthenticated",
+                "",
+                "This resource needs a signed-in session.",
+                false,
+            ),
+            Answer::PolicyDenied if api => (
+                403,
+                "forbidden",
+                "",
+                "This request is not allowed for this user.",
+                false,
+            ),
+            Answer::PolicyDenied => (403, "forbidden", "Access denied", denied, true),
+            Answer::MissingAttribute => (403, "missing_attribute", "Access denied", lacking, !api),
+            Answer::BadReturnUrl => (
+                400,
+                "bad_request",
+                "Bad request",
+                "The address to return to is not allowed.",
+                true,
+            ),
+            Answer::UntrustedProxy => (
+                403,
+                "untrusted_proxy",
+                "",
+                "Forward auth answers only the proxies listed in server.trusted_proxies.",
+                false,
+            ),
+            Answer::NoOriginalUrl { forwarded: true } => (
+                403,
+                "no_original_url",
+                "",
+                "The proxy sent no X-Forwarded-Uri.",
+                false,
+            ),
+            Answer::NoOriginalUrl { forwarded: false } => (
+                403,
+                "no_original_url",
+                "",
+                "The proxy sent no absolute X-Original-URL.",
+                false,
+            ),
+            Answer::GatewayEndpoint => (
+                403,
+                "gateway_endpoint",
+                "",
+                "The gateway's own addresses are not judged by forward auth.",
+                false,
+            ),
+            Answer::TryLater => (
+                503,
+                "temporarily_unavailable",
+                "",
+                "Try again later.",
+                false,
+            ),
+            Answer::InvalidLogoutToken => (
+                400,
+                "invalid_request",
+                "",
+                "The logout token is not valid.",
+                false,
+            ),
+            Answer::SingleLogoutForbidden => (
+                403,
+                "forbidden",
+                "",
+                "Single logout is taken only from the CAS server's networks.",
+                false,
+            ),
+            Answer::NoLogoutRequest => {
+                (400, "invalid_request", "", "No valid logoutRequest.", false)
+            }
+        };
+        if page {
+            Reply::page(status, title, message)
+        } else {
+            Reply::json_error(status, code, message)
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
@@ -104,6 +253,54 @@ impl Reply {
             self.headers.push(("set-cookie", c));
         }
         self
+    }
+
+    /// A 401 with the RFC 6750 challenge, for a bearer token that is missing
+    /// or not accepted.
+    pub fn bearer_challenge(error: &str, message: &str) -> Reply {
+        let mut r = Reply::json_error(401, error, message);
+        r.headers
+            .push(("www-authenticate", format!("Bearer error=\"{error}\"")));
+        r
+    }
+
+    /// A clear page (or JSON for API clients) instead of an empty error when the
+    /// upstream fails: 502 (no answer), 504 (too slow), 400 (an unreadable
+    /// request), anything else 500-like.
+    pub fn upstream_failure(code: u16, api: bool) -> Reply {
+        let (title, text, error) = match code {
+            502 => (
+                "Bad gateway",
+                "The application behind this address is not answering. Try again in a moment.",
+                "upstream_unavailable",
+            ),
+            504 => (
+                "Gateway timeout",
+                "The application behind this address took too long to answer.",
+                "upstream_timeout",
+            ),
+            400 => (
+                "Bad request",
+                "The request could not be read.",
+                "bad_request",
+            ),
+            _ => (
+                "Error",
+                "The gateway could not complete this request.",
+                "internal_error",
+            ),
+        };
+        if api {
+            Reply::json_error(code, error, text)
+        } else {
+            Reply::page(code, title, text)
+        }
+    }
+
+    /// A front-door refusal as forward auth gives it: 403 (nginx takes no 400),
+    /// with the refusal's code.
+    pub fn for_forward_auth_refusal(refusal: crate::front_door::Refusal) -> Reply {
+        Reply::json_error(403, refusal.code(), refusal.message())
     }
 
     /// The answer to a request the front door refuses: a page, or JSON for an
@@ -228,6 +425,42 @@ pub fn escape_html(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_answer_has_its_status_and_shape() {
+        use Answer::*;
+        let all = [
+            (NotFound, 404, true),
+            (ForwardAuthOnly, 404, true),
+            (BodyTooLarge, 413, false),
+            (Unauthenticated, 401, false),
+            (MissingAttribute, 403, true),
+            (BadReturnUrl, 400, true),
+            (UntrustedProxy, 403, false),
+            (NoOriginalUrl { forwarded: true }, 403, false),
+            (NoOriginalUrl { forwarded: false }, 403, false),
+            (GatewayEndpoint, 403, false),
+            (TryLater, 503, false),
+            (InvalidLogoutToken, 400, false),
+            (SingleLogoutForbidden, 403, false),
+            (NoLogoutRequest, 400, false),
+        ];
+        let is_page = |r: &Reply| {
+            r.headers
+                .iter()
+                .any(|(n, v)| *n == "content-type" && v.starts_with("text/html"))
+        };
+        for (answer, status, page_for_browser) in all {
+            let browser = answer.reply(false);
+            assert_eq!(browser.status, status, "{answer:?}");
+            assert_eq!(is_page(&browser), page_for_browser, "{answer:?}");
+        }
+        // Policy: a page for a browser, JSON for a script, with other words.
+        let (page, json) = (PolicyDenied.reply(false), PolicyDenied.reply(true));
+        assert_eq!((page.status, json.status), (403, 403));
+        assert!(is_page(&page) && !is_page(&json));
+        assert!(!is_page(&MissingAttribute.reply(true)));
+    }
 
     #[test]
     fn pages_escape_their_text() {

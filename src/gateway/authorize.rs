@@ -52,21 +52,13 @@ impl Gateway {
         };
         tracing::info!(route = %route.label, reason, user = identity.map_or("-", |i| i.sub.as_str()), "denied by policy");
         if is_api_request(parts) {
-            return Some(Reply::json_error(
-                403,
-                "forbidden",
-                "This request is not allowed for this user.",
-            ));
+            return Some(Answer::PolicyDenied.reply(true));
         }
         let just_logged_in = session.is_some_and(|s| now < s.issued_at + 30);
         if policy.on_deny == OnDeny::Reauthenticate && session.is_some() && !just_logged_in {
             return Some(self.login_redirect(route, parts, now, true).await);
         }
-        Some(Reply::page(
-            403,
-            "Access denied",
-            "You are signed in, but this application does not allow you this request. Ask its administrator for access.",
-        ))
+        Some(Answer::PolicyDenied.reply(false))
     }
 
     /// The client's address: the socket's, or what `X-Forwarded-For` says when the

@@ -32,7 +32,7 @@ impl Gateway {
             }
             Err(e) => {
                 tracing::info!(route = %route.label, error = %e, "bearer token refused");
-                return Ok(Access::Refused(bearer_challenge(
+                return Ok(Access::Refused(Reply::bearer_challenge(
                     "invalid_token",
                     "The bearer token is not valid for this resource.",
                 )));
@@ -62,7 +62,7 @@ impl Gateway {
         // A global logout revokes the user's tokens too, as it does cookie sessions.
         if self.sessions.is_revoked(&data).await? {
             tracing::info!(route = %route.label, user = %data.identity.sub, "bearer token of a logged-out session");
-            return Ok(Access::Refused(bearer_challenge(
+            return Ok(Access::Refused(Reply::bearer_challenge(
                 "invalid_token",
                 "The bearer token belongs to a session that has ended.",
             )));
@@ -81,12 +81,4 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
     let (scheme, token) = v.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// A 401 with the RFC 6750 challenge.
-pub fn bearer_challenge(error: &str, message: &str) -> Reply {
-    let mut r = Reply::json_error(401, error, message);
-    r.headers
-        .push(("www-authenticate", format!("Bearer error=\"{error}\"")));
-    r
 }

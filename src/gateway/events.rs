@@ -67,7 +67,7 @@ impl Gateway {
         now_millis: u64,
     ) -> Reply {
         let Some(settings) = self.events_settings() else {
-            return Reply::page(404, "Not found", "There is nothing at this address.");
+            return Answer::NotFound.reply(false);
         };
         let receiver = Receiver::new(settings);
         let checked = receiver.check(bearer_token(parts), body, now_millis);

@@ -30,11 +30,7 @@ impl Gateway {
         });
         if !trusted {
             tracing::warn!(peer = ?socket, "forward auth asked by a peer that is not a trusted proxy");
-            let reply = Reply::json_error(
-                403,
-                "untrusted_proxy",
-                "Forward auth answers only the proxies listed in server.trusted_proxies.",
-            );
+            let reply = Answer::UntrustedProxy.reply(true);
             return (reply, None, Outcome::UntrustedProxy, None);
         }
         let family = if redirect {
@@ -43,15 +39,10 @@ impl Gateway {
             Family::Original
         };
         let Some(original) = original_request(parts, family) else {
-            let reply = Reply::json_error(
-                403,
-                "no_original_url",
-                if redirect {
-                    "The proxy sent no X-Forwarded-Uri."
-                } else {
-                    "The proxy sent no absolute X-Original-URL."
-                },
-            );
+            let reply = Answer::NoOriginalUrl {
+                forwarded: redirect,
+            }
+            .reply(true);
             return (reply, None, Outcome::NoOriginalUrl, None);
         };
         // The front door, as for a proxied request. nginx treats any status but
@@ -64,11 +55,7 @@ impl Gateway {
         let (route, path) = match entry {
             Ok(Entry::Route { route, path }) => (route, path),
             Ok(Entry::Endpoint(_)) => {
-                let reply = Reply::json_error(
-                    403,
-                    "gateway_endpoint",
-                    "The gateway's own addresses are not judged by forward auth.",
-                );
+                let reply = Answer::GatewayEndpoint.reply(true);
                 return (reply, None, Outcome::NoRoute, None);
             }
             Err(refusal) => {
@@ -78,7 +65,7 @@ impl Gateway {
                         "forward auth for an address no route covers"
                     );
                 }
-                let reply = Reply::json_error(403, refusal.code(), refusal.message());
+                let reply = Reply::for_forward_auth_refusal(refusal);
                 return (reply, None, refusal.outcome(), None);
             }
         };
@@ -122,13 +109,7 @@ impl Gateway {
     /// comes back there. Where nginx sends a browser its forward auth refused with
     /// 401. `rd` must be on the route's origin or an allowed host.
     pub async fn start_for(&self, parts: &Parts, now: u64) -> Reply {
-        let bad = || {
-            Reply::page(
-                400,
-                "Bad request",
-                "The address to return to is not allowed.",
-            )
-        };
+        let bad = || Answer::BadReturnUrl.reply(false);
         let q = Query::parse(parts.uri.query());
         let Some(rd) = q.get("rd") else {
             return bad();

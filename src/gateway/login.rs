@@ -8,11 +8,7 @@ impl Gateway {
     /// browser navigation, 401 JSON for everything else.
     pub async fn login_required(&self, route: &Route, parts: &Parts, now: u64) -> Reply {
         if is_api_request(parts) {
-            return Reply::json_error(
-                401,
-                "unauthenticated",
-                "This resource needs a signed-in session.",
-            );
+            return Answer::Unauthenticated.reply(true);
         }
         self.login_redirect(route, parts, now, false).await
     }

@@ -87,11 +87,11 @@ impl Gateway {
             }
             Err(e @ (AuthError::Store(_) | AuthError::IdpUnavailable(_))) => {
                 tracing::warn!(error = %e, "back-channel logout could not be done now");
-                Reply::json_error(503, "temporarily_unavailable", "Try again later.")
+                Answer::TryLater.reply(true)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "back-channel logout refused");
-                Reply::json_error(400, "invalid_request", "The logout token is not valid.")
+                Answer::InvalidLogoutToken.reply(true)
             }
         };
         reply
@@ -152,18 +152,14 @@ impl Gateway {
             let client = self.client_address(parts, socket);
             if !client.is_some_and(|ip| networks.iter().any(|n| n.contains(&ip))) {
                 tracing::warn!(client = ?client, "CAS single logout from outside cas.slo_networks refused");
-                return Reply::json_error(
-                    403,
-                    "forbidden",
-                    "Single logout is taken only from the CAS server's networks.",
-                );
+                return Answer::SingleLogoutForbidden.reply(true);
             }
         }
         let index = url::form_urlencoded::parse(body)
             .find(|(k, _)| k == "logoutRequest")
             .and_then(|(_, v)| crate::auth::cas::parse_logout_request(&v));
         let Some(ticket) = index else {
-            return Reply::json_error(400, "invalid_request", "No valid logoutRequest.");
+            return Answer::NoLogoutRequest.reply(true);
         };
         let key = format!("st:{}", ticket_hash(&ticket));
         let outcome = match self.sessions.store().has_index(&format!("idx:{key}")).await {
@@ -179,7 +175,7 @@ impl Gateway {
             Ok(None) => tracing::debug!("CAS single logout for a ticket this gateway did not use"),
             Err(e) => {
                 tracing::warn!(error = %e, "CAS single logout could not be done now");
-                return Reply::json_error(503, "temporarily_unavailable", "Try again later.");
+                return Answer::TryLater.reply(true);
             }
         }
         Reply::empty(200)

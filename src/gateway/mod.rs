@@ -22,7 +22,7 @@ use crate::error::{AuthError, StartupError};
 use crate::front_door::{FrontDoor, RequestPath};
 use crate::identity::{Identity, ManagedHeaders};
 use crate::metrics::{Gauges, Metrics, Outcome};
-use crate::reply::Reply;
+use crate::reply::{Answer, Reply};
 use crate::route::{Route, Router};
 use crate::secret::{ct_eq, Secret};
 use crate::session::store::{self, Store, StoreError};

@@ -7,7 +7,7 @@ use http::{HeaderName, HeaderValue};
 use super::Gateway;
 use crate::config::PassToken;
 use crate::identity::{header_values, Identity, MissingValue};
-use crate::reply::Reply;
+use crate::reply::{Answer, Reply};
 use crate::route::Route;
 use crate::secret::Secret;
 
@@ -31,12 +31,7 @@ impl Gateway {
     ) -> Result<Vec<(HeaderName, HeaderValue)>, Reply> {
         let mut out = header_values(&route.spec.headers, identity).map_err(|MissingValue(h)| {
             tracing::info!(route = %route.label, header = %h, user = %identity.sub, "refused: a required identity value is missing");
-            let msg = "Your account lacks information this application requires. Ask its administrator.";
-            if api {
-                Reply::json_error(403, "missing_attribute", msg)
-            } else {
-                Reply::page(403, "Access denied", msg)
-            }
+            Answer::MissingAttribute.reply(api)
         })?;
         if let Some(kind) = route.spec.pass_token {
             let token = match kind {

@@ -5,7 +5,6 @@
 
 use http::{HeaderName, HeaderValue};
 
-use super::bearer::bearer_challenge;
 use super::upstream::Tokens;
 use super::*;
 
@@ -66,16 +65,12 @@ impl Gateway {
             }
             Access::LoginRequired => {
                 let reply = if (api || !redirect) && !route.spec.bearer_audiences.is_empty() {
-                    bearer_challenge(
+                    Reply::bearer_challenge(
                         "invalid_request",
                         "This resource needs a bearer token or a signed-in session.",
                     )
                 } else if !redirect {
-                    Reply::json_error(
-                        401,
-                        "unauthenticated",
-                        "This resource needs a signed-in session.",
-                    )
+                    Answer::Unauthenticated.reply(true)
                 } else {
                     self.login_required(route, parts, now).await
                 };

@@ -23,7 +23,7 @@ use crate::front_door::{self, Entry, Refusal};
 use crate::gateway::{is_api_request, Gateway, Verdict};
 use crate::identity::Identity;
 use crate::metrics::Outcome;
-use crate::reply::Reply;
+use crate::reply::{Answer, Reply};
 use crate::route::Route;
 use crate::session::cookie::{self, CookieRewrite};
 use crate::session::now_secs;
@@ -127,11 +127,7 @@ impl ProxyHttp for GatewayProxy {
             Next::ForwardAuthOnly(route) => {
                 ctx.outcome = Outcome::ForwardAuthOnly;
                 ctx.route = Some(route);
-                let reply = Reply::page(
-                    404,
-                    "Not found",
-                    "This application is reached through its own proxy, not this gateway.",
-                );
+                let reply = Answer::ForwardAuthOnly.reply(false);
                 respond::send(session, reply, &ctx.request_id).await?;
                 return Ok(true);
             }
@@ -288,7 +284,7 @@ impl ProxyHttp for GatewayProxy {
             // client could send its next request on it as it closes.
             session.set_keepalive(None);
             let api = is_api_request(session.req_header());
-            let reply = upstream_failure_reply(code, api);
+            let reply = Reply::upstream_failure(code, api);
             if let Err(e) = respond::send(session, reply, &ctx.request_id).await {
                 tracing::debug!(error = %e, "could not send the error page");
             }
@@ -357,7 +353,7 @@ async fn endpoint(
     let max_body = g.config.server.limits.max_endpoint_body_bytes;
     let req = session.req_header();
     let post = req.method == http::Method::POST;
-    let too_large = || Reply::json_error(413, "too_large", "The request body is too large.");
+    let too_large = || Answer::BodyTooLarge.reply(true);
     let answer = |reply, outcome| (reply, outcome, None, None);
     Ok(if path == paths.callback {
         answer(g.callback(req, now).await, Outcome::Callback)
@@ -402,8 +398,7 @@ async fn endpoint(
             .push(("cache-control", "public, max-age=300".into()));
         answer(r, Outcome::Jwks)
     } else {
-        let r = Reply::page(404, "Not found", "There is nothing at this address.");
-        answer(r, Outcome::NotFound)
+        answer(Answer::NotFound.reply(false), Outcome::NotFound)
     })
 }
 
@@ -426,37 +421,6 @@ fn error_status(e: &Error) -> u16 {
             },
             ErrorSource::Internal | ErrorSource::Unset => 500,
         },
-    }
-}
-
-/// A clear page (or JSON for API clients) instead of an empty 502.
-fn upstream_failure_reply(code: u16, api: bool) -> Reply {
-    let (title, text, error) = match code {
-        502 => (
-            "Bad gateway",
-            "The application behind this address is not answering. Try again in a moment.",
-            "upstream_unavailable",
-        ),
-        504 => (
-            "Gateway timeout",
-            "The application behind this address took too long to answer.",
-            "upstream_timeout",
-        ),
-        400 => (
-            "Bad request",
-            "The request could not be read.",
-            "bad_request",
-        ),
-        _ => (
-            "Error",
-            "The gateway could not complete this request.",
-            "internal_error",
-        ),
-    };
-    if api {
-        Reply::json_error(code, error, text)
-    } else {
-        Reply::page(code, title, text)
     }
 }
 
