@@ -1,3 +1,5 @@
+//! The gateway's decisions without a server: logins, callbacks, logout, sessions, policy, with the simulator or no IdP at all.
+
 use std::path::Path;
 
 use http::Request;

@@ -1,3 +1,5 @@
+//! The policy decision table: who, how, from where and when.
+
 use super::*;
 
 fn policy() -> Policy {

@@ -1,3 +1,5 @@
+//! CAS answers as servers send them (JSON, XML, 1.0), hostile ones included.
+
 use super::*;
 use serde_json::json;
 

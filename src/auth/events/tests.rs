@@ -1,3 +1,5 @@
+//! OneAccess events checked and read: vectors from Python's hmac and cryptography, every refusal in order.
+
 use std::time::Duration;
 
 use serde_json::json;

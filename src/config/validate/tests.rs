@@ -1,3 +1,5 @@
+//! Configuration files, good and bad: every problem listed with its TOML path.
+
 use std::path::Path;
 
 use super::*;

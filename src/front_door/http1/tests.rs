@@ -1,3 +1,5 @@
+//! The strict HTTP/1 read, byte by byte: what passes and what poisons the connection.
+
 use super::*;
 
 /// Reads `bytes` in one piece, then byte by byte in a fresh guard: both must agree.
