@@ -45,7 +45,11 @@ fn gateway(session_lines: &str) -> Gateway {
     };
     let text = CONFIG.replace("SESSION", &lines);
     let cfg = config::parse(&text, Path::new("."), &|_| None).expect("config");
-    Gateway::with_http(cfg, None).expect("gateway")
+    Gateway::with_http(
+        cfg,
+        std::sync::Arc::new(oneaccess_gateway::auth::http::Offline),
+    )
+    .expect("gateway")
 }
 
 fn alice() -> Identity {

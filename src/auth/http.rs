@@ -130,6 +130,19 @@ impl HttpClient for Metered {
     }
 }
 
+/// The client of a gateway that talks to no identity provider (no `[provider]`,
+/// or a test that must never reach one): every call fails, as with the network
+/// down. So a gateway always has a client, and a route's login always a
+/// protocol client; whether the network answers is a runtime matter.
+pub struct Offline;
+
+#[async_trait]
+impl HttpClient for Offline {
+    async fn send(&self, _req: OutboundRequest) -> Result<OutboundResponse, String> {
+        Err("this gateway has no connection to an identity provider".into())
+    }
+}
+
 pub struct ReqwestClient {
     client: reqwest::Client,
 }

@@ -42,9 +42,10 @@ impl Gateway {
     /// Whether the identity provider answers: as its recent calls said, else as
     /// a request for its discovery document (any status below 500) says.
     async fn idp_answers(&self) -> bool {
-        let (Some(http), Some(p)) = (&self.http, &self.config.provider) else {
+        let Some(p) = &self.config.provider else {
             return true;
         };
+        let http = &self.http;
         let url = crate::auth::discovery::discovery_url(&p.issuer);
         self.idp_health
             .reachable(|| async move {

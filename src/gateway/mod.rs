@@ -9,7 +9,7 @@ use http::request::Parts;
 use http::HeaderName;
 
 use crate::auth::code_flow::Grant;
-use crate::auth::http::{HttpClient, Metered, ReqwestClient};
+use crate::auth::http::{HttpClient, Metered, Offline, ReqwestClient};
 use crate::auth::logout::global_logout_url;
 use crate::auth::pending::{cookie_id, PendingLogin};
 use crate::auth::redirect::{absolute, safe_return_url};
@@ -59,13 +59,11 @@ const JTI_MEMORY: std::time::Duration = std::time::Duration::from_secs(900);
 /// apart; the latest CAS login of a browser wins.
 const CAS_PENDING_ID: &str = "cas";
 
-/// The client that talks to the identity provider, when there is one.
-fn provider_client(config: &Config) -> Result<Option<Arc<dyn HttpClient>>, StartupError> {
+/// The client that talks to the identity provider; `Offline` without one.
+fn provider_client(config: &Config) -> Result<Arc<dyn HttpClient>, StartupError> {
     Ok(match &config.provider {
-        Some(p) => Some(Arc::new(
-            ReqwestClient::new(p.http_timeout).map_err(StartupError::Server)?,
-        )),
-        None => None,
+        Some(p) => Arc::new(ReqwestClient::new(p.http_timeout).map_err(StartupError::Server)?),
+        None => Arc::new(Offline),
     })
 }
 
@@ -142,7 +140,7 @@ pub struct Gateway {
     /// Whether the identity provider answers, as its last calls (or a probe) said.
     idp_health: Arc<crate::auth::health::IdpHealth>,
     /// The client to the identity provider (for the health probe).
-    http: Option<Arc<dyn HttpClient>>,
+    http: Arc<dyn HttpClient>,
 }
 
 /// What a reloaded gateway takes over from the one it replaces, so that a reload
@@ -163,11 +161,9 @@ impl Gateway {
         Gateway::with_http(config, http)
     }
 
-    /// As `new`, with the outbound HTTP client given (tests pass fakes or none).
-    pub fn with_http(
-        config: Config,
-        http: Option<Arc<dyn HttpClient>>,
-    ) -> Result<Gateway, StartupError> {
+    /// As `new`, with the outbound HTTP client given (tests pass a fake, or
+    /// `auth::http::Offline`).
+    pub fn with_http(config: Config, http: Arc<dyn HttpClient>) -> Result<Gateway, StartupError> {
         Gateway::assemble(config, http, Carried::default())
     }
 
@@ -191,14 +187,13 @@ impl Gateway {
 
     fn assemble(
         config: Config,
-        http: Option<Arc<dyn HttpClient>>,
+        http: Arc<dyn HttpClient>,
         carried: Carried,
     ) -> Result<Gateway, StartupError> {
         let metrics = carried.metrics.unwrap_or_default();
         let idp_health = Arc::new(crate::auth::health::IdpHealth::default());
-        let http = http.map(|h| {
-            Arc::new(Metered::new(h, metrics.clone(), idp_health.clone())) as Arc<dyn HttpClient>
-        });
+        let http: Arc<dyn HttpClient> =
+            Arc::new(Metered::new(http, metrics.clone(), idp_health.clone()));
         let store = match carried.store {
             Some(s) => s,
             None => store::build(&config.session.store, config.session.lifetime)
@@ -261,7 +256,8 @@ impl Gateway {
         };
         let uses = |p: Protocol| config.routes.iter().any(|r| r.protocol() == p);
         let (mut oidc, mut oauth2, mut cas, mut management) = (None, None, None, None);
-        if let (Some(p), Some(h)) = (&config.provider, http.clone()) {
+        if let Some(p) = &config.provider {
+            let h = http.clone();
             if let Some(m) = &p.management {
                 management = Some(crate::auth::management::ManagementClient::new(
                     &p.base_url,

@@ -35,8 +35,8 @@ protocol = "public"
 "#
     );
     let cfg = crate::config::parse(&text, Path::new("."), &|_| None).expect("config");
-    // No HTTP client: these tests never reach the IdP.
-    Gateway::with_http(cfg, None).expect("gateway")
+    // Offline: these tests never reach the IdP.
+    Gateway::with_http(cfg, std::sync::Arc::new(crate::auth::http::Offline)).expect("gateway")
 }
 
 fn parts(method: &str, uri: &str, headers: &[(&str, &str)]) -> Parts {
@@ -423,7 +423,8 @@ protocol = "oidc"
 "#
     );
     let cfg = crate::config::parse(&text, Path::new("."), &|_| None).expect("config");
-    let g = Gateway::with_http(cfg, None).expect("gateway");
+    let g =
+        Gateway::with_http(cfg, std::sync::Arc::new(crate::auth::http::Offline)).expect("gateway");
     let identity = crate::identity::Identity {
         sub: "u".into(),
         claims: vec![],
@@ -503,7 +504,7 @@ policy = {{ users = ["bob"], on_deny = "reauthenticate" }}
 "#
     );
     let cfg = crate::config::parse(&text, Path::new("."), &|_| None).expect("config");
-    let g = Gateway::with_http(cfg, Some(std::sync::Arc::new(NoHttp))).expect("gateway");
+    let g = Gateway::with_http(cfg, std::sync::Arc::new(NoHttp)).expect("gateway");
     let route = g
         .router
         .find(Some("app.example.com"), "/x", false)
