@@ -130,8 +130,10 @@ impl CasClient {
         };
         match answer {
             CasAnswer::Success { user, attributes } => {
-                if user.trim().is_empty() || user.len() > 255 {
-                    return Err(AuthError::Cas("empty or oversized user".into()));
+                if user.trim().is_empty() || user.len() > 255 || user.contains(char::is_control) {
+                    return Err(AuthError::Cas(
+                        "empty, oversized or unprintable user".into(),
+                    ));
                 }
                 let mut claims = attributes;
                 // CAS's user is the login name: the claim OIDC calls preferred_username.
@@ -174,7 +176,11 @@ pub fn parse_v1(body: &str) -> Result<CasAnswer, AuthError> {
         return Err(bad());
     }
     match (first.map(str::trim), second.map(str::trim)) {
-        (Some("yes"), Some(user)) if !user.is_empty() && body.ends_with('\n') => {
+        // A lone CR inside the line (`str::lines` takes only CRLF) or any other
+        // control character is no user name.
+        (Some("yes"), Some(user))
+            if !user.is_empty() && !user.contains(char::is_control) && body.ends_with('\n') =>
+        {
             Ok(CasAnswer::Success {
                 user: user.to_string(),
                 attributes: Map::new(),

@@ -155,3 +155,13 @@ fn logout_requests_give_their_session_index() {
         assert_eq!(parse_logout_request(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn a_cas_1_user_with_a_control_character_is_refused() {
+    // Found by tests/parsers_props.rs: `str::lines` splits at LF and CRLF only,
+    // so a lone CR stayed inside the user name.
+    for body in ["yes\na\rice\n", "yes\nal\u{7}ice\n", "yes\nal\u{0}ice\n"] {
+        assert!(parse_v1(body).is_err(), "{body:?}");
+    }
+    assert!(matches!(parse_v1("yes\nalice\r\n"), Ok(CasAnswer::Success { user, .. }) if user == "alice"));
+}
