@@ -163,5 +163,7 @@ fn a_cas_1_user_with_a_control_character_is_refused() {
     for body in ["yes\na\rice\n", "yes\nal\u{7}ice\n", "yes\nal\u{0}ice\n"] {
         assert!(parse_v1(body).is_err(), "{body:?}");
     }
-    assert!(matches!(parse_v1("yes\nalice\r\n"), Ok(CasAnswer::Success { user, .. }) if user == "alice"));
+    assert!(
+        matches!(parse_v1("yes\nalice\r\n"), Ok(CasAnswer::Success { user, .. }) if user == "alice")
+    );
 }
