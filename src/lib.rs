@@ -6,7 +6,7 @@
 //! not check. `unsafe` only where a raw socket descriptor is borrowed
 //! (`proxy::workers::dup`), each block with its SAFETY note.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
-#![deny(unsafe_code)]
+#![deny(unsafe_code, unreachable_pub)]
 
 pub mod assertion;
 pub mod auth;

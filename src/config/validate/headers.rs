@@ -174,7 +174,7 @@ fn claim_name(c: &mut Collector, path: &str, claim: &str) -> Option<String> {
 
 /// `"{preferred_username}@corp"` into text and claims; `{{` and `}}` are
 /// literal braces.
-pub fn parse_template(t: &str) -> Result<Vec<TemplatePart>, String> {
+pub(super) fn parse_template(t: &str) -> Result<Vec<TemplatePart>, String> {
     let mut parts = Vec::new();
     let mut text = String::new();
     let mut chars = t.chars().peekable();

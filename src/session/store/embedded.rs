@@ -22,7 +22,7 @@ use super::memory::{deadline, now_millis};
 use super::{MemoryStore, Store, StoreError};
 
 /// The file in `state_dir`.
-pub const FILE_NAME: &str = "oneaccess-gateway.db";
+pub(super) const FILE_NAME: &str = "oneaccess-gateway.db";
 
 /// How often the mirror reads the file's new revocations.
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
