@@ -168,36 +168,17 @@ async fn code_flow_with_pkce_refresh_and_userinfo() {
 
     // Refresh: new tokens, no nonce, the old refresh token is spent.
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh),
-        ("client_id", "demo-client"),
-        ("client_secret", "demo-secret"),
-    ];
-    let resp = c
-        .post(format!("{base}/api/v1/oauth2/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let refreshed: Value = resp.json().await.unwrap();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    let (status, refreshed) = token_call(&c, &base, &form).await;
+    assert_eq!(status, 200);
     assert_ne!(refreshed["access_token"], tokens["access_token"]);
     assert_ne!(refreshed["refresh_token"], tokens["refresh_token"]);
     let claims = verify_rs256(refreshed["id_token"].as_str().unwrap(), &sim.jwks_json()).unwrap();
     assert_eq!(claims["sub"], "20240001");
     assert!(claims.get("nonce").is_none());
-    let again = c
-        .post(format!("{base}/api/v1/oauth2/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 400);
-    assert_eq!(
-        again.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
-    );
+    let (status, again) = token_call(&c, &base, &form).await;
+    assert_eq!(status, 400);
+    assert_eq!(again["error"], "invalid_grant");
 
     let n = sim.counters();
     assert_eq!((n.authorize, n.token, n.userinfo, n.login), (2, 4, 3, 1));

@@ -78,7 +78,7 @@ impl Gateway {
             .map_or("unknown", EventType::as_str);
         let result = match checked {
             Ok(envelope) => {
-                self.take_event(&receiver, envelope, now_millis / 1000)
+                self.take_event(settings, &receiver, envelope, now_millis / 1000)
                     .await
             }
             Err(r) => Err((r, None)),
@@ -116,11 +116,11 @@ impl Gateway {
     /// The checks that need the store or the message, then the event's effect.
     async fn take_event(
         &self,
+        settings: &crate::config::EventSettings,
         receiver: &Receiver<'_>,
         envelope: events::Envelope,
         now: u64,
     ) -> Result<Done, (Refusal, Option<String>)> {
-        let settings = self.events_settings().ok_or((events::BUSY, None))?;
         // The nonce is remembered in the shared store for twice the window: a
         // replay to this or any other gateway within the window is refused, and
         // one after it is stale.

@@ -44,7 +44,8 @@ impl ServeHttp for Admin {
                     .get(http::header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                let Some(body) = read_small_body(session).await else {
+                // Up to 4 KiB; larger or unreadable is refused alike.
+                let Ok(Some(body)) = super::read_body(session, 4096).await else {
                     return answer(
                         413,
                         "application/json",
@@ -77,19 +78,6 @@ impl ServeHttp for Admin {
             _ => answer(404, "text/plain", b"not found\n".to_vec()),
         }
     }
-}
-
-/// The body of an admin request, up to 4 KiB; `None` when larger or unreadable.
-async fn read_small_body(session: &mut ServerSession) -> Option<Vec<u8>> {
-    const MAX: usize = 4096;
-    let mut body = Vec::new();
-    while let Some(chunk) = session.read_request_body().await.ok()? {
-        if body.len() + chunk.len() > MAX {
-            return None;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Some(body)
 }
 
 fn answer(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {

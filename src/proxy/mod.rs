@@ -426,7 +426,12 @@ fn error_status(e: &Error) -> u16 {
 
 /// Reads a request body for an endpoint the gateway answers itself; `None` when it
 /// is larger than `max`.
-async fn read_body(session: &mut Session, max: usize) -> Result<Option<Vec<u8>>> {
+/// Shared with the admin listener: a proxy `Session` derefs to the same
+/// `ServerSession`.
+pub(super) async fn read_body(
+    session: &mut pingora::protocols::http::ServerSession,
+    max: usize,
+) -> Result<Option<Vec<u8>>> {
     let mut body = Vec::new();
     while let Some(chunk) = session.read_request_body().await? {
         if body.len() + chunk.len() > max {

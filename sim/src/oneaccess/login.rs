@@ -42,33 +42,21 @@ pub(crate) async fn submit(
     let entry = state
         .entry_by_login(username)
         .filter(|e| !password.is_empty() && e.user.password == password);
+    let refuse = |message| {
+        html(
+            StatusCode::UNAUTHORIZED,
+            render(&state, redirect_to, username, Some(message), None),
+        )
+    };
     // Only the right password learns that the account is disabled (as OneAccess's
     // USER.0004 "User disabled."); a wrong one gets the usual message.
     if entry.as_ref().is_some_and(|e| e.disabled) {
         tracing::info!(username, "login refused: the user is disabled");
-        return html(
-            StatusCode::UNAUTHORIZED,
-            render(
-                &state,
-                redirect_to,
-                username,
-                Some("User disabled. Contact the administrator."),
-                None,
-            ),
-        );
+        return refuse("User disabled. Contact the administrator.");
     }
     let Some(user) = entry.map(|e| e.user) else {
         tracing::info!(username, "login failed");
-        return html(
-            StatusCode::UNAUTHORIZED,
-            render(
-                &state,
-                redirect_to,
-                username,
-                Some("Invalid username or password."),
-                None,
-            ),
-        );
+        return refuse("Invalid username or password.");
     };
 
     let sid = {
