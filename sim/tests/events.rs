@@ -20,7 +20,6 @@ use base64::Engine as _;
 use common::*;
 use oneaccess_sim::events::{decrypt_data, encrypt_data, seal_event, seal_event_with, sign};
 use oneaccess_sim::{Delivery, EventSettings, Sim, SimConfig, TimestampStyle, User};
-use reqwest::header::COOKIE;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "security-token-1";
@@ -581,18 +580,7 @@ async fn disabled_or_deleted_user_gets_nothing() {
         "INVALID_TICKET"
     );
     // The old SSO cookie no longer signs in.
-    let resp = c
-        .get(format!("{base}/api/v1/oauth2/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", "demo-client"),
-            ("redirect_uri", REDIRECT_URI),
-            ("scope", "openid"),
-        ])
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let resp = authorize_with(&c, &base, &cookie, "openid", &[]).await;
     assert!(location(&resp).starts_with("/api/v1/login?"));
 
     // Enabled again: the whole flow works, refresh included.

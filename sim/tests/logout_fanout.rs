@@ -217,18 +217,8 @@ async fn id_tokens_carry_the_sso_session_sid() {
     expected.sort();
     assert_eq!(sids, expected);
     assert!(sim.sids_of("bob").is_empty());
-    let resp = c
-        .get(format!("{base}/api/v1/oauth2/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", "demo-client"),
-            ("redirect_uri", REDIRECT_URI),
-            ("scope", "openid"),
-        ])
-        .header(COOKIE, format!("{SSO_COOKIE}={second}"))
-        .send()
-        .await
-        .unwrap();
+    let second_cookie = format!("{SSO_COOKIE}={second}");
+    let resp = authorize_with(&c, &base, &second_cookie, "openid", &[]).await;
     let code = query_param(&location(&resp), "code").unwrap();
     let tokens = token_request(
         &c,

@@ -330,18 +330,7 @@ async fn authorize_errors_login_and_logout() {
     assert_eq!(next, "/api/v1/login");
 
     // With a session, authorize answers at once; prompt=none without one fails.
-    let resp = c
-        .get(format!("{base}/api/v1/oauth2/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", "demo-client"),
-            ("redirect_uri", REDIRECT_URI),
-            ("scope", "get_user_info"),
-        ])
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let resp = authorize_with(&c, &base, &cookie, "get_user_info", &[]).await;
     assert_eq!(resp.status(), 302);
     let code = query_param(&location(&resp), "code").unwrap();
     let tokens: Value = redeem(&c, &base, &code).await;
@@ -364,20 +353,8 @@ async fn authorize_errors_login_and_logout() {
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
-    let resp = c
-        .get(format!("{base}/api/v1/oauth2/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", "demo-client"),
-            ("redirect_uri", REDIRECT_URI),
-            ("scope", "openid"),
-            ("prompt", "none"),
-            ("state", "s"),
-        ])
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let extra = [("prompt", "none"), ("state", "s")];
+    let resp = authorize_with(&c, &base, &cookie, "openid", &extra).await;
     assert_eq!(resp.status(), 302);
     let loc = location(&resp);
     assert_eq!(

@@ -216,3 +216,27 @@ pub async fn token_call(c: &Client, base: &str, form: &[(&str, &str)]) -> (u16, 
         .unwrap();
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
+
+/// `GET /api/v1/oauth2/authorize` for the demo client with `scope`, `extra`
+/// parameters and the SSO `cookie` header value; the answer, not followed.
+pub async fn authorize_with(
+    c: &Client,
+    base: &str,
+    cookie: &str,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> Response {
+    let mut q = vec![
+        ("response_type", "code"),
+        ("client_id", "demo-client"),
+        ("redirect_uri", REDIRECT_URI),
+        ("scope", scope),
+    ];
+    q.extend_from_slice(extra);
+    c.get(format!("{base}/api/v1/oauth2/authorize"))
+        .query(&q)
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+}
