@@ -1,18 +1,21 @@
 //! Host + longest path prefix -> `Arc<Route>`. Built once from the config, so
-//! matching a request allocates nothing. (The upstream peers are the proxy's:
-//! `proxy::peers`.)
+//! matching a request allocates nothing. Each protected route carries its
+//! `Login` from then on. (The upstream peers are the proxy's: `proxy::peers`.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::{Config, RouteSpec};
+use crate::auth::Login;
+use crate::config::{Config, RouteAuth, RouteSpec};
 use crate::front_door::path::{prefix_matches, prefix_matches_ignore_case};
 use crate::metrics::{Metrics, RouteCounters};
 
-/// A route ready to serve: its spec, its label and its counters.
+/// A route ready to serve: its spec, its login, its label and its counters.
 #[derive(Debug)]
 pub struct Route {
     pub spec: RouteSpec,
+    /// How its users log in; `None` exactly when the route is public.
+    pub login: Option<Login>,
     /// `route[N]`, for logs.
     pub label: String,
     /// Its request counters (labelled `host/path`).
@@ -25,21 +28,32 @@ pub struct Router {
     by_host: HashMap<String, Vec<Arc<Route>>>,
     /// Routes without a host, longest path first.
     any_host: Vec<Arc<Route>>,
+    /// Every route, in the config's order (`RouteSpec::index`).
+    by_index: Vec<Arc<Route>>,
     /// Some route's path has an upper-case letter: a lookup that ignores case
     /// cannot be skipped for a lower-case request path.
     upper_case_paths: bool,
 }
 
 impl Router {
-    pub fn new(config: &Config, metrics: &Metrics) -> Router {
+    /// The routes of `config`, each given its login by `login` (which fails for
+    /// a protocol it has no client for).
+    pub fn new(
+        config: &Config,
+        metrics: &Metrics,
+        login: &dyn Fn(&RouteAuth) -> Result<Option<Login>, String>,
+    ) -> Result<Router, String> {
         let mut r = Router::default();
         for spec in &config.routes {
             let name = format!("{}{}", spec.host.as_deref().unwrap_or(""), spec.path);
+            let label = format!("route[{}]", spec.index);
             let route = Arc::new(Route {
-                label: format!("route[{}]", spec.index),
+                login: login(&spec.auth).map_err(|e| format!("{label}: {e}"))?,
+                label,
                 counters: metrics.route(&name),
                 spec: spec.clone(),
             });
+            r.by_index.push(route.clone());
             match &spec.host {
                 Some(h) => r.by_host.entry(h.clone()).or_default().push(route),
                 None => r.any_host.push(route),
@@ -54,7 +68,17 @@ impl Router {
             .routes
             .iter()
             .any(|s| s.path.bytes().any(|b| b.is_ascii_uppercase()));
-        r
+        Ok(r)
+    }
+
+    /// The route at `index` in the config (a pending login names its route so).
+    pub fn by_index(&self, index: usize) -> Option<&Arc<Route>> {
+        self.by_index.iter().find(|r| r.spec.index == index)
+    }
+
+    /// Every route, in the config's order.
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.by_index.iter()
     }
 
     /// The route for a host and path, both canonical (`front_door`): the host in

@@ -51,7 +51,7 @@ policy = { users = ["root"] }
 
 static ROUTER: std::sync::LazyLock<Router> = std::sync::LazyLock::new(|| {
     let cfg = config::parse(CONFIG, Path::new("."), &|_| None).expect("config");
-    Router::new(&cfg, &Metrics::default())
+    Router::new(&cfg, &Metrics::default(), &|_| Ok(None)).expect("router")
 });
 
 /// How restricted a route is: public 0, signed-in 1, a policy 2.

@@ -136,7 +136,7 @@ fn main() -> ExitCode {
             "  Revoke a user   curl -H 'content-type: application/json' -d '{{\"login_name\":\"alice\"}}' http://{admin}/sessions/revoke"
         );
     }
-    if gateway.events_settings().is_some() {
+    if gateway.events().settings.is_some() {
         println!(
             r#"  Disable alice   T=$(curl -s -d grant_type=client_credentials -d client_id=mgmt-client -d client_secret=mgmt-secret http://127.0.0.1:9000/api/v2/tenant/token | grep -o '"access_token":"[^"]*"' | cut -d'"' -f4)"#
         );

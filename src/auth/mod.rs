@@ -14,6 +14,7 @@ pub mod management;
 pub mod oauth2;
 pub mod oidc;
 pub mod pending;
+pub mod protocols;
 pub mod redirect;
 pub mod userinfo;
 
@@ -21,3 +22,4 @@ pub use cas::CasClient;
 pub use oauth2::OAuth2Client;
 pub use oidc::OidcClient;
 pub use pending::PendingLogin;
+pub use protocols::{Login, Protocols};

@@ -29,7 +29,7 @@ path_params = "refuse"
 
 fn router() -> Router {
     let cfg = crate::config::parse(CONFIG, Path::new("."), &|_| None).expect("config");
-    Router::new(&cfg, &Metrics::default())
+    Router::new(&cfg, &Metrics::default(), &|_| Ok(None)).expect("router")
 }
 
 /// Where a request lands: the route's path, `endpoint`, or the refusal.
@@ -116,7 +116,7 @@ fn no_route_and_refusal_answers() {
         &|_| None,
     )
     .expect("config");
-    let r = Router::new(&cfg, &Metrics::default());
+    let r = Router::new(&cfg, &Metrics::default(), &|_| Ok(None)).expect("router");
     assert_eq!(admit(&r, "/x", Some("localhost")), Err(Refusal::NoRoute));
     assert_eq!(Refusal::NoRoute.status(), 404);
     assert_eq!(Refusal::HeadersTooLarge.status(), 431);

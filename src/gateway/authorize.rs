@@ -2,15 +2,44 @@
 //! (`policy::decide`), then OneAccess's own answer for `policy.oneaccess`, and
 //! the refusal (403, JSON for API clients, or a fresh login).
 
-use super::*;
+use http::request::Parts;
+
+use super::login::Logins;
+use super::{is_api_request, Gateway};
+use crate::auth::management::ManagementClient;
+use crate::error::AuthError;
+use crate::front_door::RequestPath;
+use crate::identity::Identity;
 use crate::policy::{client_ip, decide, Decision, OnDeny, RequestFacts};
+use crate::reply::{Answer, Reply};
+use crate::route::Route;
+use crate::session::SessionData;
+
+/// A route's policy, and what it may touch.
+#[derive(Clone, Copy)]
+pub(super) struct Authorizer<'g> {
+    trusted_proxies: &'g [ipnet::IpNet],
+    management: Option<&'g ManagementClient>,
+    /// A denied browser on a `reauthenticate` route is sent to log in afresh.
+    logins: Logins<'g>,
+}
 
 impl Gateway {
+    pub(super) fn authorizer(&self) -> Authorizer<'_> {
+        Authorizer {
+            trusted_proxies: &self.config.server.trusted_proxies,
+            management: self.idp.management.as_ref(),
+            logins: self.logins(),
+        }
+    }
+}
+
+impl Authorizer<'_> {
     /// The route's policy on a request that passed authentication: `None` to let it
     /// through, or the answer that refuses it. A browser on a `reauthenticate`
     /// route is sent to a fresh login, unless its session is a few seconds old
     /// (it just did that), so a denied user cannot loop.
-    pub async fn authorize(
+    pub(super) async fn authorize(
         &self,
         route: &Route,
         parts: &Parts,
@@ -25,7 +54,7 @@ impl Gateway {
         let client = if policy.networks.is_empty() && policy.deny_networks.is_empty() {
             None
         } else {
-            self.client_address(parts, socket)
+            client_address(parts, socket, self.trusted_proxies)
         };
         let facts = RequestFacts {
             method: &parts.method,
@@ -56,27 +85,9 @@ impl Gateway {
         }
         let just_logged_in = session.is_some_and(|s| now < s.issued_at + 30);
         if policy.on_deny == OnDeny::Reauthenticate && session.is_some() && !just_logged_in {
-            return Some(self.login_redirect(route, parts, now, true).await);
+            return Some(self.logins.login_redirect(route, parts, now, true).await);
         }
         Some(Answer::PolicyDenied.reply(false))
-    }
-
-    /// The client's address: the socket's, or what `X-Forwarded-For` says when the
-    /// socket is a trusted proxy (read from the right).
-    pub(super) fn client_address(
-        &self,
-        parts: &Parts,
-        socket: Option<std::net::IpAddr>,
-    ) -> Option<std::net::IpAddr> {
-        let xff = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(",");
-        let xff = (!xff.is_empty()).then_some(xff.as_str());
-        client_ip(socket, xff, &self.config.server.trusted_proxies)
     }
 
     /// Asks OneAccess (through the answer cache) whether the user passes `rule`.
@@ -85,7 +96,7 @@ impl Gateway {
         rule: &crate::config::OneAccessRule,
         identity: &Identity,
     ) -> Result<bool, AuthError> {
-        let Some(m) = &self.management else {
+        let Some(m) = self.management else {
             return Err(AuthError::Internal("no management client".into()));
         };
         match identity.claim(&rule.user_id_claim) {
@@ -93,4 +104,22 @@ impl Gateway {
             _ => Ok(false),
         }
     }
+}
+
+/// The client's address: the socket's, or what `X-Forwarded-For` says when the
+/// socket is a trusted proxy (read from the right).
+pub(super) fn client_address(
+    parts: &Parts,
+    socket: Option<std::net::IpAddr>,
+    trusted_proxies: &[ipnet::IpNet],
+) -> Option<std::net::IpAddr> {
+    let xff = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let xff = (!xff.is_empty()).then_some(xff.as_str());
+    client_ip(socket, xff, trusted_proxies)
 }

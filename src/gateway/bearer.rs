@@ -3,13 +3,42 @@
 //! stands in for a session for one request: the route's policy and headers apply
 //! as to a browser user. Never a redirect: a bad token is a 401.
 
-use super::*;
+use http::request::Parts;
+
+use super::keep::Keep;
+use super::verdict::Access;
+use super::Gateway;
+use crate::auth::OidcClient;
+use crate::error::{AuthError, StoreError};
+use crate::identity::Identity;
+use crate::reply::Reply;
+use crate::route::Route;
+use crate::secret::Secret;
+use crate::session::{SessionData, Sessions};
+
+/// Bearer tokens, and what they may touch.
+#[derive(Clone, Copy)]
+pub(super) struct Bearers<'g> {
+    keep: &'g Keep,
+    /// A revoked user's tokens are refused too.
+    sessions: &'g Sessions,
+}
 
 impl Gateway {
-    /// The verdict on a request that carries a bearer token, on a route that
-    /// takes them.
-    pub(super) async fn bearer_access(
+    pub(super) fn bearers(&self) -> Bearers<'_> {
+        Bearers {
+            keep: &self.keep,
+            sessions: &self.sessions,
+        }
+    }
+}
+
+impl Bearers<'_> {
+    /// The verdict on a request that carries a bearer token, on an OIDC route
+    /// that takes them (only those may: `config::validate`).
+    pub(super) async fn access(
         &self,
+        oidc: &OidcClient,
         route: &Route,
         token: &str,
         now: u64,
@@ -20,11 +49,7 @@ impl Gateway {
             .iter()
             .map(String::as_str)
             .collect();
-        let verified = match self.oidc() {
-            Ok(o) => o.verify_bearer(token, &audiences).await,
-            Err(e) => Err(e),
-        };
-        let claims = match verified {
+        let claims = match oidc.verify_bearer(token, &audiences).await {
             Ok(c) => c,
             Err(e @ AuthError::IdpUnavailable(_)) => {
                 tracing::warn!(route = %route.label, error = %e, "bearer token not checked: the identity provider is unavailable");
@@ -43,7 +68,7 @@ impl Gateway {
         let sub = text("sub").unwrap_or_default().to_string();
         let token = Secret::new(token.to_string());
         let data = SessionData {
-            identity: Identity::from_claims(sub, &claims, &self.keep_claims),
+            identity: Identity::from_claims(sub, &claims, &self.keep.claims),
             issued_at: int("iat").unwrap_or(now),
             issued_ms: 0,
             expires_at: int("exp").unwrap_or(now),

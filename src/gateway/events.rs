@@ -4,10 +4,16 @@
 
 use serde_json::{json, Value};
 
-use super::*;
+use http::request::Parts;
+
+use super::bearer::bearer_token;
+use super::Gateway;
 use crate::auth::events::{self, Event, EventType, Receiver, Refusal};
-use crate::config::EventAction;
-use crate::metrics::Revocation;
+use crate::config::{EventAction, EventSettings};
+use crate::error::StoreError;
+use crate::metrics::{Metrics, Revocation};
+use crate::reply::{Answer, Reply};
+use crate::session::Sessions;
 
 /// Whom to end the sessions of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,12 +41,30 @@ struct Done {
     data: Option<Value>,
 }
 
-impl Gateway {
+/// User events and ending a user's sessions, and what they may touch.
+#[derive(Clone, Copy)]
+pub struct Events<'g> {
     /// `[provider.events]`, when the receiver is on.
-    pub fn events_settings(&self) -> Option<&crate::config::EventSettings> {
-        self.config.provider.as_ref()?.events.as_ref()
-    }
+    pub settings: Option<&'g EventSettings>,
+    sessions: &'g Sessions,
+    metrics: &'g Metrics,
+}
 
+impl Gateway {
+    pub fn events(&self) -> Events<'_> {
+        Events {
+            settings: self
+                .config
+                .provider
+                .as_ref()
+                .and_then(|p| p.events.as_ref()),
+            sessions: &self.sessions,
+            metrics: &self.metrics,
+        }
+    }
+}
+
+impl Events<'_> {
     /// Ends every session of `user`, in every mode, on every gateway sharing the
     /// store; sessions made later are not affected. Returns how many live
     /// sessions it ended.
@@ -66,7 +90,7 @@ impl Gateway {
         body: Option<&[u8]>,
         now_millis: u64,
     ) -> Reply {
-        let Some(settings) = self.events_settings() else {
+        let Some(settings) = self.settings else {
             return Answer::NotFound.reply(false);
         };
         let receiver = Receiver::new(settings);
@@ -116,7 +140,7 @@ impl Gateway {
     /// The checks that need the store or the message, then the event's effect.
     async fn take_event(
         &self,
-        settings: &crate::config::EventSettings,
+        settings: &EventSettings,
         receiver: &Receiver<'_>,
         envelope: events::Envelope,
         now: u64,

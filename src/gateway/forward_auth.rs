@@ -9,25 +9,58 @@
 //! `X-Forwarded-Method`, `-Host` and `-Uri`. The request is then judged exactly
 //! as the proxy judges one (`judge`).
 
-use super::*;
-use crate::front_door::{Entry, Refusal, Request};
+use std::sync::Arc;
+
+use http::request::Parts;
+
+use super::login::Logins;
+use super::verdict::{Judge, Verdict};
+use super::{Gateway, Query};
+use crate::auth::redirect::safe_return_url;
+use crate::config::ServerSettings;
+use crate::front_door::{Entry, FrontDoor, Refusal, Request};
+use crate::metrics::Outcome;
+use crate::reply::{Answer, Reply};
+use crate::route::Route;
+
+/// Forward auth, and what it may touch.
+#[derive(Clone, Copy)]
+pub struct ForwardAuth<'g> {
+    server: &'g ServerSettings,
+    /// The original request is admitted as a proxied one is,
+    front_door: FrontDoor<'g>,
+    /// and judged as one is.
+    judge: Judge<'g>,
+    /// `start` begins a login.
+    logins: Logins<'g>,
+}
 
 impl Gateway {
+    pub fn forward_auth(&self) -> ForwardAuth<'_> {
+        ForwardAuth {
+            server: &self.config.server,
+            front_door: self.front_door(),
+            judge: self.judge(),
+            logins: self.logins(),
+        }
+    }
+}
+
+impl ForwardAuth<'_> {
     /// The forward-auth answer: 200 with the identity headers, or the refusal.
     /// `redirect` (Traefik, Caddy) sends a browser without a session to log in;
     /// without it (nginx) the answer is 401 and nginx sends the browser to the
     /// `start` endpoint. Returns the reply, the user, an outcome for the log, and
     /// the route judged.
-    pub async fn forward_auth(
+    pub async fn answer(
         &self,
         parts: &Parts,
         socket: Option<std::net::IpAddr>,
         redirect: bool,
         now: u64,
     ) -> (Reply, Option<String>, Outcome, Option<Arc<Route>>) {
-        let trusted = socket.is_some_and(|ip| {
-            crate::policy::is_trusted_proxy(ip, &self.config.server.trusted_proxies)
-        });
+        let trusted = socket
+            .is_some_and(|ip| crate::policy::is_trusted_proxy(ip, &self.server.trusted_proxies));
         if !trusted {
             tracing::warn!(peer = ?socket, "forward auth asked by a peer that is not a trusted proxy");
             let reply = Answer::UntrustedProxy.reply(true);
@@ -47,7 +80,7 @@ impl Gateway {
         };
         // The front door, as for a proxied request. nginx treats any status but
         // 2xx, 401 and 403 as an error: its refusals are 403.
-        let entry = self.front_door().admit(Request {
+        let entry = self.front_door.admit(Request {
             target: original.target.as_bytes(),
             host: original.host.as_deref(),
             host_required: true,
@@ -70,7 +103,8 @@ impl Gateway {
             }
         };
         match self
-            .judge(route, &original.parts, &path, socket, redirect, now)
+            .judge
+            .verdict(route, &original.parts, &path, socket, redirect, now)
             .await
         {
             Verdict::Pass(pass) => {
@@ -96,7 +130,7 @@ impl Gateway {
                             url::form_urlencoded::byte_serialize(url.as_bytes()).collect();
                         reply.headers.push((
                             "x-auth-start",
-                            format!("{}?rd={rd}", self.config.server.paths.start),
+                            format!("{}?rd={rd}", self.server.paths.start),
                         ));
                     }
                 }
@@ -115,7 +149,7 @@ impl Gateway {
             return bad();
         };
         let relative = rd.starts_with('/') && !rd.starts_with("//");
-        let public = &self.config.server.public_origin;
+        let public = &self.server.public_origin;
         let target = if relative {
             url::Url::parse(public).and_then(|b| b.join(rd))
         } else {
@@ -126,7 +160,7 @@ impl Gateway {
         };
         // The route is found as the front door finds it for `rd` itself.
         let public_host = public.split_once("://").map(|(_, h)| h);
-        let entry = self.front_door().admit(Request {
+        let entry = self.front_door.admit(Request {
             target: rd.as_bytes(),
             host: if relative { public_host } else { None },
             host_required: false,
@@ -134,11 +168,11 @@ impl Gateway {
         let Ok(Entry::Route { route, .. }) = entry else {
             return bad();
         };
-        if matches!(route.spec.auth, RouteAuth::Public)
+        if route.login.is_none()
             || safe_return_url(
                 target.as_str(),
                 &route.spec.origin,
-                &self.config.server.allowed_redirect_hosts,
+                &self.server.allowed_redirect_hosts,
             )
             .is_none()
         {
@@ -151,7 +185,7 @@ impl Gateway {
             Ok(uri) => wanted.uri = uri,
             Err(_) => return bad(),
         }
-        self.login_redirect(route, &wanted, now, false).await
+        self.logins.login_redirect(route, &wanted, now, false).await
     }
 }
 

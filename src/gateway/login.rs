@@ -1,9 +1,61 @@
 //! Logging in: the redirect to the IdP with a pending-login cookie, and the
 //! OIDC/OAuth2 and CAS callbacks that turn it into a session.
 
-use super::*;
+use std::sync::Arc;
+
+use http::request::Parts;
+
+use super::idp::Idp;
+use super::keep::Keep;
+use super::{cookie_value, is_api_request, Gateway, Query};
+use crate::auth::pending::{cookie_id, PendingLogin};
+use crate::auth::redirect::safe_return_url;
+use crate::auth::Login;
+use crate::config::{ServerSettings, SessionSettings};
+use crate::error::AuthError;
+use crate::metrics::Metrics;
+use crate::reply::{Answer, Reply};
+use crate::route::{Route, Router};
+use crate::secret::{ct_eq, Secret};
+use crate::session::{cookie, ticket_hash, NewSession, Sessions};
+
+/// The longest return URL kept in a pending-login cookie: a browser drops a cookie
+/// over 4 KiB, and with it the login.
+const MAX_PENDING_RETURN: usize = 1536;
+
+/// The one pending-login cookie id of CAS: its `service` URL is fixed (OneAccess
+/// wants it equal to the registered one), so no state comes back to tell logins
+/// apart; the latest CAS login of a browser wins.
+const CAS_PENDING_ID: &str = "cas";
+
+/// Logging in, and what it may touch.
+#[derive(Clone, Copy)]
+pub struct Logins<'g> {
+    server: &'g ServerSettings,
+    session: &'g SessionSettings,
+    /// A pending login names its route by index.
+    router: &'g Router,
+    idp: &'g Idp,
+    keep: &'g Keep,
+    sessions: &'g Sessions,
+    metrics: &'g Metrics,
+}
 
 impl Gateway {
+    pub fn logins(&self) -> Logins<'_> {
+        Logins {
+            server: &self.config.server,
+            session: &self.config.session,
+            router: &self.router,
+            idp: &self.idp,
+            keep: &self.keep,
+            sessions: &self.sessions,
+            metrics: &self.metrics,
+        }
+    }
+}
+
+impl<'g> Logins<'g> {
     /// The answer to a protected request without a session: a login redirect for a
     /// browser navigation, 401 JSON for everything else.
     pub async fn login_required(&self, route: &Route, parts: &Parts, now: u64) -> Reply {
@@ -22,7 +74,7 @@ impl Gateway {
         now: u64,
         fresh: bool,
     ) -> Reply {
-        if !self.idp_answers().await {
+        if !self.idp.answers().await {
             // A redirect to a provider that does not answer is a dead end.
             tracing::warn!(route = %route.label, "no login started: the identity provider does not answer");
             let e = AuthError::IdpUnavailable("no answer to a probe".into());
@@ -30,7 +82,7 @@ impl Gateway {
             reply.headers.push(("retry-after", "5".into()));
             return reply;
         }
-        match self.start_login(&route.spec, parts, now, fresh).await {
+        match self.start_login(route, parts, now, fresh).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(route = %route.label, error = %e, "cannot start login");
@@ -39,41 +91,25 @@ impl Gateway {
         }
     }
 
-    /// Whether the identity provider answers: as its recent calls said, else as
-    /// a request for its discovery document (any status below 500) says.
-    async fn idp_answers(&self) -> bool {
-        let Some(p) = &self.config.provider else {
-            return true;
-        };
-        let http = &self.http;
-        let url = crate::auth::discovery::discovery_url(&p.issuer);
-        self.idp_health
-            .reachable(|| async move {
-                let req = crate::auth::http::OutboundRequest::get("discovery", &url);
-                http.send(req).await.is_ok_and(|r| r.status < 500)
-            })
-            .await
-    }
-
-    pub(super) async fn start_login(
+    async fn start_login(
         &self,
-        route: &RouteSpec,
+        route: &Route,
         parts: &Parts,
         now: u64,
         fresh: bool,
     ) -> Result<Reply, AuthError> {
+        let (login, route) = match &route.login {
+            Some(login) => (login, &route.spec),
+            None => return Err(AuthError::Internal("login on a public route".into())),
+        };
         let wanted = parts
             .uri
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        let return_to = safe_return_url(
-            wanted,
-            &route.origin,
-            &self.config.server.allowed_redirect_hosts,
-        )
-        .filter(|r| r.len() <= MAX_PENDING_RETURN)
-        .unwrap_or_else(|| "/".to_string());
+        let return_to = safe_return_url(wanted, &route.origin, &self.server.allowed_redirect_hosts)
+            .filter(|r| r.len() <= MAX_PENDING_RETURN)
+            .unwrap_or_else(|| "/".to_string());
         let mut pending = PendingLogin::new(
             return_to,
             route.origin.clone(),
@@ -84,35 +120,27 @@ impl Gateway {
         .map_err(|e| AuthError::Internal(e.to_string()))?;
         pending.renew = fresh || route.cas().is_some_and(|c| c.renew);
         let redirect_uri = self.redirect_uri(&route.origin);
-        let (id, location) = match &route.auth {
-            RouteAuth::Oidc(client) => {
-                let url = self
-                    .oidc()?
-                    .authorize_url(client, &pending, &redirect_uri)
-                    .await?;
+        let (id, location) = match login {
+            Login::Oidc(oidc, app) => {
+                let url = oidc.authorize_url(app, &pending, &redirect_uri).await?;
                 (pending.cookie_id().to_string(), prompt_login(url, fresh))
             }
-            RouteAuth::OAuth2(client) => {
-                let url = self
-                    .oauth2()?
-                    .authorize_url(client, &pending, &redirect_uri)?;
+            Login::OAuth2(oauth2, app) => {
+                let url = oauth2.authorize_url(app, &pending, &redirect_uri)?;
                 (pending.cookie_id().to_string(), prompt_login(url, fresh))
             }
-            RouteAuth::Cas(settings) => {
+            Login::Cas(cas, settings) => {
                 let mut settings = *settings;
                 if fresh {
                     settings.renew = true;
                     settings.gateway = false;
                 }
-                let url = self
-                    .cas()?
-                    .login_url(&self.cas_service(&route.origin), &settings)?;
+                let url = cas.login_url(&self.cas_service(&route.origin), &settings)?;
                 (CAS_PENDING_ID.to_string(), url)
             }
-            RouteAuth::Public => return Err(AuthError::Internal("login on a public route".into())),
         };
 
-        let s = &self.config.session;
+        let s = self.session;
         let name = format!("{}{id}", s.pending_prefix);
         let plain = serde_json::to_vec(&pending).unwrap_or_default();
         let sealed = self
@@ -135,7 +163,7 @@ impl Gateway {
     /// unreadable or expired, so abandoned logins cannot pile up into a
     /// "431 Request Header Fields Too Large". `new` is the one being set now.
     pub(super) fn evict_pending(&self, parts: &Parts, new: &str, now: u64) -> Vec<String> {
-        let s = &self.config.session;
+        let s = self.session;
         let mut live: Vec<(u64, String)> = Vec::new();
         let mut clear = Vec::new();
         for h in parts.headers.get_all(http::header::COOKIE) {
@@ -161,21 +189,21 @@ impl Gateway {
             .collect()
     }
 
-    pub(super) fn open_pending(&self, name: &str, value: &str, now: u64) -> Option<PendingLogin> {
+    fn open_pending(&self, name: &str, value: &str, now: u64) -> Option<PendingLogin> {
         let plain = self.sessions.sealer().open(name, value).ok()?;
         let p: PendingLogin = serde_json::from_slice(&plain).ok()?;
-        let ttl = self.config.session.pending_ttl.as_secs();
+        let ttl = self.session.pending_ttl.as_secs();
         // A minute of grace for another instance's clock running ahead.
         (p.created <= now + 60 && now < p.created + ttl).then_some(p)
     }
 
-    pub(super) fn redirect_uri(&self, origin: &str) -> String {
-        format!("{origin}{}", self.config.server.paths.callback)
+    fn redirect_uri(&self, origin: &str) -> String {
+        format!("{origin}{}", self.server.paths.callback)
     }
 
     /// CAS's `service`: from the route's configured origin, never the Host header.
-    pub(super) fn cas_service(&self, origin: &str) -> String {
-        format!("{origin}{}", self.config.server.paths.cas_callback)
+    fn cas_service(&self, origin: &str) -> String {
+        format!("{origin}{}", self.server.paths.cas_callback)
     }
 
     /// `GET {prefix}/callback?code&state`: finish an OIDC or OAuth2 login.
@@ -183,7 +211,7 @@ impl Gateway {
         let q = Query::parse(parts.uri.query());
         let pending_name = q
             .get("state")
-            .map(|st| format!("{}{}", self.config.session.pending_prefix, cookie_id(st)));
+            .map(|st| format!("{}{}", self.session.pending_prefix, cookie_id(st)));
         let outcome = self
             .finish_code_login(parts, &q, pending_name.as_deref(), now)
             .await;
@@ -193,13 +221,13 @@ impl Gateway {
     /// `GET {prefix}/cas/callback?ticket=ST-…`: finish a CAS login.
     pub async fn cas_callback(&self, parts: &Parts, now: u64) -> Reply {
         let q = Query::parse(parts.uri.query());
-        let pending_name = format!("{}{CAS_PENDING_ID}", self.config.session.pending_prefix);
+        let pending_name = format!("{}{CAS_PENDING_ID}", self.session.pending_prefix);
         let outcome = self.finish_cas_login(parts, &q, &pending_name, now).await;
         self.after_callback(parts, outcome, Some(&pending_name))
     }
 
     /// The pending login is spent, whatever the outcome.
-    pub(super) fn after_callback(
+    fn after_callback(
         &self,
         parts: &Parts,
         outcome: Result<Reply, AuthError>,
@@ -212,7 +240,7 @@ impl Gateway {
         });
         let reply = match pending_name {
             Some(n) if cookie_value(parts, n).is_some() => {
-                reply.with_cookie(cookie::clear_cookie(n, self.config.session.secure))
+                reply.with_cookie(cookie::clear_cookie(n, self.session.secure))
             }
             _ => reply,
         };
@@ -221,20 +249,19 @@ impl Gateway {
 
     /// The pending login named `name`, still fresh, and the route it started on,
     /// which must still have the realm it had then.
-    pub(super) fn pending_of(
+    fn pending_of(
         &self,
         parts: &Parts,
         name: &str,
         now: u64,
-    ) -> Result<(PendingLogin, &RouteSpec), AuthError> {
+    ) -> Result<(PendingLogin, &'g Arc<Route>), AuthError> {
         let pending = cookie_value(parts, name)
             .and_then(|v| self.open_pending(name, v, now))
             .ok_or(AuthError::UnknownState)?;
         let route = self
-            .config
-            .routes
-            .iter()
-            .find(|r| r.index == pending.route && r.realm == pending.realm)
+            .router
+            .by_index(pending.route)
+            .filter(|r| r.spec.realm == pending.realm)
             .ok_or(AuthError::UnknownState)?;
         Ok((pending, route))
     }
@@ -242,15 +269,15 @@ impl Gateway {
     /// Marks a state, ticket or logout-token id used; `false` if it already was. The
     /// store makes check-and-insert one step, across every gateway sharing it, so two
     /// concurrent replays cannot both pass.
-    pub(super) async fn first_use(&self, key: &str) -> Result<bool, AuthError> {
+    async fn first_use(&self, key: &str) -> Result<bool, AuthError> {
         Ok(self
             .sessions
             .store()
-            .first_use(&format!("use:{key}"), self.config.session.pending_ttl)
+            .first_use(&format!("use:{key}"), self.session.pending_ttl)
             .await?)
     }
 
-    pub(super) async fn finish_code_login(
+    async fn finish_code_login(
         &self,
         parts: &Parts,
         q: &Query,
@@ -281,38 +308,37 @@ impl Gateway {
         let redirect_uri = self.redirect_uri(&pending.origin);
         let return_to = pending.return_to.clone();
         let code = Secret::new(code.to_string());
-        let login = match &route.auth {
-            RouteAuth::Oidc(client) => {
-                let login = self
-                    .oidc()?
+        let login = match &route.login {
+            Some(Login::Oidc(oidc, app)) => {
+                let claims_used: Vec<&str> = route.spec.claims_used().collect();
+                let login = oidc
                     .finish(
-                        client,
+                        app,
                         code,
                         pending,
                         &redirect_uri,
-                        &self.keep_claims,
-                        &route.claims_used().collect::<Vec<_>>(),
+                        &self.keep.claims,
+                        &claims_used,
                     )
                     .await?;
                 NewSession {
-                    id_token: self.keep_id_token.then_some(login.id_token),
+                    id_token: self.keep.id_token.then_some(login.id_token),
                     sid: login.sid,
-                    ..self.new_session(login.identity, login.grant)
+                    ..self.keep.session(login.identity, login.grant)
                 }
             }
-            RouteAuth::OAuth2(client) => {
-                let (identity, grant) = self
-                    .oauth2()?
-                    .finish(client, code, pending, &redirect_uri, &self.keep_claims)
+            Some(Login::OAuth2(oauth2, app)) => {
+                let (identity, grant) = oauth2
+                    .finish(app, code, pending, &redirect_uri, &self.keep.claims)
                     .await?;
-                self.new_session(identity, grant)
+                self.keep.session(identity, grant)
             }
-            RouteAuth::Cas(_) | RouteAuth::Public => return Err(AuthError::UnknownState),
+            Some(Login::Cas(..)) | None => return Err(AuthError::UnknownState),
         };
         self.establish(parts, login, route, return_to, now).await
     }
 
-    pub(super) async fn finish_cas_login(
+    async fn finish_cas_login(
         &self,
         parts: &Parts,
         q: &Query,
@@ -326,14 +352,17 @@ impl Gateway {
             crate::auth::cas::check_ticket(t)?;
         }
         let (pending, route) = self.pending_of(parts, pending_name, now)?;
-        let mut settings = route.cas().ok_or(AuthError::UnknownState)?;
+        let Some(Login::Cas(cas, settings)) = &route.login else {
+            return Err(AuthError::UnknownState);
+        };
+        let mut settings = *settings;
         // The login asked for a fresh sign-in: so must the validation.
         settings.renew = pending.renew;
         let Some(ticket) = ticket else {
             if settings.gateway {
                 // Passive login found no SSO session: let this browser through
                 // anonymously for a while instead of looping back to CAS.
-                let s = &self.config.session;
+                let s = self.session;
                 return Ok(
                     Reply::redirect(pending.return_to).with_cookie(cookie::set_cookie(
                         &s.cas_gateway_cookie,
@@ -352,13 +381,12 @@ impl Gateway {
             return Err(AuthError::StateReplayed);
         }
         let hash = ticket_hash(ticket);
-        let identity = self
-            .cas()?
+        let identity = cas
             .validate(
                 &settings,
                 &self.cas_service(&pending.origin),
                 Secret::new(ticket.to_string()),
-                &self.keep_claims,
+                &self.keep.claims,
             )
             .await?;
         let login = NewSession {
@@ -370,29 +398,20 @@ impl Gateway {
             .await
     }
 
-    /// A new session of a code-flow login: the tokens this gateway keeps.
-    fn new_session(&self, identity: Identity, grant: Grant) -> NewSession {
-        NewSession {
-            access_token: grant.access_token.filter(|_| self.keep_access_token),
-            refresh_token: grant.refresh_token,
-            expires_in: grant.expires_in,
-            ..NewSession::of(identity)
-        }
-    }
-
     /// Makes the new session and sends the user where they were going.
-    pub(super) async fn establish(
+    async fn establish(
         &self,
         parts: &Parts,
         login: NewSession,
-        route: &RouteSpec,
+        route: &Route,
         return_to: String,
         now: u64,
     ) -> Result<Reply, AuthError> {
+        let route = &route.spec;
         tracing::info!(user = %login.identity.sub, realm = %route.realm, "login completed");
         let value = self.sessions.issue(login, &route.realm, now).await?;
         self.metrics.login_completed(route.protocol().as_str());
-        let s = &self.config.session;
+        let s = self.session;
         let cookies = self
             .sessions
             .set_cookies(parts, &value, s.lifetime.as_secs())?;

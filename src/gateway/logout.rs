@@ -1,15 +1,62 @@
 //! Logging out: the user's logout (guarded against cross-site requests), OIDC
 //! back-channel logout, and CAS single logout.
 
-use super::*;
-use crate::config::Realm;
-use crate::metrics::Revocation;
+use http::request::Parts;
+
+use super::authorize::client_address;
+use super::idp::Idp;
+use super::{cookie_value, Gateway, Query};
+use crate::auth::logout::global_logout_url;
+use crate::auth::redirect::{absolute, safe_return_url};
+use crate::config::{
+    LogoutMode, ProviderSettings, Realm, RouteAuth, ServerSettings, SessionSettings,
+};
+use crate::error::AuthError;
+use crate::metrics::{Metrics, Revocation};
+use crate::reply::{Answer, Reply};
+use crate::route::Router;
+use crate::secret::ct_eq;
+use crate::session::{cookie, ticket_hash, SessionData, Sessions};
+
+/// How long a logout token's `jti` is remembered: longer than any logout token
+/// lives (OneAccess's last two minutes).
+const JTI_MEMORY: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// The sealing name (AAD) of the end-session `state`: a value sealed for any
 /// other use does not open as one.
 const LOGOUT_STATE: &str = "oag-logout-state";
 
+/// Logging out, and what it may touch.
+#[derive(Clone, Copy)]
+pub struct Logouts<'g> {
+    server: &'g ServerSettings,
+    session: &'g SessionSettings,
+    provider: Option<&'g ProviderSettings>,
+    /// The OIDC routes' applications are the logout tokens' audiences.
+    router: &'g Router,
+    /// `cas.slo_networks`.
+    cas_slo_networks: Option<&'g [ipnet::IpNet]>,
+    idp: &'g Idp,
+    sessions: &'g Sessions,
+    metrics: &'g Metrics,
+}
+
 impl Gateway {
+    pub fn logouts(&self) -> Logouts<'_> {
+        Logouts {
+            server: &self.config.server,
+            session: &self.config.session,
+            provider: self.config.provider.as_ref(),
+            router: &self.router,
+            cas_slo_networks: self.config.cas_slo_networks.as_deref(),
+            idp: &self.idp,
+            sessions: &self.sessions,
+            metrics: &self.metrics,
+        }
+    }
+}
+
+impl Logouts<'_> {
     /// `{prefix}/logout[?rd=/where]`: clear the gateway's cookies and end the IdP's
     /// SSO session too (OneAccess global logout, OIDC end-session, or CAS logout, by
     /// the protocol of the session), then come back to `rd` or the configured page.
@@ -19,7 +66,7 @@ impl Gateway {
     /// fetch metadata, when `Origin`/`Referer` is this origin. Anything else gets a
     /// confirmation page whose POST carries a double-submit token.
     pub async fn logout(&self, parts: &Parts, now: u64) -> Reply {
-        let server = &self.config.server;
+        let server = self.server;
         // The front door checked the Host; routing's reading of it picks the origin.
         let host = parts
             .headers
@@ -63,7 +110,7 @@ impl Gateway {
             }
         }
         let location = self.idp_logout_url(session.as_ref(), &target, now);
-        let s = &self.config.session;
+        let s = self.session;
         let mut clear = vec![cookie::clear_cookie(&s.cookie_name, s.secure)];
         for h in parts.headers.get_all(http::header::COOKIE) {
             for (n, _) in cookie::pairs(h.as_bytes()) {
@@ -97,11 +144,7 @@ impl Gateway {
         reply
     }
 
-    pub(super) async fn try_backchannel_logout(
-        &self,
-        body: &[u8],
-        now: u64,
-    ) -> Result<usize, AuthError> {
+    async fn try_backchannel_logout(&self, body: &[u8], now: u64) -> Result<usize, AuthError> {
         let bad = |m: &str| AuthError::InvalidLogoutToken(m.to_string());
         // Unknown form fields are ignored, as the spec asks.
         let token = url::form_urlencoded::parse(body)
@@ -109,16 +152,22 @@ impl Gateway {
             .map(|(_, v)| v.into_owned())
             .ok_or_else(|| bad("no logout_token"))?;
         let mut audiences: Vec<&str> = self
-            .config
-            .routes
-            .iter()
-            .filter_map(|r| match &r.auth {
+            .router
+            .routes()
+            .filter_map(|r| match &r.spec.auth {
                 RouteAuth::Oidc(c) => Some(c.client_id.as_str()),
                 _ => None,
             })
             .collect();
         audiences.dedup();
-        let (sub, sid, jti) = self.oidc()?.verify_logout_token(&token, &audiences).await?;
+        // No OIDC route: no token can be for this gateway.
+        let oidc = self
+            .idp
+            .protocols
+            .oidc
+            .as_ref()
+            .ok_or_else(|| bad("no OIDC route"))?;
+        let (sub, sid, jti) = oidc.verify_logout_token(&token, &audiences).await?;
         if !self
             .sessions
             .store()
@@ -148,8 +197,8 @@ impl Gateway {
         body: &[u8],
         now: u64,
     ) -> Reply {
-        if let Some(networks) = &self.config.cas_slo_networks {
-            let client = self.client_address(parts, socket);
+        if let Some(networks) = self.cas_slo_networks {
+            let client = client_address(parts, socket, &self.server.trusted_proxies);
             if !client.is_some_and(|ip| networks.iter().any(|n| n.contains(&ip))) {
                 tracing::warn!(client = ?client, "CAS single logout from outside cas.slo_networks refused");
                 return Answer::SingleLogoutForbidden.reply(true);
@@ -185,7 +234,7 @@ impl Gateway {
     /// endpoint returns; on to the place the logout asked for, which `state`
     /// carries sealed, else the configured page.
     pub fn logged_out(&self, parts: &Parts, now: u64) -> Reply {
-        let server = &self.config.server;
+        let server = self.server;
         let target = Query::parse(parts.uri.query())
             .get("state")
             .and_then(|st| self.open_logout_state(st, now))
@@ -197,7 +246,7 @@ impl Gateway {
     /// The end-session `state`: the return target (validated before), and until
     /// when it counts, sealed.
     fn seal_logout_state(&self, target: &str, now: u64) -> Option<String> {
-        let until = now + self.config.session.pending_ttl.as_secs();
+        let until = now + self.session.pending_ttl.as_secs();
         let plain = serde_json::to_vec(&(target, until)).ok()?;
         self.sessions.sealer().seal(LOGOUT_STATE, &plain).ok()
     }
@@ -208,12 +257,12 @@ impl Gateway {
         (now < until).then_some(target)
     }
 
-    pub(super) fn logout_allowed(&self, parts: &Parts, origin: &str, q: &Query) -> bool {
+    fn logout_allowed(&self, parts: &Parts, origin: &str, q: &Query) -> bool {
         let h = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
         if parts.method == http::Method::POST {
             let token_ok = match (
                 q.get("csrf"),
-                cookie_value(parts, &self.config.session.csrf_cookie),
+                cookie_value(parts, &self.session.csrf_cookie),
             ) {
                 (Some(form), Some(cookie)) => {
                     !form.is_empty() && ct_eq(form.as_bytes(), cookie.as_bytes())
@@ -235,11 +284,11 @@ impl Gateway {
         }
     }
 
-    pub(super) fn confirm_logout(&self, rd: Option<&str>) -> Reply {
+    fn confirm_logout(&self, rd: Option<&str>) -> Reply {
         let Ok(token) = crate::secret::random_token() else {
             return Reply::for_auth_error(&AuthError::Internal("no randomness".into()));
         };
-        let mut action = self.config.server.paths.logout.clone();
+        let mut action = self.server.paths.logout.clone();
         action.push('?');
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         q.append_pair("csrf", &token);
@@ -247,7 +296,7 @@ impl Gateway {
             q.append_pair("rd", rd);
         }
         action.push_str(&q.finish());
-        let s = &self.config.session;
+        let s = self.session;
         Reply::confirm_logout(&action).with_cookie(cookie::set_strict_cookie(
             &s.csrf_cookie,
             &token,
@@ -256,23 +305,25 @@ impl Gateway {
         ))
     }
 
-    pub(super) fn idp_logout_url(
-        &self,
-        session: Option<&SessionData>,
-        target: &str,
-        now: u64,
-    ) -> String {
-        let Some(provider) = &self.config.provider else {
+    fn idp_logout_url(&self, session: Option<&SessionData>, target: &str, now: u64) -> String {
+        let Some(provider) = self.provider else {
             return target.to_string();
         };
         let realm = session.map(|s| &s.realm);
         if realm == Some(&Realm::Cas) {
-            if let Some(Ok(url)) = self.cas.as_ref().map(|c| c.logout_url(target)) {
+            if let Some(Ok(url)) = self
+                .idp
+                .protocols
+                .cas
+                .as_ref()
+                .map(|c| c.logout_url(target))
+            {
                 return url;
             }
         }
         if provider.logout == LogoutMode::EndSession {
-            if let (Some(oidc), Some(client_id)) = (&self.oidc, realm.and_then(Realm::oidc_client))
+            if let (Some(oidc), Some(client_id)) =
+                (&self.idp.protocols.oidc, realm.and_then(Realm::oidc_client))
             {
                 let hint = session
                     .and_then(|s| s.id_token.as_ref())
@@ -281,7 +332,7 @@ impl Gateway {
                 // in `state`, sealed so that nobody else can choose it.
                 let back = format!(
                     "{}{}",
-                    self.config.server.public_origin, self.config.server.paths.logged_out
+                    self.server.public_origin, self.server.paths.logged_out
                 );
                 let state = self.seal_logout_state(target, now);
                 if let Some(url) =

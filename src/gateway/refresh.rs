@@ -3,18 +3,48 @@
 //! policy when the IdP refuses, and never an expired access token passed to the
 //! app.
 
-use super::*;
-use crate::metrics::Revocation;
-use crate::session::Renewal;
+use std::sync::Arc;
+
+use http::request::Parts;
+
+use super::keep::Keep;
+use super::verdict::Access;
+use super::Gateway;
+use crate::auth::Login;
+use crate::config::{PassToken, RefreshFailure};
+use crate::error::AuthError;
+use crate::metrics::{Metrics, Revocation};
+use crate::route::Route;
+use crate::session::{Renewal, SessionData, Sessions};
+
+/// Refreshing a session's tokens, and what it may touch.
+#[derive(Clone, Copy)]
+pub(super) struct Refresher<'g> {
+    /// How long before the access token's end it is refreshed (seconds).
+    margin: u64,
+    keep: &'g Keep,
+    sessions: &'g Sessions,
+    metrics: &'g Metrics,
+}
 
 impl Gateway {
+    pub(super) fn refresher(&self) -> Refresher<'_> {
+        Refresher {
+            margin: self
+                .config
+                .provider
+                .as_ref()
+                .map_or(60, |p| p.refresh_margin.as_secs()),
+            keep: &self.keep,
+            sessions: &self.sessions,
+            metrics: &self.metrics,
+        }
+    }
+}
+
+impl Refresher<'_> {
     pub(super) fn needs_refresh(&self, s: &SessionData, now: u64) -> bool {
-        let margin = self
-            .config
-            .provider
-            .as_ref()
-            .map_or(60, |p| p.refresh_margin.as_secs());
-        s.refresh_token.is_some() && s.access_expires.is_some_and(|x| now + margin >= x)
+        s.refresh_token.is_some() && s.access_expires.is_some_and(|x| now + self.margin >= x)
     }
 
     /// Refreshes a session's tokens before proxying, once for all its concurrent
@@ -29,7 +59,7 @@ impl Gateway {
     ) -> Access {
         let outcome = self
             .sessions
-            .renewal(&s, || self.refresh_once(&route.spec, &s, now))
+            .renewal(&s, || self.refresh_once(route, &s, now))
             .await;
         match outcome {
             Renewal::Renewed(new) => {
@@ -37,7 +67,7 @@ impl Gateway {
                 let cookies = self.sessions.renewed_cookies(parts, &new, now);
                 Access::Granted(new, cookies)
             }
-            Renewal::NotNow if self.passes_expired_token(route, &s, now) => {
+            Renewal::NotNow if passes_expired_token(route, &s, now) => {
                 // The app would get an access token past its end: not that.
                 tracing::info!(user = %s.identity.sub, "access token expired and not refreshed yet");
                 Access::Unavailable
@@ -68,19 +98,7 @@ impl Gateway {
         }
     }
 
-    /// Whether serving `s` as it is would hand the app an access token past its
-    /// end (a route that passes it, and no refresh made).
-    pub(super) fn passes_expired_token(&self, route: &Route, s: &SessionData, now: u64) -> bool {
-        route.spec.pass_token == Some(PassToken::Access)
-            && s.access_expires.is_some_and(|end| end <= now)
-    }
-
-    pub(super) async fn refresh_once(
-        &self,
-        route: &RouteSpec,
-        s: &SessionData,
-        now: u64,
-    ) -> Renewal {
+    async fn refresh_once(&self, route: &Route, s: &SessionData, now: u64) -> Renewal {
         // Behind a load balancer, one gateway refreshes; the others serve the
         // still-valid session meanwhile, and the browser gets the new cookie from
         // the winner.
@@ -101,19 +119,15 @@ impl Gateway {
         let Some(refresh_token) = &s.refresh_token else {
             return Renewal::NotNow;
         };
-        let result = match &route.auth {
-            RouteAuth::Oidc(client) => match self.oidc() {
-                Ok(o) => {
-                    o.refresh(client, refresh_token, &s.identity.sub, &self.keep_claims)
-                        .await
-                }
-                Err(e) => Err(e),
-            },
-            RouteAuth::OAuth2(client) => match self.oauth2() {
-                Ok(o) => o.refresh(client, refresh_token).await.map(|g| (None, g)),
-                Err(e) => Err(e),
-            },
-            RouteAuth::Cas(_) | RouteAuth::Public => return Renewal::NotNow,
+        let result = match &route.login {
+            Some(Login::Oidc(oidc, app)) => {
+                oidc.refresh(app, refresh_token, &s.identity.sub, &self.keep.claims)
+                    .await
+            }
+            Some(Login::OAuth2(oauth2, app)) => {
+                oauth2.refresh(app, refresh_token).await.map(|g| (None, g))
+            }
+            Some(Login::Cas(..)) | None => return Renewal::NotNow,
         };
         let mut new = s.clone();
         match result {
@@ -127,7 +141,7 @@ impl Gateway {
                 if grant.refresh_token.is_some() {
                     new.refresh_token = grant.refresh_token;
                 }
-                if self.keep_access_token {
+                if self.keep.access_token {
                     new.access_token = grant.access_token;
                 }
                 if new.id_token.is_some() && grant.id_token.is_some() {
@@ -159,4 +173,11 @@ impl Gateway {
         }
         Renewal::Renewed(Arc::new(new))
     }
+}
+
+/// Whether serving `s` as it is would hand the app an access token past its
+/// end (a route that passes it, and no refresh made).
+pub(super) fn passes_expired_token(route: &Route, s: &SessionData, now: u64) -> bool {
+    route.spec.pass_token == Some(PassToken::Access)
+        && s.access_expires.is_some_and(|end| end <= now)
 }

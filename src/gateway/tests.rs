@@ -5,8 +5,11 @@ use std::path::Path;
 use http::Request;
 
 use super::*;
+use crate::auth::PendingLogin;
 use crate::config::Realm;
+use crate::reply::Reply;
 use crate::session::cookie::pairs;
+use crate::session::SessionData;
 
 const KEY: &str = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
 
@@ -109,7 +112,7 @@ async fn api_clients_get_401_json_not_a_redirect() {
         .expect("route")
         .clone();
     let p = parts("GET", "/x", &[("accept", "application/json")]);
-    let r = g.login_required(&route, &p, 1000).await;
+    let r = g.logins().login_required(&route, &p, 1000).await;
     assert_eq!(r.status, 401);
     assert!(header(&r, "location").is_empty());
     assert_eq!(header(&r, "content-type"), ["application/json"]);
@@ -130,7 +133,7 @@ async fn logout_clears_cookies_and_goes_to_global_logout() {
             ),
         ],
     );
-    let r = g.logout(&p, 1000).await;
+    let r = g.logouts().logout(&p, 1000).await;
     assert_eq!(r.status, 302);
     assert_eq!(
         header(&r, "location"),
@@ -165,7 +168,7 @@ async fn logout_refuses_hostile_targets() {
             &format!("/_sso/logout?rd={q}"),
             &[("host", "app.example.com"), ("sec-fetch-site", "none")],
         );
-        let loc = header(&g.logout(&p, 1000).await, "location")[0].to_string();
+        let loc = header(&g.logouts().logout(&p, 1000).await, "location")[0].to_string();
         assert!(
             loc.ends_with("redirect_url=https%3A%2F%2Fapp.example.com%2Fsigned-out"),
             "{rd} -> {loc}"
@@ -176,7 +179,7 @@ async fn logout_refuses_hostile_targets() {
         "/_sso/logout?rd=https%3A%2F%2Fportal.example.com%2Fhome",
         &[("referer", "https://app.example.com/some/page")],
     );
-    let loc = header(&g.logout(&p, 1000).await, "location")[0].to_string();
+    let loc = header(&g.logouts().logout(&p, 1000).await, "location")[0].to_string();
     assert!(
         loc.ends_with("redirect_url=https%3A%2F%2Fportal.example.com%2Fhome"),
         "{loc}"
@@ -212,6 +215,7 @@ fn pending_logins_are_bounded_oldest_first() {
         + "; __Host-oag_session_login_garbage=zzz";
     let p = parts("GET", "/", &[("cookie", &header_value)]);
     let cleared: Vec<String> = g
+        .logins()
         .evict_pending(&p, "__Host-oag_session_login_new", 600)
         .iter()
         .filter_map(|c| pairs(c.as_bytes()).next().map(|(n, _)| n.to_string()))
@@ -309,12 +313,12 @@ async fn callback_without_pending_cookie_is_an_expired_login() {
         "/_sso/callback?code=abc&state=0123456789abcdefXYZ",
         &[],
     );
-    let r = g.callback(&p, 1000).await;
+    let r = g.logins().callback(&p, 1000).await;
     assert_eq!(r.status, 400);
     let p = parts("GET", "/_sso/callback?error=access_denied&state=x", &[]);
-    assert_eq!(g.callback(&p, 1000).await.status, 403);
+    assert_eq!(g.logins().callback(&p, 1000).await.status, 403);
     let p = parts("GET", "/_sso/callback", &[]);
-    assert_eq!(g.callback(&p, 1000).await.status, 400);
+    assert_eq!(g.logins().callback(&p, 1000).await.status, 400);
 }
 
 #[tokio::test]
@@ -332,6 +336,7 @@ async fn cross_site_logout_needs_a_confirmation_with_a_token() {
         vec![("cookie", session)],
     ] {
         let r = g
+            .logouts()
             .logout(&parts("GET", "/_sso/logout?rd=/bye", &headers), 1000)
             .await;
         assert_eq!(r.status, 200, "{headers:?}");
@@ -348,6 +353,7 @@ async fn cross_site_logout_needs_a_confirmation_with_a_token() {
     }
     // The page's form: POST with the token from the cookie logs out.
     let page = g
+        .logouts()
         .logout(
             &parts("GET", "/_sso/logout?rd=/bye", &[("cookie", session)]),
             1000,
@@ -371,6 +377,7 @@ async fn cross_site_logout_needs_a_confirmation_with_a_token() {
     );
     let cookies = format!("{session}; __Host-oag_session_csrf={token}");
     let r = g
+        .logouts()
         .logout(
             &parts(
                 "POST",
@@ -389,6 +396,7 @@ async fn cross_site_logout_needs_a_confirmation_with_a_token() {
         (String::new(), cookies.clone()),
     ] {
         let r = g
+            .logouts()
             .logout(
                 &parts(
                     "POST",
@@ -533,6 +541,7 @@ policy = {{ users = ["bob"], on_deny = "reauthenticate" }}
     let p = parts("GET", "/x", &[("accept", "text/html")]);
     // An hour after login: a fresh login, asking CAS not to reuse the SSO session.
     let r = g
+        .authorizer()
         .authorize(&route, &p, &x_path(), Some(&alice), None, 4600)
         .await
         .expect("denied");
@@ -544,6 +553,7 @@ policy = {{ users = ["bob"], on_deny = "reauthenticate" }}
     );
     // Seconds after a login: 403, no loop.
     let r = g
+        .authorizer()
         .authorize(&route, &p, &x_path(), Some(&alice), None, 1010)
         .await
         .expect("denied");
@@ -552,6 +562,7 @@ policy = {{ users = ["bob"], on_deny = "reauthenticate" }}
     let mut bob = alice.clone();
     bob.identity.sub = "bob".into();
     assert!(g
+        .authorizer()
         .authorize(&route, &p, &x_path(), Some(&bob), None, 4600)
         .await
         .is_none());

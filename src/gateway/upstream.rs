@@ -5,6 +5,7 @@
 use http::{HeaderName, HeaderValue};
 
 use super::Gateway;
+use crate::assertion::Signer;
 use crate::config::PassToken;
 use crate::identity::{header_values, Identity, MissingValue};
 use crate::reply::{Answer, Reply};
@@ -18,7 +19,24 @@ pub struct Tokens<'a> {
     pub id: Option<&'a Secret<String>>,
 }
 
+/// What the app is told, and what that may touch.
+#[derive(Clone, Copy)]
+pub struct Upstream<'g> {
+    /// The assertion's issuer.
+    public_origin: &'g str,
+    signer: Option<&'g Signer>,
+}
+
 impl Gateway {
+    pub fn upstream(&self) -> Upstream<'_> {
+        Upstream {
+            public_origin: &self.config.server.public_origin,
+            signer: self.signer.as_deref(),
+        }
+    }
+}
+
+impl<'g> Upstream<'g> {
     /// The headers to set upstream for `identity` on `route`, or the 403 that
     /// refuses the request when a `missing = "reject"` rule finds nothing.
     pub fn upstream_headers(
@@ -45,14 +63,9 @@ impl Gateway {
             }
         }
         if route.spec.assertion {
-            let jwt = self.signer.as_ref().and_then(|s| {
-                s.assert(
-                    &self.config.server.public_origin,
-                    &route.spec.origin,
-                    identity,
-                    now,
-                )
-            });
+            let jwt = self
+                .signer
+                .and_then(|s| s.assert(self.public_origin, &route.spec.origin, identity, now));
             if let Some(v) = jwt.and_then(|j| HeaderValue::try_from(j).ok()) {
                 out.push((HeaderName::from_static(crate::assertion::HEADER), v));
             }
@@ -61,8 +74,8 @@ impl Gateway {
     }
 
     /// The JWKS that verifies identity assertions, when some route sends them.
-    pub fn assertion_jwks(&self) -> Option<&str> {
-        self.signer.as_ref().map(|s| s.jwks())
+    pub fn assertion_jwks(&self) -> Option<&'g str> {
+        self.signer.map(|s| s.jwks())
     }
 }
 

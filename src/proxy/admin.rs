@@ -55,6 +55,7 @@ impl ServeHttp for Admin {
                 let (status, body) = self
                     .live
                     .gateway()
+                    .events()
                     .admin_revoke(content_type.as_deref(), &body, crate::session::now_secs())
                     .await;
                 answer(status, "application/json", body.into_bytes())

@@ -96,7 +96,10 @@ impl ProxyHttp for GatewayProxy {
                 Next::ForwardAuthOnly(route.clone())
             }
             Ok(Entry::Route { route, path }) => {
-                let verdict = g.judge(route, req, &path, socket, true, now).await;
+                let verdict = g
+                    .judge()
+                    .verdict(route, req, &path, socket, true, now)
+                    .await;
                 Next::Judged(route.clone(), verdict)
             }
         };
@@ -356,43 +359,52 @@ async fn endpoint(
     let too_large = || Answer::BodyTooLarge.reply(true);
     let answer = |reply, outcome| (reply, outcome, None, None);
     Ok(if path == paths.callback {
-        answer(g.callback(req, now).await, Outcome::Callback)
+        answer(g.logins().callback(req, now).await, Outcome::Callback)
     } else if path == paths.cas_callback && post {
         // CAS Single Logout: the CAS server POSTs to the service URL.
         let reply = match read_body(session, max_body).await? {
             Some(body) => {
-                g.cas_single_logout(session.req_header(), socket, &body, now)
+                g.logouts()
+                    .cas_single_logout(session.req_header(), socket, &body, now)
                     .await
             }
             None => too_large(),
         };
         answer(reply, Outcome::CasSingleLogout)
     } else if path == paths.cas_callback {
-        answer(g.cas_callback(req, now).await, Outcome::CasCallback)
+        answer(
+            g.logins().cas_callback(req, now).await,
+            Outcome::CasCallback,
+        )
     } else if path == paths.backchannel_logout && post {
         let reply = match read_body(session, max_body).await? {
-            Some(body) => g.backchannel_logout(&body, now).await,
+            Some(body) => g.logouts().backchannel_logout(&body, now).await,
             None => too_large(),
         };
         answer(reply, Outcome::BackchannelLogout)
-    } else if let Some(events) = g.events_settings().filter(|e| e.path == path && post) {
+    } else if let Some(events) = g.events().settings.filter(|e| e.path == path && post) {
         let body = read_body(session, events.max_body).await?;
         let now_millis = crate::session::now_millis();
         let reply = g
+            .events()
             .oneaccess_event(session.req_header(), body.as_deref(), now_millis)
             .await;
         answer(reply, Outcome::OneAccessEvent)
     } else if path == paths.logout {
-        answer(g.logout(req, now).await, Outcome::Logout)
+        answer(g.logouts().logout(req, now).await, Outcome::Logout)
     } else if path == paths.logged_out {
-        answer(g.logged_out(req, now), Outcome::Logout)
+        answer(g.logouts().logged_out(req, now), Outcome::Logout)
     } else if path == paths.forward_auth || path == paths.forward_auth_redirect {
         let redirect = path == paths.forward_auth_redirect;
-        let (reply, user, outcome, route) = g.forward_auth(req, socket, redirect, now).await;
+        let (reply, user, outcome, route) =
+            g.forward_auth().answer(req, socket, redirect, now).await;
         (reply, outcome, user, route)
     } else if path == paths.start {
-        answer(g.start_for(req, now).await, Outcome::StartLogin)
-    } else if let (true, Some(jwks)) = (path == paths.jwks, g.assertion_jwks()) {
+        answer(
+            g.forward_auth().start_for(req, now).await,
+            Outcome::StartLogin,
+        )
+    } else if let (true, Some(jwks)) = (path == paths.jwks, g.upstream().assertion_jwks()) {
         let mut r = Reply::json(200, jwks);
         r.headers
             .push(("cache-control", "public, max-age=300".into()));
