@@ -13,11 +13,11 @@ use crate::identity::{list_items, Identity, LIST_SEP};
 
 /// The upstream header that carries the assertion; stripped from every client
 /// request, on every route.
-pub const HEADER: &str = "x-gateway-assertion";
+pub(crate) const HEADER: &str = "x-gateway-assertion";
 
 /// How long an assertion is valid: it is made per request, so a minute covers a
 /// slow upstream and clock skew without making a leaked one useful for long.
-pub const LIFETIME_SECS: u64 = 60;
+pub(crate) const LIFETIME_SECS: u64 = 60;
 
 pub struct Signer {
     key: EcdsaKeyPair,
@@ -103,7 +103,7 @@ impl Signer {
 }
 
 /// The DER inside a PEM `PRIVATE KEY` block.
-pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
+pub(crate) fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
     let body: String = pem
         .lines()
         .map(str::trim)

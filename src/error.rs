@@ -87,7 +87,7 @@ pub enum AuthError {
 
 impl AuthError {
     /// A short, stable name for metrics (`logins_failed_total{reason}`).
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             AuthError::IdpUnavailable(_) => "idp_unavailable",
             AuthError::Discovery(_) => "discovery",

@@ -8,7 +8,8 @@ use crate::config::{HeaderRule, HeaderSource, Missing, TemplatePart};
 
 pub mod claims;
 
-pub use claims::{list_items, lookup, Identity, LIST_SEP};
+pub(crate) use claims::{list_items, LIST_SEP};
+pub use claims::{lookup, Identity};
 
 /// Every header name the gateway manages, on any route: the set that is stripped
 /// from client requests everywhere, public routes included.
@@ -105,7 +106,7 @@ fn render(rule: &HeaderRule, identity: &Identity) -> Option<String> {
 
 /// Makes a header value from arbitrary text. UTF-8 is passed as bytes (OneAccess
 /// names are often Chinese); control bytes become spaces.
-pub fn sanitized_value(v: &str) -> HeaderValue {
+pub(crate) fn sanitized_value(v: &str) -> HeaderValue {
     let bytes = v.as_bytes();
     let clean = bytes.iter().all(|b| *b >= 0x20 && *b != 0x7f);
     let result = if clean {

@@ -2,6 +2,10 @@
 //! Dependencies point one way: `error`/`secret` -> `config` -> `route`, `session`,
 //! `auth`, `identity` -> `gateway` -> `proxy` -> `main` (`tests/layering.rs`).
 //!
+//! Items that the binary, the demo, the integration tests and the benches do not
+//! name are `pub(crate)` or narrower, so the compiler reports what nothing uses
+//! (`unreachable_pub` is denied).
+//!
 //! No `unwrap`/`expect` outside tests: a request never panics on a value it did
 //! not check. `unsafe` only where a raw socket descriptor is borrowed
 //! (`proxy::workers::dup`), each block with its SAFETY note.

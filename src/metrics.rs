@@ -16,7 +16,7 @@ macro_rules! outcomes {
         pub enum Outcome { $($variant,)* }
 
         impl Outcome {
-            pub const ALL: &'static [Outcome] = &[$(Outcome::$variant,)*];
+            pub(crate) const ALL: &'static [Outcome] = &[$(Outcome::$variant,)*];
 
             pub fn as_str(self) -> &'static str {
                 match self { $(Outcome::$variant => $name,)* }
@@ -58,7 +58,7 @@ outcomes! {
 }
 
 /// The endpoint name the JWKS is fetched under (the JWKS-refresh metric).
-pub const JWKS_ENDPOINT: &str = "JWKS";
+pub(crate) const JWKS_ENDPOINT: &str = "JWKS";
 
 /// Status codes counted on their own; any other is counted by its class.
 const CODES: [u16; 24] = [
@@ -191,9 +191,9 @@ pub struct Metrics {
 }
 
 /// Values read from the live gateway when rendering.
-pub struct Gauges {
-    pub store_errors: u64,
-    pub active_sessions: Option<u64>,
+pub(crate) struct Gauges {
+    pub(crate) store_errors: u64,
+    pub(crate) active_sessions: Option<u64>,
     pub ready: bool,
 }
 
@@ -217,13 +217,13 @@ impl Metrics {
             .clone()
     }
 
-    pub fn unrouted(&self) -> &RouteCounters {
+    pub(crate) fn unrouted(&self) -> &RouteCounters {
         &self.unrouted
     }
 
     /// One call to the identity provider: how long it took and whether it failed
     /// (no answer, or a 5xx).
-    pub fn idp_call(&self, endpoint: &'static str, took: Duration, failed: bool) {
+    pub(crate) fn idp_call(&self, endpoint: &'static str, took: Duration, failed: bool) {
         let secs = took.as_secs_f64();
         let mut rare = lock(&self.rare);
         let e = rare.idp.entry(endpoint).or_default();
@@ -237,18 +237,18 @@ impl Metrics {
         }
     }
 
-    pub fn login_started(&self, protocol: &'static str) {
+    pub(crate) fn login_started(&self, protocol: &'static str) {
         *lock(&self.rare).logins_started.entry(protocol).or_default() += 1;
     }
 
-    pub fn login_completed(&self, protocol: &'static str) {
+    pub(crate) fn login_completed(&self, protocol: &'static str) {
         *lock(&self.rare)
             .logins_completed
             .entry(protocol)
             .or_default() += 1;
     }
 
-    pub fn login_failed(&self, reason: &'static str) {
+    pub(crate) fn login_failed(&self, reason: &'static str) {
         *lock(&self.rare).logins_failed.entry(reason).or_default() += 1;
     }
 
@@ -275,7 +275,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of everything.
-    pub fn render(&self, gauges: &Gauges) -> String {
+    pub(crate) fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
         self.render_requests(&mut out);
         let rare = lock(&self.rare);

@@ -26,12 +26,12 @@ pub struct Policy {
     /// `sub` or `preferred_username` values.
     pub users: Vec<String>,
     /// Whole addresses, lower case.
-    pub emails: Vec<String>,
+    pub(crate) emails: Vec<String>,
     /// `example.com` (exactly) or `.example.com` (its subdomains), lower case.
     pub email_domains: Vec<String>,
     pub groups: Vec<String>,
     /// The claim that lists the user's groups or roles.
-    pub groups_claim: String,
+    pub(crate) groups_claim: String,
     /// Claim name -> a value it must equal (or, for a list, contain).
     pub claims: Vec<(String, String)>,
     pub methods: Vec<http::Method>,
@@ -42,7 +42,7 @@ pub struct Policy {
     /// ...and in none of these.
     pub deny_networks: Vec<IpNet>,
     /// When the route may be used; `None`: always.
-    pub schedule: Option<schedule::Schedule>,
+    pub(crate) schedule: Option<schedule::Schedule>,
     /// Asked of OneAccess after every other rule holds (see `auth::management`).
     pub oneaccess: Option<OneAccessRule>,
     pub on_deny: OnDeny,
@@ -50,7 +50,7 @@ pub struct Policy {
 
 impl Policy {
     /// Claims the session must keep for this policy to decide.
-    pub fn claims_used(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn claims_used(&self) -> impl Iterator<Item = &str> {
         let identity = !(self.emails.is_empty() && self.email_domains.is_empty());
         identity
             .then_some("email")
@@ -78,23 +78,23 @@ pub struct OneAccessRule {
     pub application_id: String,
     pub roles: Vec<String>,
     /// The claim that carries the OneAccess user id (`sub` for OIDC and OAuth2).
-    pub user_id_claim: String,
+    pub(crate) user_id_claim: String,
 }
 
 /// What a request brings to a decision.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestFacts<'a> {
+pub(crate) struct RequestFacts<'a> {
     pub method: &'a http::Method,
     /// The request's path, as the front door read it: `paths` rules must hold
     /// for its judged and its folded reading alike.
     pub path: &'a crate::front_door::path::RequestPath<'a>,
-    pub client_ip: Option<IpAddr>,
+    pub(crate) client_ip: Option<IpAddr>,
     /// The clock, unix seconds.
     pub now: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Allow,
     /// Denied, and why (for the log line, not the user).
     Deny(&'static str),
@@ -111,7 +111,7 @@ fn paths_allow(allowed: &[String], path: &crate::front_door::path::RequestPath) 
             .any(|pre| prefix_matches_ignore_case(pre, path.folded()))
 }
 
-pub fn decide(p: &Policy, req: &RequestFacts, identity: Option<&Identity>) -> Decision {
+pub(crate) fn decide(p: &Policy, req: &RequestFacts, identity: Option<&Identity>) -> Decision {
     if !p.deny_networks.is_empty() || !p.networks.is_empty() {
         let Some(ip) = req.client_ip else {
             return Decision::Deny("client address unknown");
@@ -177,7 +177,7 @@ pub fn decide(p: &Policy, req: &RequestFacts, identity: Option<&Identity>) -> De
 /// Anything with a second `@`, quotes, spaces or control characters is no
 /// address at all, so `attacker@evil.com@company.com` matches no `company.com`
 /// rule (oauth2-proxy GHSA-c5c4).
-pub fn parse_email(raw: &str) -> Option<(String, String)> {
+pub(crate) fn parse_email(raw: &str) -> Option<(String, String)> {
     let e = raw.to_ascii_lowercase();
     if e.bytes()
         .any(|b| b <= b' ' || b == 0x7f || b == b'"' || b == b'\\' || b == b'(' || b == b'<')
@@ -207,14 +207,18 @@ fn domain_matches(rule: &str, domain: &str) -> bool {
 }
 
 /// Whether `ip` is one of the configured trusted proxies.
-pub fn is_trusted_proxy(ip: IpAddr, trusted: &[IpNet]) -> bool {
+pub(crate) fn is_trusted_proxy(ip: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|n| n.contains(&ip))
 }
 
 /// The client's address: the socket's, unless the socket is a trusted proxy; then
 /// the rightmost `X-Forwarded-For` address that is not itself a trusted proxy
 /// (the leftmost entries are whatever the client wrote).
-pub fn client_ip(socket: Option<IpAddr>, xff: Option<&str>, trusted: &[IpNet]) -> Option<IpAddr> {
+pub(crate) fn client_ip(
+    socket: Option<IpAddr>,
+    xff: Option<&str>,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
     let socket = socket?;
     let is_trusted = |ip: &IpAddr| is_trusted_proxy(*ip, trusted);
     if !is_trusted(&socket) {

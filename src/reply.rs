@@ -10,7 +10,7 @@ use crate::error::AuthError;
 /// (those are `Reply::for_auth_error`): one variant, one status and one text,
 /// as a page for a browser or JSON for an API client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// 404: no gateway endpoint at this path.
     NotFound,
     /// 404: a route judged only through forward auth, asked directly.
@@ -45,7 +45,7 @@ pub enum Answer {
 impl Answer {
     /// The reply: a page, or JSON when `api` (answers only machines get are
     /// JSON whatever `api` says, and pages only browsers get are pages).
-    pub fn reply(self, api: bool) -> Reply {
+    pub(crate) fn reply(self, api: bool) -> Reply {
         let denied = "You are signed in, but this application does not allow you this request. Ask its administrator for access.";
         let lacking =
             "Your account lacks information this application requires. Ask its administrator.";
@@ -216,7 +216,7 @@ impl Reply {
     }
 
     /// A JSON body `{"error": code, "message": message}` for API clients.
-    pub fn json_error(status: u16, code: &str, message: &str) -> Reply {
+    pub(crate) fn json_error(status: u16, code: &str, message: &str) -> Reply {
         let body = serde_json::json!({ "error": code, "message": message }).to_string();
         Reply::json(status, &body)
     }
@@ -233,7 +233,7 @@ impl Reply {
 
     /// The page that asks before logging out, for requests that may come from
     /// another site. Its form POSTs to `action` (a path with the CSRF token).
-    pub fn confirm_logout(action: &str) -> Reply {
+    pub(crate) fn confirm_logout(action: &str) -> Reply {
         let inner = format!(
             "<p>Do you want to sign out of all applications?</p>\
              <form id=\"logout-form\" method=\"post\" action=\"{a}\"><button id=\"logout-confirm\" type=\"submit\">Sign out</button></form>\
@@ -248,7 +248,7 @@ impl Reply {
         self
     }
 
-    pub fn with_cookies(mut self, set_cookies: impl IntoIterator<Item = String>) -> Reply {
+    pub(crate) fn with_cookies(mut self, set_cookies: impl IntoIterator<Item = String>) -> Reply {
         for c in set_cookies {
             self.headers.push(("set-cookie", c));
         }
@@ -257,7 +257,7 @@ impl Reply {
 
     /// A 401 with the RFC 6750 challenge, for a bearer token that is missing
     /// or not accepted.
-    pub fn bearer_challenge(error: &str, message: &str) -> Reply {
+    pub(crate) fn bearer_challenge(error: &str, message: &str) -> Reply {
         let mut r = Reply::json_error(401, error, message);
         r.headers
             .push(("www-authenticate", format!("Bearer error=\"{error}\"")));
@@ -267,7 +267,7 @@ impl Reply {
     /// A clear page (or JSON for API clients) instead of an empty error when the
     /// upstream fails: 502 (no answer), 504 (too slow), 400 (an unreadable
     /// request), anything else 500-like.
-    pub fn upstream_failure(code: u16, api: bool) -> Reply {
+    pub(crate) fn upstream_failure(code: u16, api: bool) -> Reply {
         let (title, text, error) = match code {
             502 => (
                 "Bad gateway",
@@ -299,13 +299,13 @@ impl Reply {
 
     /// A front-door refusal as forward auth gives it: 403 (nginx takes no 400),
     /// with the refusal's code.
-    pub fn for_forward_auth_refusal(refusal: crate::front_door::Refusal) -> Reply {
+    pub(crate) fn for_forward_auth_refusal(refusal: crate::front_door::Refusal) -> Reply {
         Reply::json_error(403, refusal.code(), refusal.message())
     }
 
     /// The answer to a request the front door refuses: a page, or JSON for an
     /// API client.
-    pub fn for_refusal(refusal: crate::front_door::Refusal, api: bool) -> Reply {
+    pub(crate) fn for_refusal(refusal: crate::front_door::Refusal, api: bool) -> Reply {
         if api {
             Reply::json_error(refusal.status(), refusal.code(), refusal.message())
         } else {
@@ -316,7 +316,7 @@ impl Reply {
     /// As `for_auth_error`, as JSON for an API client when `api`: the same status,
     /// with a code a script can act on, for the errors a request (not a login)
     /// meets.
-    pub fn for_auth_error_to(err: &AuthError, api: bool) -> Reply {
+    pub(crate) fn for_auth_error_to(err: &AuthError, api: bool) -> Reply {
         let (code, message) = match err {
             _ if !api => return Reply::for_auth_error(err),
             AuthError::Store(_) => (
@@ -338,7 +338,7 @@ impl Reply {
 
     /// The reply for a failed login step. Messages say what happened and what to do,
     /// never a token or an IdP description.
-    pub fn for_auth_error(err: &AuthError) -> Reply {
+    pub(crate) fn for_auth_error(err: &AuthError) -> Reply {
         match err {
             AuthError::IdpUnavailable(_) => Reply::page(
                 503,
@@ -407,7 +407,7 @@ impl Reply {
 }
 
 /// Escapes text for HTML element content and attribute values.
-pub fn escape_html(s: &str) -> String {
+pub(crate) fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

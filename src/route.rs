@@ -72,7 +72,7 @@ impl Router {
     }
 
     /// The route at `index` in the config (a pending login names its route so).
-    pub fn by_index(&self, index: usize) -> Option<&Arc<Route>> {
+    pub(crate) fn by_index(&self, index: usize) -> Option<&Arc<Route>> {
         self.by_index.iter().find(|r| r.spec.index == index)
     }
 
@@ -101,14 +101,14 @@ impl Router {
 
     /// Whether a lookup of `path` that ignores case could differ from one that
     /// does not.
-    pub fn case_matters(&self, path: &str) -> bool {
+    pub(crate) fn case_matters(&self, path: &str) -> bool {
         self.upper_case_paths || path.bytes().any(|b| b.is_ascii_uppercase())
     }
 
     /// The origin users reach `host` (canonical, as for `find`) at, from the
     /// config (never from the header itself): the first route for that host,
     /// else a host-less route's.
-    pub fn origin_for_host(&self, host: Option<&str>) -> Option<&str> {
+    pub(crate) fn origin_for_host(&self, host: Option<&str>) -> Option<&str> {
         host.and_then(|h| self.by_host.get(h))
             .and_then(|l| l.first())
             .or_else(|| self.any_host.first())

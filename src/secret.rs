@@ -23,16 +23,16 @@ impl<T: AsRef<[u8]>> Eq for Secret<T> {}
 /// the caller fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the system random generator failed")]
-pub struct RandomFailed;
+pub(crate) struct RandomFailed;
 
 /// Fills `buf` from the system's random generator.
-pub fn random_bytes(buf: &mut [u8]) -> Result<(), RandomFailed> {
+pub(crate) fn random_bytes(buf: &mut [u8]) -> Result<(), RandomFailed> {
     aws_lc_rs::rand::fill(buf).map_err(|_| RandomFailed)
 }
 
 /// 32 random bytes, base64url: 256 bits in 43 characters. Session ids, states,
 /// PKCE verifiers, nonces and CSRF tokens are all made by it.
-pub fn random_token() -> Result<String, RandomFailed> {
+pub(crate) fn random_token() -> Result<String, RandomFailed> {
     use base64::Engine;
     let mut b = [0u8; 32];
     random_bytes(&mut b)?;
@@ -49,7 +49,7 @@ impl<T> Secret<T> {
         &self.0
     }
 
-    pub fn into_inner(self) -> T {
+    pub(crate) fn into_inner(self) -> T {
         self.0
     }
 }
@@ -83,7 +83,7 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Secret<T> {
 
 /// Compares two byte strings in time that depends only on their lengths, so a
 /// state or nonce check does not leak how many leading bytes matched.
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 

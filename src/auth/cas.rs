@@ -19,7 +19,7 @@ use crate::identity::Identity;
 use crate::secret::Secret;
 
 /// Longest ticket accepted (OneAccess's are up to 128 characters).
-pub const MAX_TICKET: usize = 256;
+pub(crate) const MAX_TICKET: usize = 256;
 /// Most attributes kept from one answer.
 const MAX_ATTRIBUTES: usize = 200;
 
@@ -49,7 +49,11 @@ impl CasClient {
     }
 
     /// `/api/v1/cas/login?service=…[&renew=true|&gateway=true]`.
-    pub fn login_url(&self, service: &str, settings: &CasSettings) -> Result<String, AuthError> {
+    pub(crate) fn login_url(
+        &self,
+        service: &str,
+        settings: &CasSettings,
+    ) -> Result<String, AuthError> {
         let mut url = self.endpoint("/api/v1/cas/login")?;
         {
             let mut q = url.query_pairs_mut();
@@ -65,7 +69,7 @@ impl CasClient {
     }
 
     /// `/api/v1/cas/logout?service=…`: ends the CAS SSO session.
-    pub fn logout_url(&self, service: &str) -> Result<String, AuthError> {
+    pub(crate) fn logout_url(&self, service: &str) -> Result<String, AuthError> {
         let mut url = self.endpoint("/api/v1/cas/logout")?;
         url.query_pairs_mut().append_pair("service", service);
         Ok(url.into())
@@ -78,7 +82,7 @@ impl CasClient {
 
     /// Validates a ticket for `service` and returns the identity. The ticket is moved
     /// in: it is sent once.
-    pub async fn validate(
+    pub(crate) async fn validate(
         &self,
         settings: &CasSettings,
         service: &str,
@@ -149,7 +153,7 @@ impl CasClient {
 
 /// Refuses, before any call, a ticket that could change the validation request
 /// (`&`, `%`, `#`), smuggle markup (`<`, quotes) or headers (CR, LF), or is absurd.
-pub fn check_ticket(t: &str) -> Result<(), AuthError> {
+pub(crate) fn check_ticket(t: &str) -> Result<(), AuthError> {
     let ok = !t.is_empty()
         && t.len() <= MAX_TICKET
         && t.bytes().all(|b| {

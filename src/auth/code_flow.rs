@@ -25,8 +25,6 @@ pub struct TokenResponse {
     pub refresh_token: Option<Secret<String>>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub expires_in: Option<u64>,
-    #[serde(default)]
-    pub token_type: Option<String>,
 }
 
 /// What a token response leaves for later: the tokens a session may keep, and
@@ -41,7 +39,7 @@ pub struct Grant {
 }
 
 impl TokenResponse {
-    pub fn grant(&mut self) -> Grant {
+    pub(crate) fn grant(&mut self) -> Grant {
         Grant {
             access_token: Some(self.access_token.clone()),
             id_token: None,
@@ -66,7 +64,7 @@ struct TokenError {
 }
 
 /// The URL that starts a login at `endpoint`. `with_nonce` for OpenID Connect.
-pub fn authorize_url(
+pub(crate) fn authorize_url(
     endpoint: &str,
     client: &ClientCredentials,
     scopes: &[String],
@@ -179,7 +177,7 @@ pub async fn refresh(
 }
 
 /// Keeps an IdP error code printable and short for logs and pages.
-pub fn sanitize_code(code: &str) -> String {
+pub(crate) fn sanitize_code(code: &str) -> String {
     code.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
         .take(64)

@@ -7,20 +7,20 @@ use super::http::{call, HttpClient, OutboundRequest};
 use crate::error::AuthError;
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct ProviderMetadata {
+pub(crate) struct ProviderMetadata {
     pub issuer: String,
-    pub authorization_endpoint: String,
-    pub token_endpoint: String,
-    pub jwks_uri: String,
+    pub(crate) authorization_endpoint: String,
+    pub(crate) token_endpoint: String,
+    pub(crate) jwks_uri: String,
     #[serde(default)]
-    pub userinfo_endpoint: Option<String>,
+    pub(crate) userinfo_endpoint: Option<String>,
     #[serde(default)]
-    pub end_session_endpoint: Option<String>,
+    pub(crate) end_session_endpoint: Option<String>,
 }
 
 /// Where the discovery document of `issuer` lives. OneAccess's issuer has a path
 /// (`/api/v1/oauth2`), so this appends rather than replacing the path.
-pub fn discovery_url(issuer: &str) -> String {
+pub(crate) fn discovery_url(issuer: &str) -> String {
     format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
@@ -29,7 +29,10 @@ pub fn discovery_url(issuer: &str) -> String {
 
 /// Fetches and checks the metadata. `Discovery` errors (a wrong issuer, a broken
 /// document) are configuration faults; `IdpUnavailable` may pass.
-pub async fn discover(http: &dyn HttpClient, issuer: &str) -> Result<ProviderMetadata, AuthError> {
+pub(crate) async fn discover(
+    http: &dyn HttpClient,
+    issuer: &str,
+) -> Result<ProviderMetadata, AuthError> {
     let url = discovery_url(issuer);
     let resp = call(http, OutboundRequest::get("discovery", &url)).await?;
     if resp.status != 200 {

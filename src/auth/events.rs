@@ -26,7 +26,7 @@ const PREFIX_LETTERS: usize = 16;
 const MAX_NONCE: usize = 128;
 
 /// The longest id OneAccess keeps for an application's user.
-pub const MAX_ID: usize = 50;
+pub(crate) const MAX_ID: usize = 50;
 
 /// Why an event is refused: the HTTP status (also OneAccess's `code`), a fixed
 /// outcome for metrics and logs, and the message sent back.
@@ -45,16 +45,19 @@ const fn refused(status: u16, outcome: &'static str, message: &'static str) -> R
     }
 }
 
-pub const TOO_LARGE: Refusal = refused(413, "too_large", "request body too large");
-pub const BAD_TOKEN: Refusal = refused(401, "bad_token", "authentication failed");
-pub const BAD_SHAPE: Refusal = refused(400, "bad_request", "bad parameter");
-pub const STALE: Refusal = refused(401, "stale", "timestamp outside the accepted window");
-pub const BAD_SIGNATURE: Refusal = refused(401, "bad_signature", "signature verification failed");
-pub const REPLAYED: Refusal = refused(401, "replayed", "nonce already used");
-pub const UNDECRYPTABLE: Refusal = refused(400, "bad_ciphertext", "data cannot be decrypted");
-pub const UNKNOWN_EVENT: Refusal = refused(400, "unknown_event", "unknown eventType");
-pub const BAD_EVENT: Refusal = refused(400, "bad_event", "missing or invalid fields in data");
-pub const BUSY: Refusal = refused(500, "unavailable", "busy, try again later");
+pub(crate) const TOO_LARGE: Refusal = refused(413, "too_large", "request body too large");
+pub(crate) const BAD_TOKEN: Refusal = refused(401, "bad_token", "authentication failed");
+pub(crate) const BAD_SHAPE: Refusal = refused(400, "bad_request", "bad parameter");
+pub(crate) const STALE: Refusal = refused(401, "stale", "timestamp outside the accepted window");
+pub(crate) const BAD_SIGNATURE: Refusal =
+    refused(401, "bad_signature", "signature verification failed");
+pub(crate) const REPLAYED: Refusal = refused(401, "replayed", "nonce already used");
+pub(crate) const UNDECRYPTABLE: Refusal =
+    refused(400, "bad_ciphertext", "data cannot be decrypted");
+pub(crate) const UNKNOWN_EVENT: Refusal = refused(400, "unknown_event", "unknown eventType");
+pub(crate) const BAD_EVENT: Refusal =
+    refused(400, "bad_event", "missing or invalid fields in data");
+pub(crate) const BUSY: Refusal = refused(500, "unavailable", "busy, try again later");
 
 /// The event types OneAccess documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +101,7 @@ impl EventType {
 
 /// A request whose token, shape, timestamp and signature are good.
 #[derive(Debug)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     pub nonce: String,
     /// The event type as sent (a known one, or `None`: refused after the nonce).
     pub event_type: Option<EventType>,
@@ -130,19 +133,19 @@ pub enum Event {
 }
 
 /// Checks and reads events for one `[provider.events]`.
-pub struct Receiver<'s> {
+pub(crate) struct Receiver<'s> {
     settings: &'s EventSettings,
 }
 
 impl<'s> Receiver<'s> {
-    pub fn new(settings: &'s EventSettings) -> Receiver<'s> {
+    pub(crate) fn new(settings: &'s EventSettings) -> Receiver<'s> {
         Receiver { settings }
     }
 
     /// Everything that needs no store, in OneAccess's order: body size, Bearer
     /// token, JSON shape, timestamp window, signature (over `data` as sent).
     /// `body` is `None` when it was larger than the limit.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         bearer: Option<&str>,
         body: Option<&[u8]>,
@@ -196,7 +199,7 @@ impl<'s> Receiver<'s> {
 
     /// The message in `data`: decrypted, without its random prefix, when
     /// encryption is on.
-    pub fn message(&self, envelope: &Envelope) -> Result<String, Refusal> {
+    pub(crate) fn message(&self, envelope: &Envelope) -> Result<String, Refusal> {
         let Some(key) = &self.settings.encryption_key else {
             return Ok(envelope.data.clone());
         };
@@ -226,7 +229,7 @@ impl<'s> Receiver<'s> {
     /// An answer's `data`: as is in plain mode (a string or an object); when
     /// encryption is on, its text encrypted with a fresh prefix and IV. `None`
     /// only when the system's random generator fails.
-    pub fn answer_data(&self, data: Value) -> Option<Value> {
+    pub(crate) fn answer_data(&self, data: Value) -> Option<Value> {
         if self.settings.encryption_key.is_none() {
             return Some(data);
         }
@@ -375,7 +378,7 @@ pub fn read_event(event_type: EventType, message: &str) -> Result<Event, Refusal
 
 /// An answer body in OneAccess's shape: `{"code", "message", "data"?}`, the code
 /// being the HTTP status as a string.
-pub fn answer_body(status: u16, message: &str, data: Option<Value>) -> Vec<u8> {
+pub(crate) fn answer_body(status: u16, message: &str, data: Option<Value>) -> Vec<u8> {
     let mut body = json!({"code": status.to_string(), "message": message});
     if let Some(d) = data {
         body["data"] = d;

@@ -19,7 +19,7 @@ const DOWN_FOR: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
-pub struct IdpHealth {
+pub(crate) struct IdpHealth {
     /// Unix milliseconds of the last answer (below 500) and the last failure.
     last_ok: AtomicU64,
     last_failure: AtomicU64,
@@ -30,7 +30,7 @@ pub struct IdpHealth {
 
 impl IdpHealth {
     /// One call to the provider: answered (a status below 500) or not.
-    pub fn record(&self, answered: bool) {
+    pub(crate) fn record(&self, answered: bool) {
         let slot = if answered {
             &self.last_ok
         } else {
@@ -43,7 +43,10 @@ impl IdpHealth {
     /// answer with no failure since; otherwise as `probe` (a cheap request)
     /// finds, asked at most once per `FRESH` while it answers and per `DOWN_FOR`
     /// while it does not.
-    pub async fn reachable<F: Future<Output = bool>>(&self, probe: impl FnOnce() -> F) -> bool {
+    pub(crate) async fn reachable<F: Future<Output = bool>>(
+        &self,
+        probe: impl FnOnce() -> F,
+    ) -> bool {
         let ok = self.last_ok.load(Ordering::Relaxed);
         let failed = self.last_failure.load(Ordering::Relaxed);
         // Within one millisecond, the answer wins: a failure is followed by one.

@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 
 /// Largest body the gateway reads from the identity provider. Discovery documents,
 /// JWKS and token responses are a few KiB; anything bigger is refused, not buffered.
-pub const MAX_BODY: usize = 1 << 20;
+pub(crate) const MAX_BODY: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -97,14 +97,14 @@ pub trait HttpClient: Send + Sync {
 
 /// A client that counts each call's latency and failure (no answer, or a 5xx)
 /// in `metrics` by its endpoint, and tells `health` whether the provider is up.
-pub struct Metered {
+pub(crate) struct Metered {
     inner: Arc<dyn HttpClient>,
     metrics: Arc<Metrics>,
     health: Arc<super::health::IdpHealth>,
 }
 
 impl Metered {
-    pub fn new(
+    pub(crate) fn new(
         inner: Arc<dyn HttpClient>,
         metrics: Arc<Metrics>,
         health: Arc<super::health::IdpHealth>,
@@ -143,12 +143,12 @@ impl HttpClient for Offline {
     }
 }
 
-pub struct ReqwestClient {
+pub(crate) struct ReqwestClient {
     client: reqwest::Client,
 }
 
 impl ReqwestClient {
-    pub fn new(timeout: Duration) -> Result<ReqwestClient, String> {
+    pub(crate) fn new(timeout: Duration) -> Result<ReqwestClient, String> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)

@@ -16,7 +16,7 @@ use crate::error::AuthError;
 use crate::metrics::JWKS_ENDPOINT;
 
 /// A verification key and the algorithm its JWK is pinned to, if any.
-pub struct VerifyKey {
+pub(crate) struct VerifyKey {
     pub key: DecodingKey,
     pub alg: Option<Algorithm>,
 }
@@ -29,7 +29,7 @@ const ONLY_KEY: &str = "\0only";
 /// the IdP one fetch a second.
 const UNKNOWN_KID_FLOOR: Duration = Duration::from_secs(1);
 
-pub struct JwksCache {
+pub(crate) struct JwksCache {
     keys: Cache<String, Arc<VerifyKey>>,
     /// Kids a refetch did not find, not looked for again while they are here.
     missing: Cache<String, ()>,
@@ -42,7 +42,7 @@ pub struct JwksCache {
 impl JwksCache {
     /// `ttl`: how long keys are kept; `missing_for`: how long a kid the IdP does
     /// not publish is not asked for again.
-    pub fn new(ttl: Duration, missing_for: Duration) -> JwksCache {
+    pub(crate) fn new(ttl: Duration, missing_for: Duration) -> JwksCache {
         JwksCache {
             keys: Cache::builder().max_capacity(64).time_to_live(ttl).build(),
             missing: Cache::builder()
@@ -54,7 +54,7 @@ impl JwksCache {
     }
 
     /// The key for `kid`, fetching the JWKS once if it is not known.
-    pub async fn key(
+    pub(crate) async fn key(
         &self,
         http: &dyn HttpClient,
         jwks_uri: &str,
@@ -88,7 +88,11 @@ impl JwksCache {
     }
 
     /// Fetches the JWKS (at start-up, a reload, or for an unknown kid).
-    pub async fn refetch(&self, http: &dyn HttpClient, jwks_uri: &str) -> Result<(), AuthError> {
+    pub(crate) async fn refetch(
+        &self,
+        http: &dyn HttpClient,
+        jwks_uri: &str,
+    ) -> Result<(), AuthError> {
         let resp = call(http, OutboundRequest::get(JWKS_ENDPOINT, jwks_uri)).await?;
         if resp.status != 200 {
             return Err(AuthError::IdpUnavailable(format!(

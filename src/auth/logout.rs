@@ -6,7 +6,7 @@
 use url::Url;
 
 /// The IdP logout URL with the (already validated, absolute) place to come back to.
-pub fn global_logout_url(logout_url: &str, redirect_to: &str) -> String {
+pub(crate) fn global_logout_url(logout_url: &str, redirect_to: &str) -> String {
     match Url::parse(logout_url) {
         Ok(mut u) => {
             u.query_pairs_mut().append_pair("redirect_url", redirect_to);

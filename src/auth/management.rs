@@ -28,7 +28,7 @@ const PAGE: usize = 100;
 const MAX_PAGES: usize = 100;
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Account {
+pub(crate) struct Account {
     pub id: String,
     pub application_id: String,
 }
@@ -40,7 +40,7 @@ pub struct Role {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Member {
+pub(crate) struct Member {
     pub id: String,
     #[serde(default)]
     pub disabled: bool,
@@ -51,7 +51,7 @@ struct Token {
     renew_at: Instant,
 }
 
-pub struct ManagementClient {
+pub(crate) struct ManagementClient {
     http: Arc<dyn HttpClient>,
     base: String,
     settings: ManagementSettings,
@@ -64,7 +64,11 @@ pub struct ManagementClient {
 }
 
 impl ManagementClient {
-    pub fn new(base_url: &str, settings: ManagementSettings, http: Arc<dyn HttpClient>) -> Self {
+    pub(crate) fn new(
+        base_url: &str,
+        settings: ManagementSettings,
+        http: Arc<dyn HttpClient>,
+    ) -> Self {
         fn cache<K, V>(ttl: Duration) -> moka::future::Cache<K, V>
         where
             K: std::hash::Hash + Eq + Send + Sync + 'static,
@@ -89,7 +93,11 @@ impl ManagementClient {
 
     /// Whether the user `user_id` passes `rule`: an account in the application,
     /// and, when the rule lists roles, an enabled account in one of them.
-    pub async fn allows(&self, user_id: &str, rule: &OneAccessRule) -> Result<bool, AuthError> {
+    pub(crate) async fn allows(
+        &self,
+        user_id: &str,
+        rule: &OneAccessRule,
+    ) -> Result<bool, AuthError> {
         let accounts = self.accounts_of(user_id).await?;
         let mine: Vec<&str> = accounts
             .iter()

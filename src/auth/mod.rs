@@ -18,8 +18,8 @@ pub mod protocols;
 pub mod redirect;
 pub mod userinfo;
 
-pub use cas::CasClient;
-pub use oauth2::OAuth2Client;
-pub use oidc::OidcClient;
-pub use pending::PendingLogin;
-pub use protocols::{Login, Protocols};
+pub(crate) use cas::CasClient;
+pub(crate) use oauth2::OAuth2Client;
+pub(crate) use oidc::OidcClient;
+pub use protocols::Login;
+pub(crate) use protocols::Protocols;

@@ -40,7 +40,7 @@ impl OAuth2Client {
         }
     }
 
-    pub fn authorize_url(
+    pub(crate) fn authorize_url(
         &self,
         client: &ClientCredentials,
         pending: &PendingLogin,
@@ -59,7 +59,7 @@ impl OAuth2Client {
 
     /// Exchanges the code, then asks userinfo who the user is. Nothing is kept of a
     /// login whose userinfo fails: no half-made session.
-    pub async fn finish(
+    pub(crate) async fn finish(
         &self,
         client: &ClientCredentials,
         code: Secret<String>,
@@ -105,7 +105,7 @@ impl OAuth2Client {
 
 /// Renames userinfo fields to claims and builds the identity. The field mapped to
 /// `sub` must be a non-empty string or number.
-pub fn identity_from_userinfo(
+pub(crate) fn identity_from_userinfo(
     info: &Map<String, Value>,
     mapping: &[(String, String)],
     keep_claims: &[String],

@@ -21,13 +21,13 @@ use crate::identity::Identity;
 use crate::secret::{ct_eq, Secret};
 
 /// What an OIDC login yields.
-pub struct OidcLogin {
+pub(crate) struct OidcLogin {
     pub identity: Identity,
     /// The raw ID token, kept only when logout needs it as `id_token_hint`.
     pub id_token: Secret<String>,
     /// The IdP's session id, when the ID token has one (back-channel logout).
     pub sid: Option<String>,
-    pub grant: Grant,
+    pub(crate) grant: Grant,
 }
 
 pub struct OidcClient {
@@ -51,7 +51,7 @@ impl OidcClient {
     }
 
     /// The provider metadata, discovering it if this is the first call to succeed.
-    pub async fn metadata(&self) -> Result<Arc<ProviderMetadata>, AuthError> {
+    pub(crate) async fn metadata(&self) -> Result<Arc<ProviderMetadata>, AuthError> {
         self.metadata
             .get_or_try_init(|| async {
                 discover(self.http.as_ref(), &self.settings.issuer)
@@ -65,7 +65,7 @@ impl OidcClient {
     /// Discovery and a first JWKS fetch at start-up. A wrong issuer is an error the
     /// caller must treat as fatal; an unreachable IdP is reported and may be waited out.
     /// Whether discovery has succeeded (it is then never redone).
-    pub fn is_discovered(&self) -> bool {
+    pub(crate) fn is_discovered(&self) -> bool {
         self.metadata.initialized()
     }
 
@@ -75,7 +75,7 @@ impl OidcClient {
     }
 
     /// The URL that starts a login at the IdP for this pending login.
-    pub async fn authorize_url(
+    pub(crate) async fn authorize_url(
         &self,
         client: &ClientCredentials,
         pending: &PendingLogin,
@@ -96,7 +96,7 @@ impl OidcClient {
     /// (`provider.userinfo`). `needed` are the claims the route uses: when the ID
     /// token lacks one, userinfo must answer. Consumes the pending login: it
     /// cannot be used twice.
-    pub async fn finish(
+    pub(crate) async fn finish(
         &self,
         client: &ClientCredentials,
         code: Secret<String>,
@@ -247,7 +247,7 @@ impl OidcClient {
     /// 2.6): signature by a published key, allow-listed `alg`, exact `iss`, `aud`
     /// one of `audiences`, `iat`/`exp`, the logout event, `sub` or `sid`, and no
     /// `nonce`. Returns `(sub, sid, jti)`.
-    pub async fn verify_logout_token(
+    pub(crate) async fn verify_logout_token(
         &self,
         token: &str,
         audiences: &[&str],
@@ -296,7 +296,7 @@ impl OidcClient {
 
     /// The RP-initiated logout URL (OIDC RP-Initiated Logout 1.0), if the provider
     /// was discovered and advertises an `end_session_endpoint`.
-    pub fn end_session_url(
+    pub(crate) fn end_session_url(
         &self,
         client_id: &str,
         id_token_hint: Option<&str>,
@@ -342,7 +342,7 @@ impl OidcClient {
     }
 
     /// Verifies an ID token's signature and claims; returns the claims.
-    pub async fn verify_id_token(
+    pub(crate) async fn verify_id_token(
         &self,
         meta: &ProviderMetadata,
         token: &str,
@@ -365,7 +365,7 @@ impl OidcClient {
     /// Verifies an API client's bearer JWT: signature by a published key,
     /// allow-listed `alg`, exact `iss`, `aud` one of `audiences`, `exp`/`nbf`, a
     /// `sub`. No nonce: the gateway did not ask for this token.
-    pub async fn verify_bearer(
+    pub(crate) async fn verify_bearer(
         &self,
         token: &str,
         audiences: &[&str],

@@ -12,7 +12,7 @@ use crate::session::SealError;
 
 /// Length of the state prefix that names the cookie. 16 base64url characters are
 /// 96 random bits: enough to tell a user's few pending logins apart.
-pub const COOKIE_ID_LEN: usize = 16;
+pub(crate) const COOKIE_ID_LEN: usize = 16;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PendingLogin {
@@ -24,7 +24,7 @@ pub struct PendingLogin {
     verifier: Secret<String>,
     /// Where to send the user afterwards: a path, or an allowed absolute URL.
     #[serde(rename = "r")]
-    pub return_to: String,
+    pub(crate) return_to: String,
     /// The route origin the login started on; the redirect URI is built from it.
     #[serde(rename = "o")]
     pub origin: String,
@@ -79,12 +79,12 @@ impl PendingLogin {
     }
 
     /// The part of the state that names this login's cookie.
-    pub fn cookie_id(&self) -> &str {
+    pub(crate) fn cookie_id(&self) -> &str {
         cookie_id(self.state.expose())
     }
 
     /// PKCE S256: BASE64URL(SHA256(verifier)).
-    pub fn code_challenge(&self) -> String {
+    pub(crate) fn code_challenge(&self) -> String {
         let d = digest::digest(&digest::SHA256, self.verifier.expose().as_bytes());
         URL_SAFE_NO_PAD.encode(d.as_ref())
     }
@@ -92,7 +92,7 @@ impl PendingLogin {
 
 /// The cookie id of a state value, or the whole value when it is shorter (such a
 /// state matches no cookie the gateway made).
-pub fn cookie_id(state: &str) -> &str {
+pub(crate) fn cookie_id(state: &str) -> &str {
     state.get(..COOKIE_ID_LEN).unwrap_or(state)
 }
 

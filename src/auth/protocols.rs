@@ -31,7 +31,7 @@ impl std::fmt::Debug for Login {
 /// One client per protocol some route uses; shared by those routes, so that
 /// discovery, keys and caches are fetched once.
 #[derive(Default)]
-pub struct Protocols {
+pub(crate) struct Protocols {
     pub oidc: Option<Arc<OidcClient>>,
     pub oauth2: Option<Arc<OAuth2Client>>,
     pub cas: Option<Arc<CasClient>>,
@@ -39,7 +39,7 @@ pub struct Protocols {
 
 impl Protocols {
     /// The clients of the protocols `config`'s routes use. Does no network I/O.
-    pub fn new(config: &Config, http: &Arc<dyn HttpClient>) -> Protocols {
+    pub(crate) fn new(config: &Config, http: &Arc<dyn HttpClient>) -> Protocols {
         let Some(p) = &config.provider else {
             return Protocols::default();
         };
@@ -54,7 +54,7 @@ impl Protocols {
     /// The login of a route with `auth`: `Ok(None)` for a public route, an
     /// error for a protocol without a client (a config without a provider,
     /// which validation refuses before this).
-    pub fn login(&self, auth: &RouteAuth) -> Result<Option<Login>, String> {
+    pub(crate) fn login(&self, auth: &RouteAuth) -> Result<Option<Login>, String> {
         let missing = |p: &str| format!("a {p} route and no [provider]");
         Ok(Some(match auth {
             RouteAuth::Public => return Ok(None),

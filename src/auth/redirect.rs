@@ -6,7 +6,7 @@
 use url::Url;
 
 /// The longest return URL kept; a longer one would bloat the pending cookie.
-pub const MAX_RETURN_URL: usize = 2048;
+pub(crate) const MAX_RETURN_URL: usize = 2048;
 
 /// `Some(url to redirect to)` if `raw` is a safe target for `origin`
 /// (`scheme://host[:port]`) and the allow-listed hosts, else `None`.

@@ -53,7 +53,7 @@ pub fn mapped(info: &Map<String, Value>, mapping: &[(String, String)]) -> Map<St
 }
 
 /// The user id in `claims`: a non-empty string (at most 255 bytes) or a number.
-pub fn subject(claims: &Map<String, Value>) -> Option<String> {
+pub(crate) fn subject(claims: &Map<String, Value>) -> Option<String> {
     match claims.get("sub") {
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => Some(s.clone()),
         Some(Value::Number(n)) => Some(n.to_string()),

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServerFile {
+pub(crate) struct ServerFile {
     /// `host:port` to listen on: plain HTTP, or TLS when `[server.tls]` is set.
     pub listen: Option<String>,
     /// The URL users reach the gateway at. Its scheme decides `Secure` cookies and
@@ -18,18 +18,18 @@ pub struct ServerFile {
     pub grace_period_seconds: Option<u64>,
     pub shutdown_timeout_seconds: Option<u64>,
     /// Where the gateway's own endpoints live (`{prefix}/callback`, `{prefix}/logout`).
-    pub sso_path_prefix: Option<String>,
+    pub(crate) sso_path_prefix: Option<String>,
     /// Hosts, besides the gateway's own, that a return URL may point to.
     #[serde(default)]
-    pub allowed_redirect_hosts: Vec<String>,
+    pub(crate) allowed_redirect_hosts: Vec<String>,
     /// Where users land after logout when they did not ask for a place.
-    pub post_logout_redirect: Option<String>,
+    pub(crate) post_logout_redirect: Option<String>,
     /// Proxies (CIDR) whose `X-Forwarded-For` is believed for the client address.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     /// PKCS#8 PEM of the P-256 key that signs identity assertions. Gateways behind
     /// one load balancer share it; without it each process makes its own.
-    pub assertion_key: Option<SecretFile>,
+    pub(crate) assertion_key: Option<SecretFile>,
     /// `host:port` of the admin listener (`/healthz`, `/readyz`, `/metrics`).
     pub admin_listen: Option<String>,
     /// The Unix socket a new process takes the listeners from (`--upgrade`).
@@ -42,40 +42,40 @@ pub struct ServerFile {
 /// TLS on the listener.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TlsFile {
+pub(crate) struct TlsFile {
     /// PEM certificate chain, leaf first.
-    pub cert_file: Option<String>,
+    pub(crate) cert_file: Option<String>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
-    pub key_file: Option<String>,
+    pub(crate) key_file: Option<String>,
     /// Offer HTTP/2 through ALPN (default true).
-    pub http2: Option<bool>,
+    pub(crate) http2: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LimitsFile {
-    pub max_request_header_bytes: Option<usize>,
-    pub max_endpoint_body_bytes: Option<usize>,
-    pub max_connections: Option<usize>,
+pub(crate) struct LimitsFile {
+    pub(crate) max_request_header_bytes: Option<usize>,
+    pub(crate) max_endpoint_body_bytes: Option<usize>,
+    pub(crate) max_connections: Option<usize>,
 }
 
 /// Defaults for every route's upstream.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UpstreamDefaultsFile {
-    pub connect_timeout_seconds: Option<u64>,
+pub(crate) struct UpstreamDefaultsFile {
+    pub(crate) connect_timeout_seconds: Option<u64>,
     pub read_timeout_seconds: Option<u64>,
-    pub idle_timeout_seconds: Option<u64>,
+    pub(crate) idle_timeout_seconds: Option<u64>,
     /// How long an upgraded connection (WebSocket) may stay silent both ways.
-    pub websocket_idle_timeout_seconds: Option<u64>,
+    pub(crate) websocket_idle_timeout_seconds: Option<u64>,
     /// PEM CA certificates that https upstreams are checked against, instead of
     /// the system's roots.
-    pub ca_file: Option<String>,
+    pub(crate) ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LogFile {
+pub(crate) struct LogFile {
     /// `text` (default) or `json`.
     pub format: Option<String>,
     /// A `RUST_LOG`-style filter (default `info`); `RUST_LOG` wins when set.
@@ -86,19 +86,19 @@ pub struct LogFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SessionFile {
+pub(crate) struct SessionFile {
     pub cookie_name: Option<String>,
-    pub lifetime_seconds: Option<u64>,
+    pub(crate) lifetime_seconds: Option<u64>,
     /// 32-byte AES keys, base64. The first seals new cookies; all of them open.
     #[serde(default)]
     pub keys: Vec<SecretFile>,
-    pub pending_login_ttl_seconds: Option<u64>,
-    pub max_pending_logins: Option<usize>,
+    pub(crate) pending_login_ttl_seconds: Option<u64>,
+    pub(crate) max_pending_logins: Option<usize>,
     /// `cookie` (everything sealed in the cookie) or `server` (the cookie holds a
     /// sealed id; the session lives in the store).
     pub mode: Option<String>,
     /// Ends a session unused for this long; 0 or absent: no idle timeout.
-    pub idle_timeout_seconds: Option<u64>,
+    pub(crate) idle_timeout_seconds: Option<u64>,
     /// `embedded` (the default: a file in `state_dir`, one gateway), `memory`
     /// (lost on restart) or `redis` (several gateways sharing sessions and
     /// revocations).
@@ -107,8 +107,8 @@ pub struct SessionFile {
     /// (systemd's `StateDirectory=`), else `state` in the working directory.
     pub state_dir: Option<String>,
     pub redis_url: Option<String>,
-    pub redis_password: Option<SecretFile>,
-    pub redis_key_prefix: Option<String>,
+    pub(crate) redis_password: Option<SecretFile>,
+    pub(crate) redis_key_prefix: Option<String>,
     /// Keep no tokens in the session, and only the claims routes map into headers:
     /// the smallest cookie, for apps that need nothing more.
     #[serde(default)]
@@ -117,7 +117,7 @@ pub struct SessionFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProviderFile {
+pub(crate) struct ProviderFile {
     /// The OneAccess tenant's access domain; the issuer is then
     /// `https://{domain}/api/v1/oauth2`.
     pub domain: Option<String>,
@@ -129,37 +129,37 @@ pub struct ProviderFile {
     pub token_endpoint_auth: Option<String>,
     pub scopes: Option<Vec<String>>,
     /// Scopes of `oauth2` routes; OneAccess's is `get_user_info`.
-    pub oauth2_scopes: Option<Vec<String>>,
+    pub(crate) oauth2_scopes: Option<Vec<String>>,
     /// OAuth2 userinfo field -> identity claim. Default: OneAccess's shape.
-    pub userinfo_claims: Option<BTreeMap<String, String>>,
+    pub(crate) userinfo_claims: Option<BTreeMap<String, String>>,
     /// `global` (OneAccess global logout) or `end_session` (OIDC RP-initiated).
     pub logout: Option<String>,
     /// Refresh the access token this long before it ends (default 60).
     pub refresh_margin_seconds: Option<u64>,
     /// OIDC routes: `auto` (default), `always` or `never` ask userinfo at login.
     pub userinfo: Option<String>,
-    pub id_token_algorithms: Option<Vec<String>>,
-    pub clock_skew_seconds: Option<u64>,
+    pub(crate) id_token_algorithms: Option<Vec<String>>,
+    pub(crate) clock_skew_seconds: Option<u64>,
     pub jwks_min_refetch_seconds: Option<u64>,
-    pub jwks_cache_seconds: Option<u64>,
+    pub(crate) jwks_cache_seconds: Option<u64>,
     pub http_timeout_seconds: Option<u64>,
     /// Lets `issuer` be plain `http://` on a non-loopback host. Development only.
     #[serde(default)]
-    pub allow_insecure_http: bool,
+    pub(crate) allow_insecure_http: bool,
     /// OneAccess's global logout; defaults to `{base}/api/v1/logout`.
-    pub logout_url: Option<String>,
+    pub(crate) logout_url: Option<String>,
     /// OneAccess's management API, for `policy.oneaccess` rules.
     pub management: Option<ManagementFile>,
     /// Which claim of a session holds the user's OneAccess login name, per
     /// protocol: what user events and the admin listener name users by.
-    pub login_name_claims: Option<LoginNameClaimsFile>,
+    pub(crate) login_name_claims: Option<LoginNameClaimsFile>,
     /// OneAccess's user-change events (synchronization, API mode).
     pub events: Option<EventsFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LoginNameClaimsFile {
+pub(crate) struct LoginNameClaimsFile {
     pub oidc: Option<String>,
     pub oauth2: Option<String>,
     pub cas: Option<String>,
@@ -168,7 +168,7 @@ pub struct LoginNameClaimsFile {
 /// The receiver of OneAccess's synchronization events.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EventsFile {
+pub(crate) struct EventsFile {
     /// Default `{sso_path_prefix}/oneaccess/events`; must be under the prefix.
     pub path: Option<String>,
     /// The console's Security Token (`Authorization: Bearer`).
@@ -180,27 +180,27 @@ pub struct EventsFile {
     /// Where the IV sits in `data` and how long it is (not documented by OneAccess).
     pub encryption: Option<EncryptionLayoutFile>,
     /// How far an event's timestamp may be from now (default 300).
-    pub window_seconds: Option<u64>,
+    pub(crate) window_seconds: Option<u64>,
     /// The largest body taken (default 65536).
     pub max_body_bytes: Option<usize>,
     /// `UPDATE_USER` with `disabled = true`: `revoke` (default) or `ignore`.
-    pub on_disable: Option<String>,
+    pub(crate) on_disable: Option<String>,
     /// `DELETE_USER`: `revoke` (default) or `ignore`.
-    pub on_delete: Option<String>,
+    pub(crate) on_delete: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EncryptionLayoutFile {
+pub(crate) struct EncryptionLayoutFile {
     /// 12 (default) or 16.
-    pub iv_bytes: Option<usize>,
+    pub(crate) iv_bytes: Option<usize>,
     /// `start` (default: IV, ciphertext, tag) or `end` (ciphertext, tag, IV).
-    pub iv_at: Option<String>,
+    pub(crate) iv_at: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ManagementFile {
+pub(crate) struct ManagementFile {
     pub client_id: Option<String>,
     pub client_secret: Option<SecretFile>,
     /// How long answers are cached (default 300), and so how long an outage of the
@@ -212,7 +212,7 @@ pub struct ManagementFile {
 /// with `dev = true`, so a plain-text secret in TOML is always a visible choice.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SecretFile {
+pub(crate) struct SecretFile {
     pub env: Option<String>,
     pub file: Option<String>,
     pub value: Option<String>,
@@ -222,7 +222,7 @@ pub struct SecretFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RouteFile {
+pub(crate) struct RouteFile {
     pub host: Option<String>,
     pub path: Option<String>,
     pub upstream: Option<String>,
@@ -257,23 +257,23 @@ pub struct RouteFile {
     #[serde(default)]
     pub bearer_tokens: bool,
     /// Audiences a bearer token may carry; default: the route's client id.
-    pub bearer_audiences: Option<Vec<String>>,
+    pub(crate) bearer_audiences: Option<Vec<String>>,
     /// `allow` (default: judged without them) or `refuse` (400 for any `;`).
     pub path_params: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PolicyFile {
+pub(crate) struct PolicyFile {
     #[serde(default)]
     pub users: Vec<String>,
     #[serde(default)]
-    pub emails: Vec<String>,
+    pub(crate) emails: Vec<String>,
     #[serde(default)]
     pub email_domains: Vec<String>,
     #[serde(default)]
     pub groups: Vec<String>,
-    pub groups_claim: Option<String>,
+    pub(crate) groups_claim: Option<String>,
     #[serde(default)]
     pub claims: BTreeMap<String, String>,
     #[serde(default)]
@@ -297,18 +297,18 @@ pub struct PolicyFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OneAccessFile {
+pub(crate) struct OneAccessFile {
     pub application_id: Option<String>,
     /// Role codes; any one is enough. None: an account is enough.
     #[serde(default)]
     pub roles: Vec<String>,
     /// Default `sub`; CAS routes must name the attribute with the user id.
-    pub user_id_claim: Option<String>,
+    pub(crate) user_id_claim: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WindowFile {
+pub(crate) struct WindowFile {
     /// `mon`..`sun` or ranges such as `mon-fri`; none: every day.
     #[serde(default)]
     pub days: Vec<String>,
@@ -319,7 +319,7 @@ pub struct WindowFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CasFile {
+pub(crate) struct CasFile {
     /// `1.0`, `2.0` or `3.0` (default).
     pub version: Option<String>,
     /// `json` (OneAccess's default) or `xml`.

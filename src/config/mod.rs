@@ -8,11 +8,11 @@ pub mod validate;
 use std::path::Path;
 
 pub use runtime::*;
-pub use validate::{parse, DEFAULT_HEADERS};
+pub use validate::parse;
 
 /// Claims every session keeps, whether or not a route maps them today, so that a
 /// mapping added later works for users already logged in.
-pub const DEFAULT_HEADER_CLAIMS: &[&str] = &["email", "preferred_username", "name"];
+pub(crate) const DEFAULT_HEADER_CLAIMS: &[&str] = &["email", "preferred_username", "name"];
 
 use crate::error::StartupError;
 

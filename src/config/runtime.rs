@@ -2,14 +2,13 @@
 //! deserialized, so nothing on the request path can meet a config error.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
 use jsonwebtoken::Algorithm;
 
-pub use crate::policy::OneAccessRule;
+pub(crate) use crate::policy::OneAccessRule;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
@@ -22,24 +21,24 @@ pub struct Config {
     /// Who may post CAS single-logout requests (`cas.slo_networks`, the same on
     /// every cas route, since they all share one service URL); `None`: anyone,
     /// as the CAS protocol has no signature.
-    pub cas_slo_networks: Option<Vec<ipnet::IpNet>>,
+    pub(crate) cas_slo_networks: Option<Vec<ipnet::IpNet>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
     pub threads: usize,
-    pub grace_period: Duration,
-    pub shutdown_timeout: Duration,
+    pub(crate) grace_period: Duration,
+    pub(crate) shutdown_timeout: Duration,
     /// `scheme://host[:port]` of `public_url`, without a trailing slash.
     pub public_origin: String,
     pub tls: bool,
     pub paths: SsoPaths,
-    pub allowed_redirect_hosts: Vec<String>,
-    pub post_logout_redirect: String,
+    pub(crate) allowed_redirect_hosts: Vec<String>,
+    pub(crate) post_logout_redirect: String,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// PKCS#8 DER of the assertion signing key, if configured.
-    pub assertion_key: Option<Secret<Vec<u8>>>,
+    pub(crate) assertion_key: Option<Secret<Vec<u8>>>,
     /// `/healthz`, `/readyz` and `/metrics`, on their own listener.
     pub admin_listen: Option<SocketAddr>,
     /// Where a process started with `--upgrade` takes the listeners from.
@@ -54,31 +53,29 @@ pub struct ServerSettings {
 /// finds a bad one, and a reload picks up a renewed one.
 #[derive(Debug, Clone)]
 pub struct ListenerTls {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
     pub certified: Arc<rustls::sign::CertifiedKey>,
-    pub http2: bool,
+    pub(crate) http2: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// The request line and headers together; more gets a 431.
-    pub max_request_header_bytes: usize,
+    pub(crate) max_request_header_bytes: usize,
     /// Bodies the gateway reads itself (logout tokens, CAS logout requests).
-    pub max_endpoint_body_bytes: usize,
+    pub(crate) max_endpoint_body_bytes: usize,
     /// Open client connections per process; more are closed at once.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
 pub struct UpstreamDefaults {
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Between two reads of an answer; a long poll needs more than its wait.
-    pub read_timeout: Duration,
+    pub(crate) read_timeout: Duration,
     /// How long an idle connection stays in the keep-alive pool.
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// Silence allowed on an upgraded connection (WebSocket), each way.
-    pub websocket_idle_timeout: Duration,
+    pub(crate) websocket_idle_timeout: Duration,
     /// DER certificates https upstreams are checked against; `None`: the system's.
     pub ca: Option<Arc<[Vec<u8>]>>,
 }
@@ -104,19 +101,19 @@ pub struct SsoPaths {
     /// OIDC and OAuth2 redirect URI path.
     pub callback: String,
     /// CAS service URL path; CAS Single Logout POSTs arrive there too.
-    pub cas_callback: String,
+    pub(crate) cas_callback: String,
     /// OIDC Back-Channel Logout endpoint (register it at OneAccess).
-    pub backchannel_logout: String,
+    pub(crate) backchannel_logout: String,
     pub logout: String,
     /// Where OIDC RP-initiated logout comes back (`post_logout_redirect_uri`,
     /// under `public_url`: the one URL to register at OneAccess for it).
-    pub logged_out: String,
+    pub(crate) logged_out: String,
     /// The JWKS of the identity assertions.
     pub jwks: String,
     /// Forward auth for nginx `auth_request`: 2xx or 401.
     pub forward_auth: String,
     /// Forward auth for Traefik and Caddy: 2xx, or a redirect to log in.
-    pub forward_auth_redirect: String,
+    pub(crate) forward_auth_redirect: String,
     /// Starts a login for a URL (`?rd=`): where nginx sends a 401.
     pub start: String,
 }
@@ -127,21 +124,21 @@ pub struct SessionSettings {
     pub cookie_name: String,
     /// `{cookie_name}_`: every other cookie of the gateway starts with it, so one
     /// test tells the gateway's cookies from the app's.
-    pub family_prefix: String,
+    pub(crate) family_prefix: String,
     /// Prefix of the per-login pending cookies (`{prefix}{state-id}`).
-    pub pending_prefix: String,
+    pub(crate) pending_prefix: String,
     /// Double-submit token of the logout confirmation form.
-    pub csrf_cookie: String,
+    pub(crate) csrf_cookie: String,
     /// Marks a passive CAS login (`gateway=true`) that found no SSO session, so the
     /// route serves the user anonymously instead of looping back to CAS.
-    pub cas_gateway_cookie: String,
+    pub(crate) cas_gateway_cookie: String,
     pub secure: bool,
-    pub lifetime: Duration,
+    pub(crate) lifetime: Duration,
     pub keys: Vec<Secret<[u8; 32]>>,
-    pub pending_ttl: Duration,
-    pub max_pending: usize,
+    pub(crate) pending_ttl: Duration,
+    pub(crate) max_pending: usize,
     pub mode: SessionMode,
-    pub idle_timeout: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
     /// No tokens and only mapped claims in the session.
     pub minimal: bool,
     pub store: StoreSettings,
@@ -172,7 +169,7 @@ pub enum StoreSettings {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenAuth {
+pub(crate) enum TokenAuth {
     ClientSecretPost,
     ClientSecretBasic,
 }
@@ -183,7 +180,7 @@ pub enum TokenAuth {
 pub struct ClientCredentials {
     pub client_id: String,
     pub client_secret: Secret<String>,
-    pub token_auth: TokenAuth,
+    pub(crate) token_auth: TokenAuth,
 }
 
 /// Where logout sends an OIDC or OAuth2 user after clearing the gateway's cookies.
@@ -216,23 +213,23 @@ pub struct ProviderSettings {
     /// The provider-wide client; a route may bring its own.
     pub client: Option<ClientCredentials>,
     pub scopes: Vec<String>,
-    pub oauth2_scopes: Vec<String>,
+    pub(crate) oauth2_scopes: Vec<String>,
     /// OAuth2 userinfo field -> identity claim (`id` -> `sub`, `userName` ->
     /// `preferred_username`, ...). One entry maps to `sub`.
-    pub userinfo_claims: Vec<(String, String)>,
-    pub algorithms: Vec<Algorithm>,
-    pub clock_skew: Duration,
-    pub jwks_min_refetch: Duration,
-    pub jwks_cache: Duration,
-    pub http_timeout: Duration,
-    pub logout_url: String,
+    pub(crate) userinfo_claims: Vec<(String, String)>,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) clock_skew: Duration,
+    pub(crate) jwks_min_refetch: Duration,
+    pub(crate) jwks_cache: Duration,
+    pub(crate) http_timeout: Duration,
+    pub(crate) logout_url: String,
     pub logout: LogoutMode,
     pub userinfo: UserinfoMode,
-    pub refresh_margin: Duration,
+    pub(crate) refresh_margin: Duration,
     /// OneAccess's management API, for policies that ask about accounts and roles.
     pub management: Option<ManagementSettings>,
     /// The session claim that holds the user's OneAccess login name, per protocol.
-    pub login_name_claims: LoginNameClaims,
+    pub(crate) login_name_claims: LoginNameClaims,
     /// The receiver of OneAccess's user-change events, when enabled.
     pub events: Option<EventSettings>,
 }
@@ -263,7 +260,7 @@ impl Default for LoginNameClaims {
 
 impl LoginNameClaims {
     /// The claim for sessions of `realm`.
-    pub fn for_realm(&self, realm: &Realm) -> Option<&str> {
+    pub(crate) fn for_realm(&self, realm: &Realm) -> Option<&str> {
         match realm {
             Realm::Oidc(_) => Some(&self.oidc),
             Realm::OAuth2(_) => Some(&self.oauth2),
@@ -275,7 +272,7 @@ impl LoginNameClaims {
 
 /// What a user event does to the user's sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventAction {
+pub(crate) enum EventAction {
     /// End every session of the user, on every gateway sharing the store.
     Revoke,
     /// Acknowledge and log only.
@@ -284,7 +281,7 @@ pub enum EventAction {
 
 /// Where the IV sits in an encrypted `data` (OneAccess does not document it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IvAt {
+pub(crate) enum IvAt {
     /// `IV || ciphertext || tag`
     Start,
     /// `ciphertext || tag || IV`
@@ -299,13 +296,13 @@ pub struct EventSettings {
     pub token: Secret<String>,
     pub signature_key: Option<Secret<String>>,
     pub encryption_key: Option<Secret<String>>,
-    pub iv_bytes: usize,
-    pub iv_at: IvAt,
+    pub(crate) iv_bytes: usize,
+    pub(crate) iv_at: IvAt,
     /// How far a timestamp may be from now, either way; nonces are kept twice as long.
-    pub window: Duration,
-    pub max_body: usize,
-    pub on_disable: EventAction,
-    pub on_delete: EventAction,
+    pub(crate) window: Duration,
+    pub(crate) max_body: usize,
+    pub(crate) on_disable: EventAction,
+    pub(crate) on_delete: EventAction,
 }
 
 /// The gateway's API credential at OneAccess (an "API" application with the
@@ -315,7 +312,7 @@ pub struct ManagementSettings {
     pub client_id: String,
     pub client_secret: Secret<String>,
     /// How long an answer is trusted, including while the API is down.
-    pub cache_ttl: Duration,
+    pub(crate) cache_ttl: Duration,
 }
 
 /// Which of the user's tokens a route passes upstream.
@@ -327,7 +324,7 @@ pub enum PassToken {
 
 /// What a route does when the IdP refuses a session's refresh token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshFailure {
+pub(crate) enum RefreshFailure {
     /// End the session everywhere: the next request logs in again.
     Logout,
     /// Log in again now, without revoking (the default).
@@ -387,7 +384,7 @@ impl Realm {
     }
 
     /// The OIDC application's client id, for an OIDC realm.
-    pub fn oidc_client(&self) -> Option<&str> {
+    pub(crate) fn oidc_client(&self) -> Option<&str> {
         match self {
             Realm::Oidc(c) => Some(c),
             _ => None,
@@ -488,13 +485,13 @@ pub struct Upstream {
     /// Set for an https upstream.
     pub tls: Option<UpstreamTls>,
     /// The route's own read timeout, over `server.upstream`'s.
-    pub read_timeout: Option<Duration>,
+    pub(crate) read_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
 pub struct UpstreamTls {
     /// The URL's host: sent as SNI and checked against the certificate.
-    pub server_name: String,
+    pub(crate) server_name: String,
     pub verify: bool,
 }
 
@@ -536,7 +533,7 @@ pub enum Missing {
 
 impl HeaderRule {
     /// The claims this rule reads, which the session must keep.
-    pub fn claims_used(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn claims_used(&self) -> impl Iterator<Item = &str> {
         let (one, many): (Option<&str>, &[TemplatePart]) = match &self.source {
             HeaderSource::Claim(c) => (Some(c.as_str()), &[]),
             HeaderSource::Value(_) => (None, &[]),
@@ -587,12 +584,12 @@ impl RouteSpec {
 
     /// Whether the client's own `Authorization` must not reach the app: a route
     /// that passes the user's token never passes the client's.
-    pub fn replaces_client_authorization(&self) -> bool {
+    pub(crate) fn replaces_client_authorization(&self) -> bool {
         self.pass_token.is_some()
     }
 
     /// The claims this route reads: in its header rules and in its policy.
-    pub fn claims_used(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn claims_used(&self) -> impl Iterator<Item = &str> {
         let mapped = self.headers.iter().flat_map(|h| h.claims_used());
         mapped.chain(self.policy.iter().flat_map(|p| p.claims_used()))
     }
@@ -614,13 +611,13 @@ pub struct RouteSpec {
     /// `scheme://host[:port]` that users reach this route at: redirect URIs and
     /// same-origin checks are built from it, never from the request's Host header.
     pub origin: String,
-    pub refresh_failure: RefreshFailure,
+    pub(crate) refresh_failure: RefreshFailure,
     pub policy: Option<crate::policy::Policy>,
     pub pass_token: Option<PassToken>,
     pub assertion: bool,
     /// Audiences accepted in API clients' bearer JWTs; empty: bearer tokens are
     /// not accepted.
-    pub bearer_audiences: Vec<String>,
+    pub(crate) bearer_audiences: Vec<String>,
     pub path_params: PathParams,
     /// Which logins this route accepts: a session made by one protocol and client
     /// is not accepted by a route of another (`sub` means different things to

@@ -13,12 +13,12 @@ use super::runtime::*;
 use crate::error::{ConfigErrors, ConfigProblem};
 use crate::secret::Secret;
 
-pub use headers::DEFAULT_HEADERS;
-pub use provider::DEFAULT_USERINFO_CLAIMS;
+#[cfg(test)]
+pub(crate) use provider::DEFAULT_USERINFO_CLAIMS;
 
 /// Reads an environment variable. A parameter, so tests need not touch the process
 /// environment.
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(crate) type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 struct Collector {
     problems: Vec<ConfigProblem>,

@@ -33,7 +33,7 @@ impl HostRefusal {
 /// (`Example.COM.:8080` is `example.com`), or why it is no authority. A name is
 /// letters, digits, `-` and `_` in dot-separated labels; an address is IPv4 or a
 /// bracketed IPv6. A port is 1 to 5 digits, at most 65535.
-pub fn canonical_host(authority: &str) -> Result<Cow<'_, str>, HostRefusal> {
+pub(crate) fn canonical_host(authority: &str) -> Result<Cow<'_, str>, HostRefusal> {
     let (host, port) = if authority.starts_with('[') {
         let end = authority.find(']').ok_or(HostRefusal::Invalid)?;
         let inner = &authority[1..end];

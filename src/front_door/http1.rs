@@ -71,7 +71,7 @@ pub enum Scan {
 /// Bytes that end any partial head, and make a head on their own, that Pingora
 /// refuses with 400 at once: a method with a control byte, and no request line
 /// for its URI-escaping retry to find.
-pub const POISON: &[u8] = b"\x01\r\n\r\n";
+pub(crate) const POISON: &[u8] = b"\x01\r\n\r\n";
 
 /// The framing state of one connection.
 #[derive(Debug)]
@@ -164,7 +164,7 @@ impl Guard {
     }
 
     /// Waiting for the answer to an upgrade request.
-    pub fn deciding(&self) -> bool {
+    pub(crate) fn deciding(&self) -> bool {
         matches!(self.state, State::Deciding { .. })
     }
 

@@ -21,9 +21,10 @@ use std::sync::Arc;
 use crate::config::PathParams;
 use crate::metrics::Outcome;
 use crate::route::{Route, Router};
-pub use host::{canonical_host, HostRefusal};
-pub use path::{canonical, PathRefusal, RequestPath};
+pub(crate) use host::{canonical_host, HostRefusal};
+pub use path::canonical;
 use path::{prefix_matches, prefix_matches_ignore_case};
+pub(crate) use path::{PathRefusal, RequestPath};
 
 /// What the front door makes of a request.
 #[derive(Debug)]
@@ -74,7 +75,7 @@ impl Refusal {
         }
     }
 
-    pub fn title(self) -> &'static str {
+    pub(crate) fn title(self) -> &'static str {
         match self {
             Refusal::HeadersTooLarge => "Request headers too large",
             Refusal::NoRoute => "Not found",
@@ -202,7 +203,7 @@ impl<'r> FrontDoor<'r> {
 /// The authority (absolute-form only) and the rest of a request target: the
 /// path, query and fragment as sent (for absolute-form, maybe empty or starting
 /// with `?`). Absolute-form is `http://` or `https://` (any case).
-pub fn split_target(target: &[u8]) -> Result<(Option<&str>, &[u8]), PathRefusal> {
+pub(crate) fn split_target(target: &[u8]) -> Result<(Option<&str>, &[u8]), PathRefusal> {
     if target.first() == Some(&b'/') {
         return Ok((None, target));
     }
@@ -237,7 +238,7 @@ fn path_of(rest: &[u8]) -> &[u8] {
 
 /// Whether a request's target and headers exceed `max` bytes (each header counted
 /// with 4 bytes of separators, near enough to what the client sent).
-pub fn headers_too_large(target: &[u8], headers: &http::HeaderMap, max: usize) -> bool {
+pub(crate) fn headers_too_large(target: &[u8], headers: &http::HeaderMap, max: usize) -> bool {
     let size = headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)

@@ -78,7 +78,7 @@ impl<'a> RequestPath<'a> {
     }
 
     /// What an app without path parameters reads.
-    pub fn literal(&self) -> &str {
+    pub(crate) fn literal(&self) -> &str {
         self.literal.as_deref().unwrap_or(&self.judged)
     }
 
@@ -88,12 +88,12 @@ impl<'a> RequestPath<'a> {
     }
 
     /// Whether the path had `;` parameters.
-    pub fn has_params(&self) -> bool {
+    pub(crate) fn has_params(&self) -> bool {
         self.params
     }
 
     /// Whether some reading differs from the judged one (beyond case).
-    pub fn has_other_readings(&self) -> bool {
+    pub(crate) fn has_other_readings(&self) -> bool {
         self.literal.is_some() || self.folded.is_some()
     }
 }
@@ -145,12 +145,12 @@ pub fn canonical(raw: &[u8]) -> Result<RequestPath<'_>, PathRefusal> {
 }
 
 /// What `is_canonical_prefix` asks of a route's or a policy's path prefix.
-pub const CANONICAL_PREFIX_RULE: &str =
+pub(crate) const CANONICAL_PREFIX_RULE: &str =
     "must be a canonical path: starting with `/`, without `?`, `#`, `%`, `;`, `\\`, `//`, dot segments or control characters";
 
 /// Whether a configured path prefix is its own canonical form, so that requests
 /// are matched against exactly what the file says.
-pub fn is_canonical_prefix(p: &str) -> bool {
+pub(crate) fn is_canonical_prefix(p: &str) -> bool {
     !p.contains(['?', '#'])
         && canonical(p.as_bytes())
             .is_ok_and(|c| c.judged() == p && !c.has_params() && !c.has_other_readings())
@@ -323,7 +323,7 @@ fn fold(text: &str) -> Cow<'_, str> {
 
 /// Prefix match on segment boundaries: `/app` matches `/app`, `/app/` and `/app/x`,
 /// not `/application`.
-pub fn prefix_matches(prefix: &str, path: &str) -> bool {
+pub(crate) fn prefix_matches(prefix: &str, path: &str) -> bool {
     if prefix == "/" {
         return true;
     }
@@ -332,7 +332,7 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
 }
 
 /// `prefix_matches`, with ASCII letters matched regardless of case.
-pub fn prefix_matches_ignore_case(prefix: &str, path: &str) -> bool {
+pub(crate) fn prefix_matches_ignore_case(prefix: &str, path: &str) -> bool {
     if prefix == "/" {
         return true;
     }

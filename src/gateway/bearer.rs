@@ -97,7 +97,7 @@ impl Bearers<'_> {
 }
 
 /// The bearer token of a request, if it has one (`Bearer`, any case).
-pub fn bearer_token(parts: &Parts) -> Option<&str> {
+pub(crate) fn bearer_token(parts: &Parts) -> Option<&str> {
     let v = parts
         .headers
         .get(http::header::AUTHORIZATION)?

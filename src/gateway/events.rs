@@ -17,7 +17,7 @@ use crate::session::Sessions;
 
 /// Whom to end the sessions of.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserKey {
+pub(crate) enum UserKey {
     /// The OneAccess login name, in every realm (`provider.login_name_claims`).
     LoginName(String),
     /// The session's `sub` in the OIDC and OAuth2 realms: OneAccess's user id.
@@ -68,7 +68,7 @@ impl Events<'_> {
     /// Ends every session of `user`, in every mode, on every gateway sharing the
     /// store; sessions made later are not affected. Returns how many live
     /// sessions it ended.
-    pub async fn end_user_sessions(
+    pub(crate) async fn end_user_sessions(
         &self,
         user: &UserKey,
         cause: Revocation,
@@ -84,7 +84,7 @@ impl Events<'_> {
     /// OneAccess's `{"code","message","data"}` shape with the same HTTP status.
     /// Bad input gets a 4xx; only a store that does not answer gets a 500,
     /// which OneAccess retries.
-    pub async fn oneaccess_event(
+    pub(crate) async fn oneaccess_event(
         &self,
         parts: &Parts,
         body: Option<&[u8]>,
@@ -240,7 +240,7 @@ impl Events<'_> {
     /// `{"sub": …}` or `{"user_id": …}` (the last two are one thing: OneAccess's
     /// user id, the `sub` of OIDC and OAuth2 sessions). JSON only, so no form on
     /// another site can post it. Answers the status and a JSON body.
-    pub async fn admin_revoke(
+    pub(crate) async fn admin_revoke(
         &self,
         content_type: Option<&str>,
         body: &[u8],

@@ -25,7 +25,7 @@ use crate::route::Route;
 
 /// Forward auth, and what it may touch.
 #[derive(Clone, Copy)]
-pub struct ForwardAuth<'g> {
+pub(crate) struct ForwardAuth<'g> {
     server: &'g ServerSettings,
     /// The original request is admitted as a proxied one is,
     front_door: FrontDoor<'g>,
@@ -36,7 +36,7 @@ pub struct ForwardAuth<'g> {
 }
 
 impl Gateway {
-    pub fn forward_auth(&self) -> ForwardAuth<'_> {
+    pub(crate) fn forward_auth(&self) -> ForwardAuth<'_> {
         ForwardAuth {
             server: &self.config.server,
             front_door: self.front_door(),
@@ -52,7 +52,7 @@ impl ForwardAuth<'_> {
     /// without it (nginx) the answer is 401 and nginx sends the browser to the
     /// `start` endpoint. Returns the reply, the user, an outcome for the log, and
     /// the route judged.
-    pub async fn answer(
+    pub(crate) async fn answer(
         &self,
         parts: &Parts,
         socket: Option<std::net::IpAddr>,
@@ -142,7 +142,7 @@ impl ForwardAuth<'_> {
     /// `{prefix}/start?rd=URL`: starts a login for the route that serves `rd`, and
     /// comes back there. Where nginx sends a browser its forward auth refused with
     /// 401. `rd` must be on the route's origin or an allowed host.
-    pub async fn start_for(&self, parts: &Parts, now: u64) -> Reply {
+    pub(crate) async fn start_for(&self, parts: &Parts, now: u64) -> Reply {
         let bad = || Answer::BadReturnUrl.reply(false);
         let q = Query::parse(parts.uri.query());
         let Some(rd) = q.get("rd") else {

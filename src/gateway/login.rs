@@ -30,7 +30,7 @@ const CAS_PENDING_ID: &str = "cas";
 
 /// Logging in, and what it may touch.
 #[derive(Clone, Copy)]
-pub struct Logins<'g> {
+pub(crate) struct Logins<'g> {
     server: &'g ServerSettings,
     session: &'g SessionSettings,
     /// A pending login names its route by index.
@@ -42,7 +42,7 @@ pub struct Logins<'g> {
 }
 
 impl Gateway {
-    pub fn logins(&self) -> Logins<'_> {
+    pub(crate) fn logins(&self) -> Logins<'_> {
         Logins {
             server: &self.config.server,
             session: &self.config.session,
@@ -58,7 +58,7 @@ impl Gateway {
 impl<'g> Logins<'g> {
     /// The answer to a protected request without a session: a login redirect for a
     /// browser navigation, 401 JSON for everything else.
-    pub async fn login_required(&self, route: &Route, parts: &Parts, now: u64) -> Reply {
+    pub(crate) async fn login_required(&self, route: &Route, parts: &Parts, now: u64) -> Reply {
         if is_api_request(parts) {
             return Answer::Unauthenticated.reply(true);
         }
@@ -207,7 +207,7 @@ impl<'g> Logins<'g> {
     }
 
     /// `GET {prefix}/callback?code&state`: finish an OIDC or OAuth2 login.
-    pub async fn callback(&self, parts: &Parts, now: u64) -> Reply {
+    pub(crate) async fn callback(&self, parts: &Parts, now: u64) -> Reply {
         let q = Query::parse(parts.uri.query());
         let pending_name = q
             .get("state")
@@ -219,7 +219,7 @@ impl<'g> Logins<'g> {
     }
 
     /// `GET {prefix}/cas/callback?ticket=ST-…`: finish a CAS login.
-    pub async fn cas_callback(&self, parts: &Parts, now: u64) -> Reply {
+    pub(crate) async fn cas_callback(&self, parts: &Parts, now: u64) -> Reply {
         let q = Query::parse(parts.uri.query());
         let pending_name = format!("{}{CAS_PENDING_ID}", self.session.pending_prefix);
         let outcome = self.finish_cas_login(parts, &q, &pending_name, now).await;

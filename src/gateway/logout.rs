@@ -28,7 +28,7 @@ const LOGOUT_STATE: &str = "oag-logout-state";
 
 /// Logging out, and what it may touch.
 #[derive(Clone, Copy)]
-pub struct Logouts<'g> {
+pub(crate) struct Logouts<'g> {
     server: &'g ServerSettings,
     session: &'g SessionSettings,
     provider: Option<&'g ProviderSettings>,
@@ -42,7 +42,7 @@ pub struct Logouts<'g> {
 }
 
 impl Gateway {
-    pub fn logouts(&self) -> Logouts<'_> {
+    pub(crate) fn logouts(&self) -> Logouts<'_> {
         Logouts {
             server: &self.config.server,
             session: &self.config.session,
@@ -65,7 +65,7 @@ impl Logouts<'_> {
     /// `Sec-Fetch-Site` is `same-origin` or `none` (typed, bookmarked), or, without
     /// fetch metadata, when `Origin`/`Referer` is this origin. Anything else gets a
     /// confirmation page whose POST carries a double-submit token.
-    pub async fn logout(&self, parts: &Parts, now: u64) -> Reply {
+    pub(crate) async fn logout(&self, parts: &Parts, now: u64) -> Reply {
         let server = self.server;
         // The front door checked the Host; routing's reading of it picks the origin.
         let host = parts
@@ -126,7 +126,7 @@ impl Logouts<'_> {
     /// `POST {prefix}/backchannel-logout` (OIDC Back-Channel Logout 1.0): ends the
     /// sessions of the logout token's `sid`, or of its `sub` when it has no `sid`.
     /// 200 when done (or nothing to do), 400 for any invalid token; never cached.
-    pub async fn backchannel_logout(&self, body: &[u8], now: u64) -> Reply {
+    pub(crate) async fn backchannel_logout(&self, body: &[u8], now: u64) -> Reply {
         let reply = match self.try_backchannel_logout(body, now).await {
             Ok(ended) => {
                 tracing::info!(sessions = ended, "back-channel logout");
@@ -190,7 +190,7 @@ impl Logouts<'_> {
     /// made with that ticket, if this gateway made one; otherwise nothing happens.
     /// The CAS protocol signs nothing: `cas.slo_networks`, when set, names the
     /// only addresses it is taken from.
-    pub async fn cas_single_logout(
+    pub(crate) async fn cas_single_logout(
         &self,
         parts: &Parts,
         socket: Option<std::net::IpAddr>,
@@ -233,7 +233,7 @@ impl Logouts<'_> {
     /// `GET {prefix}/logged-out?state=…`: where the provider's end-session
     /// endpoint returns; on to the place the logout asked for, which `state`
     /// carries sealed, else the configured page.
-    pub fn logged_out(&self, parts: &Parts, now: u64) -> Reply {
+    pub(crate) fn logged_out(&self, parts: &Parts, now: u64) -> Reply {
         let server = self.server;
         let target = Query::parse(parts.uri.query())
             .get("state")

@@ -32,13 +32,11 @@ mod refresh;
 mod upstream;
 mod verdict;
 
-pub use bearer::bearer_token;
-pub use events::{Events, UserKey};
-pub use forward_auth::ForwardAuth;
-pub use login::Logins;
-pub use logout::Logouts;
-pub use upstream::{Tokens, Upstream};
-pub use verdict::{Access, Judge, Pass, Verdict};
+pub(crate) use bearer::bearer_token;
+pub use events::Events;
+pub use upstream::Tokens;
+pub(crate) use verdict::Verdict;
+pub use verdict::{Access, Pass};
 
 pub use crate::session::NewSession;
 use idp::Idp;
@@ -247,7 +245,7 @@ impl Gateway {
     }
 
     /// Is this cookie name one of the gateway's own?
-    pub fn is_gateway_cookie(&self, name: &str) -> bool {
+    pub(crate) fn is_gateway_cookie(&self, name: &str) -> bool {
         let s = &self.config.session;
         name == s.cookie_name || name.starts_with(s.family_prefix.as_str())
     }
@@ -261,7 +259,7 @@ fn cookie_value<'p>(parts: &'p Parts, name: &str) -> Option<&'p str> {
 /// Whether a request is from a script or API client rather than a page navigation
 /// (the rule mod_auth_openidc uses, and a bearer token): such clients get 401 and
 /// JSON, not a redirect they cannot follow through a login form.
-pub fn is_api_request(parts: &Parts) -> bool {
+pub(crate) fn is_api_request(parts: &Parts) -> bool {
     let h = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
     if parts.method != http::Method::GET && parts.method != http::Method::HEAD {
         return true;
@@ -284,10 +282,10 @@ pub fn is_api_request(parts: &Parts) -> bool {
 }
 
 /// A parsed query string: first value of each name, percent-decoded.
-pub struct Query(Vec<(String, String)>);
+pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
-    pub fn parse(q: Option<&str>) -> Query {
+    pub(crate) fn parse(q: Option<&str>) -> Query {
         Query(
             url::form_urlencoded::parse(q.unwrap_or("").as_bytes())
                 .into_owned()
@@ -295,7 +293,7 @@ impl Query {
         )
     }
 
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)

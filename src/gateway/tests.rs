@@ -5,7 +5,7 @@ use std::path::Path;
 use http::Request;
 
 use super::*;
-use crate::auth::PendingLogin;
+use crate::auth::pending::PendingLogin;
 use crate::config::Realm;
 use crate::reply::Reply;
 use crate::session::cookie::pairs;

@@ -21,14 +21,14 @@ pub struct Tokens<'a> {
 
 /// What the app is told, and what that may touch.
 #[derive(Clone, Copy)]
-pub struct Upstream<'g> {
+pub(crate) struct Upstream<'g> {
     /// The assertion's issuer.
     public_origin: &'g str,
     signer: Option<&'g Signer>,
 }
 
 impl Gateway {
-    pub fn upstream(&self) -> Upstream<'_> {
+    pub(crate) fn upstream(&self) -> Upstream<'_> {
         Upstream {
             public_origin: &self.config.server.public_origin,
             signer: self.signer.as_deref(),
@@ -39,7 +39,7 @@ impl Gateway {
 impl<'g> Upstream<'g> {
     /// The headers to set upstream for `identity` on `route`, or the 403 that
     /// refuses the request when a `missing = "reject"` rule finds nothing.
-    pub fn upstream_headers(
+    pub(crate) fn upstream_headers(
         &self,
         route: &Route,
         identity: &Identity,
@@ -74,7 +74,7 @@ impl<'g> Upstream<'g> {
     }
 
     /// The JWKS that verifies identity assertions, when some route sends them.
-    pub fn assertion_jwks(&self) -> Option<&'g str> {
+    pub(crate) fn assertion_jwks(&self) -> Option<&'g str> {
         self.signer.map(|s| s.jwks())
     }
 }

@@ -45,7 +45,7 @@ pub enum Access {
 }
 
 /// What to do with a request to a route.
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Serve it.
     Pass(Pass),
     /// Answer it here: a login redirect, a 401, 403 or 503.
@@ -69,7 +69,7 @@ pub struct Pass {
 /// The judge of requests to routes, and what it may touch: the concerns it
 /// asks in turn.
 #[derive(Clone, Copy)]
-pub struct Judge<'g> {
+pub(crate) struct Judge<'g> {
     sessions: &'g Sessions,
     /// The passive-login pass of CAS `gateway` routes.
     cas_gateway_cookie: &'g str,
@@ -81,7 +81,7 @@ pub struct Judge<'g> {
 }
 
 impl Gateway {
-    pub fn judge(&self) -> Judge<'_> {
+    pub(crate) fn judge(&self) -> Judge<'_> {
         Judge {
             sessions: &self.sessions,
             cas_gateway_cookie: &self.config.session.cas_gateway_cookie,
@@ -96,7 +96,7 @@ impl Gateway {
 
 impl Judge<'_> {
     /// What a request to `route` may do: who it is, by bearer token or session.
-    pub async fn access(
+    pub(crate) async fn access(
         &self,
         route: &Route,
         parts: &Parts,
@@ -143,7 +143,7 @@ impl Judge<'_> {
     /// Judges a request to `route`. `path` is the front door's reading of it;
     /// `socket` the peer's address. `redirect` lets a browser without a session be
     /// sent to log in; without it (nginx forward auth) the answer is a 401.
-    pub async fn verdict(
+    pub(crate) async fn verdict(
         &self,
         route: &Route,
         parts: &Parts,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Joins the items of a list claim inside the session. A control character, so no
 /// claim value can contain it (they are replaced at ingest): a group named `a,b`
 /// stays one group.
-pub const LIST_SEP: char = '\u{1f}';
+pub(crate) const LIST_SEP: char = '\u{1f}';
 
 /// A logged-in user as the gateway keeps it: the subject and the claims that some
 /// route maps into a header.
@@ -22,7 +22,7 @@ pub struct Identity {
 impl Identity {
     /// Takes from `earlier` the claims this one lacks: a refreshed ID token does
     /// not repeat what userinfo added at login.
-    pub fn keep_missing_from(&mut self, earlier: &Identity) {
+    pub(crate) fn keep_missing_from(&mut self, earlier: &Identity) {
         for (name, value) in &earlier.claims {
             if self.claim(name).is_none() {
                 self.claims.push((name.clone(), value.clone()));
@@ -46,7 +46,7 @@ impl Identity {
     /// lists of scalars joined with `LIST_SEP`. A dotted name (`address.country`)
     /// walks into objects when no claim has that exact name. Objects and nulls
     /// are left out.
-    pub fn from_claims(
+    pub(crate) fn from_claims(
         sub: String,
         claims: &serde_json::Map<String, serde_json::Value>,
         wanted: &[String],
@@ -66,7 +66,7 @@ impl Identity {
 
 /// The items of a claim value as the session keeps it: one for a scalar, each
 /// item for a list.
-pub fn list_items(v: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn list_items(v: &str) -> impl Iterator<Item = &str> {
     v.split(LIST_SEP)
 }
 

@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 /// its `from` runs past midnight, and belongs to the day it starts on: `fri
 /// 22:00-06:00` covers Friday night and early Saturday.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
+pub(crate) struct Window {
     /// Bit 0 is Monday, bit 6 Sunday.
     pub days: u8,
     pub from: u16,
@@ -18,17 +18,17 @@ pub struct Window {
 }
 
 /// All seven days.
-pub const EVERY_DAY: u8 = 0x7f;
+pub(crate) const EVERY_DAY: u8 = 0x7f;
 
 #[derive(Debug, Clone)]
-pub struct Schedule {
-    pub zone: Tz,
+pub(crate) struct Schedule {
+    pub(crate) zone: Tz,
     pub windows: Vec<Window>,
 }
 
 impl Schedule {
     /// Whether the instant `unix` (seconds) falls in one of the windows.
-    pub fn contains(&self, unix: u64) -> bool {
+    pub(crate) fn contains(&self, unix: u64) -> bool {
         let Ok(secs) = i64::try_from(unix) else {
             return false;
         };
@@ -55,7 +55,7 @@ impl Window {
 }
 
 /// `mon`..`sun`, or a range `mon-fri` (which may wrap: `fri-mon`), as a day mask.
-pub fn parse_days(text: &str) -> Option<u8> {
+pub(crate) fn parse_days(text: &str) -> Option<u8> {
     const NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
     let index = |s: &str| {
         let s = s.trim().to_ascii_lowercase();
@@ -80,7 +80,7 @@ pub fn parse_days(text: &str) -> Option<u8> {
 }
 
 /// `HH:MM` as minutes since midnight; `24:00` is allowed (the end of a day).
-pub fn parse_clock(text: &str) -> Option<u16> {
+pub(crate) fn parse_clock(text: &str) -> Option<u16> {
     let (h, m) = text.trim().split_once(':')?;
     if h.is_empty() || h.len() > 2 || m.len() != 2 {
         return None;

@@ -17,7 +17,7 @@ use crate::gateway::Gateway;
 /// A gateway and the upstream peers of its routes: swapped as one.
 pub struct Served {
     pub gateway: Arc<Gateway>,
-    pub peers: Peers,
+    pub(crate) peers: Peers,
 }
 
 impl Served {

@@ -29,18 +29,18 @@ use crate::session::cookie::{self, CookieRewrite};
 use crate::session::now_secs;
 use live::Live;
 
-pub struct GatewayProxy {
+pub(crate) struct GatewayProxy {
     live: Arc<Live>,
 }
 
 impl GatewayProxy {
-    pub fn new(live: Arc<Live>) -> GatewayProxy {
+    pub(crate) fn new(live: Arc<Live>) -> GatewayProxy {
         GatewayProxy { live }
     }
 }
 
 /// What a request learned on its way, for later phases and the access log.
-pub struct RequestCtx {
+pub(crate) struct RequestCtx {
     started: Instant,
     /// The gateway of the moment the request arrived, with its routes' peers (a
     /// reload does not change them).

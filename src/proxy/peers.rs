@@ -11,10 +11,10 @@ use crate::config::{Config, Upstream, UpstreamDefaults};
 
 /// One peer per route, by the route's index in the file; `None` for a route
 /// judged only through forward auth.
-pub struct Peers(Vec<Option<HttpPeer>>);
+pub(crate) struct Peers(Vec<Option<HttpPeer>>);
 
 impl Peers {
-    pub fn new(config: &Config) -> Peers {
+    pub(crate) fn new(config: &Config) -> Peers {
         let mut peers = vec![None; config.routes.len()];
         for spec in &config.routes {
             if let (Some(u), Some(slot)) = (&spec.upstream, peers.get_mut(spec.index)) {
@@ -25,7 +25,7 @@ impl Peers {
     }
 
     /// The peer of the route at `index`.
-    pub fn of(&self, index: usize) -> Option<&HttpPeer> {
+    pub(crate) fn of(&self, index: usize) -> Option<&HttpPeer> {
         self.0.get(index).and_then(Option::as_ref)
     }
 }

@@ -7,14 +7,17 @@ use std::sync::OnceLock;
 
 use http::HeaderValue;
 
-pub const HEADER: &str = "x-request-id";
+pub(crate) const HEADER: &str = "x-request-id";
 
 /// The longest id taken from a proxy; longer ones are replaced.
 const MAX_LEN: usize = 128;
 
 /// The id of a request: the proxy's when `trusted` and well-formed, else a new one.
 /// `trusted` is asked only when an id came, so most requests skip the CIDR walk.
-pub fn for_request(given: Option<&HeaderValue>, trusted: impl FnOnce() -> bool) -> HeaderValue {
+pub(crate) fn for_request(
+    given: Option<&HeaderValue>,
+    trusted: impl FnOnce() -> bool,
+) -> HeaderValue {
     match given {
         Some(v) if is_well_formed(v.as_bytes()) && trusted() => v.clone(),
         _ => fresh(),

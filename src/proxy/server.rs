@@ -225,7 +225,7 @@ pub fn spawn(gateway: Arc<Gateway>) -> std::io::Result<RunningGateway> {
 }
 
 /// As `spawn`, started as `launch` says (a config file to reload from).
-pub fn spawn_with(gateway: Arc<Gateway>, launch: Launch) -> std::io::Result<RunningGateway> {
+pub(crate) fn spawn_with(gateway: Arc<Gateway>, launch: Launch) -> std::io::Result<RunningGateway> {
     let addr = gateway.config.server.listen;
     let (tx, rx) = oneshot::channel();
     let (server, live) =

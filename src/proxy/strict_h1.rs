@@ -26,7 +26,7 @@ use crate::front_door::http1::{Guard, Scan, Violation, POISON};
 use crate::metrics::Outcome;
 
 /// Wraps an accepted connection in the guard, unless it speaks HTTP/2.
-pub fn wrap(stream: Stream, live: &Arc<Live>) -> Stream {
+pub(crate) fn wrap(stream: Stream, live: &Arc<Live>) -> Stream {
     if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
         return stream;
     }
@@ -40,7 +40,7 @@ pub fn wrap(stream: Stream, live: &Arc<Live>) -> Stream {
     })
 }
 
-pub struct StrictH1 {
+pub(crate) struct StrictH1 {
     inner: Stream,
     guard: Guard,
     /// Bytes read after an upgrade request, waiting for its answer.

@@ -39,7 +39,7 @@ use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
 use super::live::Live;
 
 /// One worker: a one-thread proxy service on the shared listening address.
-pub struct Worker<A: ServerApp + Send + Sync + 'static> {
+pub(crate) struct Worker<A: ServerApp + Send + Sync + 'static> {
     inner: Service<Limited<A>>,
     /// The first worker's socket is bound by Pingora; the others bind their own.
     index: usize,
@@ -49,7 +49,7 @@ pub struct Worker<A: ServerApp + Send + Sync + 'static> {
 
 impl<A: ServerApp + Send + Sync + 'static> Worker<A> {
     /// Listens on `listen` with TLS when `tls` is given, in plain TCP otherwise.
-    pub fn new(
+    pub(crate) fn new(
         index: usize,
         app: A,
         limit: Arc<ConnectionLimit>,
@@ -200,7 +200,7 @@ async fn wait_for_listener(
 /// would otherwise join the group of a gateway already running there and take
 /// half of its connections; a plain bind, without that option, fails instead.
 /// Not for an upgrade, whose old process holds the address by design.
-pub fn wait_until_free(listen: &str, tries: u32) -> Result<(), String> {
+pub(crate) fn wait_until_free(listen: &str, tries: u32) -> Result<(), String> {
     for attempt in 1..=tries {
         match std::net::TcpListener::bind(listen) {
             Ok(_) => return Ok(()),
@@ -271,7 +271,7 @@ impl ConnectionLimit {
     }
 
     /// The connections each worker serves now.
-    pub fn open_by_worker(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(crate) fn open_by_worker(&self) -> impl Iterator<Item = usize> + '_ {
         self.by_worker.iter().map(|n| n.0.load(Ordering::Relaxed))
     }
 }
@@ -284,7 +284,7 @@ struct WorkerCount(AtomicUsize);
 /// The proxy, with the cap on open connections, reading HTTP/1 through the
 /// strict guard (`strict_h1`). A connection over the cap is closed at once,
 /// before anything is read: cheaper for a gateway under a flood than answering it.
-pub struct Limited<A> {
+pub(crate) struct Limited<A> {
     inner: Arc<A>,
     limit: Arc<ConnectionLimit>,
     /// Which worker this is, for its count in `limit`.

@@ -5,7 +5,7 @@
 /// The `name=value` pairs of one `Cookie` header value, in order. Malformed pieces
 /// are skipped, never an error.
 /// The first value of the cookie `name` in a request.
-pub fn request_cookie<'p>(parts: &'p http::request::Parts, name: &str) -> Option<&'p str> {
+pub(crate) fn request_cookie<'p>(parts: &'p http::request::Parts, name: &str) -> Option<&'p str> {
     parts
         .headers
         .get_all(http::header::COOKIE)
@@ -34,7 +34,12 @@ pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -
 
 /// As `set_cookie`, with `SameSite=Strict`: for the logout form's CSRF token, which
 /// must never ride along on a request another site starts.
-pub fn set_strict_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> String {
+pub(crate) fn set_strict_cookie(
+    name: &str,
+    value: &str,
+    max_age: Option<u64>,
+    secure: bool,
+) -> String {
     build(name, value, max_age, secure, "Strict")
 }
 
@@ -56,19 +61,19 @@ fn build(name: &str, value: &str, max_age: Option<u64>, secure: bool, same_site:
 }
 
 /// A `Set-Cookie` value that makes the browser drop the cookie at once.
-pub fn clear_cookie(name: &str, secure: bool) -> String {
+pub(crate) fn clear_cookie(name: &str, secure: bool) -> String {
     set_cookie(name, "", Some(0), secure)
 }
 
 /// Largest cookie value the gateway writes in one piece: with the name and the
 /// attributes, a whole `Set-Cookie` line stays under browsers' 4096 bytes.
-pub const MAX_VALUE: usize = 3800;
+pub(crate) const MAX_VALUE: usize = 3800;
 /// Most chunks a session may span (30 KiB); a count above it is refused, not
 /// allocated (mod_auth_openidc CVE-2024-24814).
-pub const MAX_CHUNKS: usize = 8;
+pub(crate) const MAX_CHUNKS: usize = 8;
 
 /// The name of chunk `i` of the cookie `base`.
-pub fn chunk_name(base: &str, i: usize) -> String {
+pub(crate) fn chunk_name(base: &str, i: usize) -> String {
     format!("{base}_c{i}")
 }
 
@@ -156,7 +161,7 @@ pub fn without<'a>(
 
 /// What becomes of a request's `Cookie` headers on their way upstream.
 #[derive(Debug, PartialEq, Eq)]
-pub enum CookieRewrite {
+pub(crate) enum CookieRewrite {
     /// None of them names a cookie to drop, and there is one header: as it is.
     Unchanged,
     /// Nothing is left: no `Cookie` header.
@@ -167,7 +172,10 @@ pub enum CookieRewrite {
 
 /// The request's `Cookie` headers without the cookies `drop` names (the
 /// gateway's own), each kept pair byte for byte.
-pub fn request_without(headers: &http::HeaderMap, drop: impl Fn(&str) -> bool) -> CookieRewrite {
+pub(crate) fn request_without(
+    headers: &http::HeaderMap,
+    drop: impl Fn(&str) -> bool,
+) -> CookieRewrite {
     let values: Vec<&http::HeaderValue> = headers.get_all(http::header::COOKIE).iter().collect();
     if values.is_empty() {
         return CookieRewrite::Unchanged;
@@ -198,7 +206,7 @@ pub fn request_without(headers: &http::HeaderMap, drop: impl Fn(&str) -> bool) -
 /// An upstream answer's `Set-Cookie` values without those that set a cookie
 /// `ours` names (an app must not fixate or clear the gateway's session); `None`
 /// when there is none such, which is the usual case and costs no allocation.
-pub fn set_cookies_without(
+pub(crate) fn set_cookies_without(
     headers: &http::HeaderMap,
     ours: impl Fn(&str) -> bool,
 ) -> Option<Vec<http::HeaderValue>> {

@@ -57,7 +57,7 @@ impl NewSession {
 
 /// The outcome of one renewal attempt, shared by every request that waited on it.
 #[derive(Clone)]
-pub enum Renewal {
+pub(crate) enum Renewal {
     /// New tokens (or the refused refresh token dropped): the session to use
     /// from now on.
     Renewed(Arc<SessionData>),
@@ -276,7 +276,7 @@ impl Sessions {
 
     /// The session cookie's value: the whole sealed session in cookie mode, the
     /// sealed id in server mode.
-    pub fn cookie_value(&self, data: &SessionData) -> Result<String, AuthError> {
+    pub(crate) fn cookie_value(&self, data: &SessionData) -> Result<String, AuthError> {
         let name = &self.settings.cookie_name;
         let sealed = match self.settings.mode {
             SessionMode::Cookie => super::seal(&self.sealer, name, data),
@@ -313,7 +313,12 @@ impl Sessions {
 
     /// The cookies that carry a changed session: the re-sealed session in cookie
     /// mode; none in server mode (the id did not change).
-    pub fn renewed_cookies(&self, parts: &Parts, data: &SessionData, now: u64) -> Vec<String> {
+    pub(crate) fn renewed_cookies(
+        &self,
+        parts: &Parts,
+        data: &SessionData,
+        now: u64,
+    ) -> Vec<String> {
         match self.settings.mode {
             SessionMode::Cookie => self
                 .cookie_value(data)
@@ -360,7 +365,7 @@ impl Sessions {
     /// until now are revoked. Returns how many live sessions it ended: each is
     /// also marked ended by its own id, so that ending them again by another key
     /// (the user's id after their login name) does not count them twice.
-    pub async fn end_all(&self, key: &str, now: u64) -> Result<usize, StoreError> {
+    pub(crate) async fn end_all(&self, key: &str, now: u64) -> Result<usize, StoreError> {
         let at = super::millis_of(now, true);
         // The key first: a session made after this moment is not affected, and
         // one made before is refused from now on, whatever follows.
@@ -429,7 +434,7 @@ impl Sessions {
     /// once: the first runs `attempt`, the others share its outcome. An attempt
     /// that could not renew stands for `RETRY_AFTER`, then the next request tries
     /// again.
-    pub async fn renewal<F, Fut>(&self, s: &SessionData, attempt: F) -> Renewal
+    pub(crate) async fn renewal<F, Fut>(&self, s: &SessionData, attempt: F) -> Renewal
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Renewal>,

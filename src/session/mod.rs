@@ -9,8 +9,10 @@ pub mod store;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::Identity;
-pub use lifecycle::{ticket_hash, NewSession, Renewal, Sessions};
-pub use seal::{SealError, Sealer};
+pub(crate) use lifecycle::Renewal;
+pub use lifecycle::{ticket_hash, NewSession, Sessions};
+pub(crate) use seal::SealError;
+pub use seal::Sealer;
 
 /// What the session cookie carries. Short field names keep the cookie small.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -78,7 +80,7 @@ fn is_zero_u16(n: &u16) -> bool {
 
 impl SessionData {
     /// When it was issued, in unix milliseconds.
-    pub fn issued_millis(&self) -> u64 {
+    pub(crate) fn issued_millis(&self) -> u64 {
         self.issued_at
             .saturating_mul(1000)
             .saturating_add(u64::from(self.issued_ms.min(999)))
@@ -88,7 +90,7 @@ impl SessionData {
 /// `now` (unix seconds, as the request path reads the clock) in milliseconds:
 /// the clock's own when it is still in that second, else the second's end (a
 /// revocation then covers all of it; a session its start).
-pub fn millis_of(now: u64, end_of_second: bool) -> u64 {
+pub(crate) fn millis_of(now: u64, end_of_second: bool) -> u64 {
     let ms = now_millis();
     if ms / 1000 == now {
         ms
@@ -133,7 +135,7 @@ pub fn open(
 }
 
 /// Milliseconds since the Unix epoch.
-pub fn now_millis() -> u64 {
+pub(crate) fn now_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

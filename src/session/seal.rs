@@ -138,7 +138,7 @@ impl Sealer {
 }
 
 /// Longest cookie name the AAD can bind; validation keeps names well below it.
-pub const MAX_NAME_LEN: usize = 120;
+pub(crate) const MAX_NAME_LEN: usize = 120;
 
 /// Writes the AAD, `oag1:` + the exact cookie name, into a stack buffer (the hot
 /// path opens a cookie on every request, so no allocation here).

@@ -11,7 +11,7 @@ use super::Collector;
 use crate::config::runtime::{HeaderRule, HeaderSource, Missing, TemplatePart};
 
 /// The headers every protected route sets unless it lists its own.
-pub const DEFAULT_HEADERS: [(&str, &str); 3] = [
+pub(crate) const DEFAULT_HEADERS: [(&str, &str); 3] = [
     ("x-forwarded-user", "sub"),
     ("x-forwarded-email", "email"),
     ("x-forwarded-preferred-username", "preferred_username"),

@@ -17,7 +17,7 @@ use crate::config::runtime::{
 
 /// OneAccess's userinfo shape (`id`, `userName`, `name`, `email`, `mobile`; no
 /// `sub`) mapped to the claim names identity headers use.
-pub const DEFAULT_USERINFO_CLAIMS: [(&str, &str); 5] = [
+pub(crate) const DEFAULT_USERINFO_CLAIMS: [(&str, &str); 5] = [
     ("id", "sub"),
     ("userName", "preferred_username"),
     ("name", "name"),

@@ -51,8 +51,6 @@ pub(super) fn listener_tls(
     let (cert_file, key_file) = (base_dir.join(cert), base_dir.join(key));
     match load_certified_key(&cert_file, &key_file) {
         Ok(certified) => Some(ListenerTls {
-            cert_file,
-            key_file,
             certified: Arc::new(certified),
             http2: f.http2.unwrap_or(true),
         }),

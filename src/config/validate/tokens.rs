@@ -7,7 +7,7 @@ use crate::config::runtime::{ClientCredentials, PassToken, Protocol};
 
 pub(super) struct RouteTokens {
     pub pass_token: Option<PassToken>,
-    pub bearer_audiences: Vec<String>,
+    pub(crate) bearer_audiences: Vec<String>,
 }
 
 pub(super) fn route_tokens(

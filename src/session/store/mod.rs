@@ -18,7 +18,7 @@ pub use memory::MemoryStore;
 
 use crate::config::StoreSettings;
 
-pub use crate::error::StoreError;
+pub(crate) use crate::error::StoreError;
 
 /// Keys are namespaced by the caller: `ses:{id}` records, `sid:…`/`sub:…`/`st:…`
 /// indexes and revocations, `use:…` single-use marks.
@@ -72,7 +72,7 @@ pub trait Store: Send + Sync {
 /// A gateway before 0.1's user events wrote seconds: such a value (below 10^11,
 /// the year 5138 in seconds, 1973 in milliseconds) covers its whole second, so a
 /// rolling upgrade honours every revocation the older gateways made.
-pub fn revoked_until(at: u64) -> u64 {
+pub(crate) fn revoked_until(at: u64) -> u64 {
     if at < 100_000_000_000 {
         at.saturating_mul(1000).saturating_add(999)
     } else {
