@@ -102,16 +102,14 @@ impl Signer {
     }
 }
 
-/// The DER inside a PEM `PRIVATE KEY` block.
-pub(crate) fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
-    let body: String = pem
-        .lines()
-        .map(str::trim)
-        .skip_while(|l| *l != "-----BEGIN PRIVATE KEY-----")
-        .skip(1)
-        .take_while(|l| *l != "-----END PRIVATE KEY-----")
-        .collect();
-    base64::engine::general_purpose::STANDARD.decode(body).ok()
+/// The DER of the first PEM `PRIVATE KEY` block (PKCS#8) in `text`; other blocks,
+/// such as the `EC PARAMETERS` some tools write first, are passed over.
+pub(crate) fn pem_to_der(text: &str) -> Option<Vec<u8>> {
+    pem::parse_many(text)
+        .ok()?
+        .into_iter()
+        .find(|block| block.tag() == "PRIVATE KEY")
+        .map(pem::Pem::into_contents)
 }
 
 #[cfg(test)]
@@ -167,5 +165,21 @@ mod tests {
             "one key, one JWKS: gateways can share it"
         );
         assert!(Signer::new(Some(b"not a key")).is_err());
+
+        // As files hold it: lines of 64, CRLF, another block first.
+        let b64 = base64::engine::general_purpose::STANDARD.encode(doc.as_ref());
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).expect("ascii"))
+            .collect();
+        let file = format!(
+            "-----BEGIN EC PARAMETERS-----\r\nBggqhkjOPQMBBw==\r\n-----END EC PARAMETERS-----\r\n-----BEGIN PRIVATE KEY-----\r\n{}\r\n-----END PRIVATE KEY-----\r\n",
+            lines.join("\r\n")
+        );
+        assert_eq!(pem_to_der(&file), Some(der));
+        assert_eq!(pem_to_der("no PEM here"), None);
+        let sec1 = pem.replace("PRIVATE KEY", "EC PRIVATE KEY");
+        assert_eq!(pem_to_der(&sec1), None, "only PKCS#8 is taken");
     }
 }

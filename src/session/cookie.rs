@@ -2,8 +2,8 @@
 //! values with the gateway's attribute rules (HttpOnly, SameSite=Lax, Path=/,
 //! Secure under TLS, host-only so the `__Host-` prefix holds).
 
-/// The `name=value` pairs of one `Cookie` header value, in order. Malformed pieces
-/// are skipped, never an error.
+use cookie::SameSite;
+
 /// The first value of the cookie `name` in a request.
 pub(crate) fn request_cookie<'p>(parts: &'p http::request::Parts, name: &str) -> Option<&'p str> {
     parts
@@ -15,6 +15,8 @@ pub(crate) fn request_cookie<'p>(parts: &'p http::request::Parts, name: &str) ->
         .map(|(_, v)| v)
 }
 
+/// The `name=value` pairs of one `Cookie` header value, in order. Malformed pieces
+/// are skipped, never an error.
 pub fn pairs(header: &[u8]) -> impl Iterator<Item = (&str, &str)> {
     header.split(|b| *b == b';').filter_map(|piece| {
         let piece = std::str::from_utf8(piece).ok()?.trim();
@@ -29,7 +31,7 @@ pub fn pairs(header: &[u8]) -> impl Iterator<Item = (&str, &str)> {
 
 /// Builds a `Set-Cookie` value. `max_age` of `None` makes a browser-session cookie.
 pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> String {
-    build(name, value, max_age, secure, "Lax")
+    build(name, value, max_age, secure, SameSite::Lax)
 }
 
 /// As `set_cookie`, with `SameSite=Strict`: for the logout form's CSRF token, which
@@ -40,24 +42,30 @@ pub(crate) fn set_strict_cookie(
     max_age: Option<u64>,
     secure: bool,
 ) -> String {
-    build(name, value, max_age, secure, "Strict")
+    build(name, value, max_age, secure, SameSite::Strict)
 }
 
-fn build(name: &str, value: &str, max_age: Option<u64>, secure: bool, same_site: &str) -> String {
-    let mut s = String::with_capacity(name.len() + value.len() + 64);
-    s.push_str(name);
-    s.push('=');
-    s.push_str(value);
-    s.push_str("; Path=/; HttpOnly; SameSite=");
-    s.push_str(same_site);
+/// Every cookie of the gateway: the whole site (`Path=/`), never readable by
+/// scripts, `Secure` where TLS is used.
+fn build(
+    name: &str,
+    value: &str,
+    max_age: Option<u64>,
+    secure: bool,
+    same_site: SameSite,
+) -> String {
+    let mut c = cookie::Cookie::new(name, value);
+    c.set_path("/");
+    c.set_http_only(true);
+    c.set_same_site(same_site);
     if secure {
-        s.push_str("; Secure");
+        c.set_secure(true);
     }
     if let Some(age) = max_age {
-        s.push_str("; Max-Age=");
-        s.push_str(&age.to_string());
+        let age = i64::try_from(age).unwrap_or(i64::MAX);
+        c.set_max_age(cookie::time::Duration::seconds(age));
     }
-    s
+    c.to_string()
 }
 
 /// A `Set-Cookie` value that makes the browser drop the cookie at once.
@@ -250,19 +258,47 @@ mod tests {
         assert_eq!(pairs(&[0xff, b'=', b'1']).count(), 0);
     }
 
+    /// The pair first, then the attributes in any order.
+    fn parts_of(set_cookie: &str) -> (&str, Vec<&str>) {
+        let mut it = set_cookie.split("; ");
+        let pair = it.next().unwrap_or_default();
+        let mut attributes: Vec<&str> = it.collect();
+        attributes.sort_unstable();
+        (pair, attributes)
+    }
+
     #[test]
     fn set_cookie_attributes() {
         assert_eq!(
-            set_cookie("s", "v", Some(60), true),
-            "s=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=60"
+            parts_of(&set_cookie("s", "v", Some(60), true)),
+            (
+                "s=v",
+                vec!["HttpOnly", "Max-Age=60", "Path=/", "SameSite=Lax", "Secure"]
+            )
         );
         assert_eq!(
-            set_cookie("s", "v", None, false),
-            "s=v; Path=/; HttpOnly; SameSite=Lax"
+            parts_of(&set_cookie("s", "v", None, false)),
+            ("s=v", vec!["HttpOnly", "Path=/", "SameSite=Lax"])
         );
         assert_eq!(
-            clear_cookie("s", false),
-            "s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+            parts_of(&clear_cookie("s", false)),
+            (
+                "s=",
+                vec!["HttpOnly", "Max-Age=0", "Path=/", "SameSite=Lax"]
+            )
+        );
+        assert_eq!(
+            parts_of(&set_strict_cookie("c", "t", Some(600), true)),
+            (
+                "c=t",
+                vec![
+                    "HttpOnly",
+                    "Max-Age=600",
+                    "Path=/",
+                    "SameSite=Strict",
+                    "Secure"
+                ]
+            )
         );
     }
 
