@@ -5,6 +5,7 @@
 # forward-auth tests run a real nginx in front of the gateway; only its binary
 # is used, the packaged service is not needed) and chromium with chromedriver
 # (demo/tests/browser.rs logs in through the demo with a real headless browser),
+# promtool from the prometheus package (tests/metrics.rs lints /metrics with it),
 # and the load benchmark's peers and load generator: wrk, Apache with
 # mod_auth_openidc (loadbench/tests/smoke.rs runs the benchmark briefly).
 # Idempotent: does nothing when everything is there.
@@ -21,6 +22,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # demo/tests/browser.rs looks for exactly these paths (Debian's packages).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# tests/metrics.rs lints /metrics with promtool (Debian's prometheus package).
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # The load benchmark (scripts/loadbench.sh) and its smoke test.
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 [ -x /usr/sbin/apache2 ] || need+=(apache2)

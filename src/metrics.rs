@@ -1,7 +1,10 @@
-//! The gateway's Prometheus metrics. A request is counted by one atomic add on a
-//! counter its route already holds: no map, no lock on the request path. Rarer
-//! events (logins, calls to the identity provider) go through a mutex. The admin
-//! listener renders it all in the text exposition format.
+//! The gateway's Prometheus metrics. A request is counted, and its time
+//! observed, by atomic adds on counters its route already holds: no map, no lock
+//! on the request path; so are session store commands. Rarer events (logins,
+//! calls to the identity provider) go through a mutex. The admin listener renders
+//! it all in the text exposition format, which `promtool check metrics` accepts
+//! (`tests/metrics.rs`). Every label takes values from a fixed set or from the
+//! configuration (routes), never from a request.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -97,9 +100,11 @@ fn slot_label(slot: usize) -> String {
     }
 }
 
-/// The request counters of one route, by outcome and status.
+/// The request counters of one route, by outcome and status, and the
+/// gateway's own time on its requests.
 pub struct RouteCounters {
     counts: Box<[AtomicU64]>,
+    added: Histogram,
 }
 
 impl std::fmt::Debug for RouteCounters {
@@ -114,12 +119,149 @@ impl RouteCounters {
             counts: (0..Outcome::ALL.len() * SLOTS)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            added: Histogram::new(&ADDED_BUCKETS),
         }
     }
 
     pub fn record(&self, outcome: Outcome, status: u16) {
         if let Some(c) = self.counts.get(outcome as usize * SLOTS + slot(status)) {
             c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The gateway's own time on one request: until it left for the app, or until
+    /// the gateway's own answer was written.
+    pub fn added_latency(&self, took: Duration) {
+        self.added.observe(took);
+    }
+}
+
+/// Upper bounds (seconds) of the added-latency histogram: a request with a
+/// session takes microseconds; a login, the IdP's time.
+const ADDED_BUCKETS: [f64; 15] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Upper bounds (seconds) of the session-store histogram: in-process stores take
+/// microseconds, Redis a round trip.
+const STORE_BUCKETS: [f64; 12] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 1.0,
+];
+
+/// A histogram of durations updated with atomic adds only: the bucket the value
+/// falls in, the count and the sum (nanoseconds). Buckets are cumulated when
+/// rendered.
+pub(crate) struct Histogram {
+    bounds: &'static [f64],
+    /// The bounds in nanoseconds, compared with each observation.
+    bounds_ns: Box<[u64]>,
+    buckets: Box<[AtomicU64]>,
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            bounds_ns: bounds.iter().map(|b| (b * 1e9) as u64).collect(),
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn observe(&self, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        if let Some(b) = self
+            .bounds_ns
+            .iter()
+            .position(|bound| ns <= *bound)
+            .and_then(|i| self.buckets.get(i))
+        {
+            b.fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_ns.fetch_add(ns, Relaxed);
+    }
+
+    /// The `_bucket`, `_sum` and `_count` samples of `name` with `labels`
+    /// (`key="value"` pairs, comma-separated, or empty).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (bound, n) in self.bounds.iter().zip(self.buckets.iter()) {
+            cumulative += n.load(Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = self.count.load(Relaxed);
+        let sum = self.sum_ns.load(Relaxed) as f64 / 1e9;
+        let braces = |l: &str| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{{{l}}}")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}\n{name}_sum{} {sum}\n{name}_count{} {count}",
+            braces(labels),
+            braces(labels)
+        );
+    }
+}
+
+/// The session store's commands, the `operation` label of its histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    Load,
+    Save,
+    Remove,
+    Index,
+    TakeIndex,
+    Unindex,
+    HasIndex,
+    Revoke,
+    IsRevoked,
+    FirstUse,
+    Release,
+    Ping,
+}
+
+impl StoreOp {
+    const ALL: [StoreOp; 12] = [
+        StoreOp::Load,
+        StoreOp::Save,
+        StoreOp::Remove,
+        StoreOp::Index,
+        StoreOp::TakeIndex,
+        StoreOp::Unindex,
+        StoreOp::HasIndex,
+        StoreOp::Revoke,
+        StoreOp::IsRevoked,
+        StoreOp::FirstUse,
+        StoreOp::Release,
+        StoreOp::Ping,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            StoreOp::Load => "load",
+            StoreOp::Save => "save",
+            StoreOp::Remove => "remove",
+            StoreOp::Index => "index",
+            StoreOp::TakeIndex => "take_index",
+            StoreOp::Unindex => "unindex",
+            StoreOp::HasIndex => "has_index",
+            StoreOp::Revoke => "revoke",
+            StoreOp::IsRevoked => "is_revoked",
+            StoreOp::FirstUse => "first_use",
+            StoreOp::Release => "release",
+            StoreOp::Ping => "ping",
         }
     }
 }
@@ -129,12 +271,9 @@ const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Default)]
+/// Calls to one endpoint of the identity provider.
 struct Endpoint {
-    /// Cumulative per bucket is computed when rendering; these are per bucket.
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+    latency: Histogram,
     errors: u64,
 }
 
@@ -143,7 +282,8 @@ struct Rare {
     idp: BTreeMap<&'static str, Endpoint>,
     logins_started: BTreeMap<&'static str, u64>,
     logins_completed: BTreeMap<&'static str, u64>,
-    logins_failed: BTreeMap<&'static str, u64>,
+    /// By protocol (`unknown` when the callback named no known login) and reason.
+    logins_failed: BTreeMap<(&'static str, &'static str), u64>,
     reloads: BTreeMap<&'static str, u64>,
     /// OneAccess user events, by event type and outcome.
     events: BTreeMap<(&'static str, &'static str), u64>,
@@ -168,6 +308,15 @@ pub enum Revocation {
 }
 
 impl Revocation {
+    const ALL: [Revocation; 6] = [
+        Revocation::Logout,
+        Revocation::Backchannel,
+        Revocation::SingleLogout,
+        Revocation::Refresh,
+        Revocation::Event,
+        Revocation::Admin,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Revocation::Logout => "logout",
@@ -187,6 +336,8 @@ pub struct Metrics {
     routes: Mutex<BTreeMap<String, Arc<RouteCounters>>>,
     /// Requests no route owns: the gateway's own endpoints, unknown addresses.
     unrouted: Arc<RouteCounters>,
+    /// Session store commands, by `StoreOp`.
+    store: Box<[Histogram]>,
     rare: Mutex<Rare>,
 }
 
@@ -195,6 +346,9 @@ pub(crate) struct Gauges {
     pub(crate) store_errors: u64,
     pub(crate) active_sessions: Option<u64>,
     pub ready: bool,
+    /// Whether the identity provider answers, as its last calls said; `None`
+    /// without a provider.
+    pub(crate) idp_reachable: Option<bool>,
 }
 
 impl Default for Metrics {
@@ -202,6 +356,10 @@ impl Default for Metrics {
         Metrics {
             routes: Mutex::new(BTreeMap::new()),
             unrouted: Arc::new(RouteCounters::new()),
+            store: StoreOp::ALL
+                .iter()
+                .map(|_| Histogram::new(&STORE_BUCKETS))
+                .collect(),
             rare: Mutex::new(Rare::default()),
         }
     }
@@ -224,14 +382,12 @@ impl Metrics {
     /// One call to the identity provider: how long it took and whether it failed
     /// (no answer, or a 5xx).
     pub(crate) fn idp_call(&self, endpoint: &'static str, took: Duration, failed: bool) {
-        let secs = took.as_secs_f64();
         let mut rare = lock(&self.rare);
-        let e = rare.idp.entry(endpoint).or_default();
-        e.count += 1;
-        e.sum += secs;
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            e.buckets[i] += 1;
-        }
+        let e = rare.idp.entry(endpoint).or_insert_with(|| Endpoint {
+            latency: Histogram::new(&BUCKETS),
+            errors: 0,
+        });
+        e.latency.observe(took);
         if failed {
             e.errors += 1;
         }
@@ -248,8 +404,18 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    pub(crate) fn login_failed(&self, reason: &'static str) {
-        *lock(&self.rare).logins_failed.entry(reason).or_default() += 1;
+    pub(crate) fn login_failed(&self, protocol: &'static str, reason: &'static str) {
+        *lock(&self.rare)
+            .logins_failed
+            .entry((protocol, reason))
+            .or_default() += 1;
+    }
+
+    /// One session store command and how long it took.
+    pub(crate) fn store_op(&self, op: StoreOp, took: Duration) {
+        if let Some(h) = self.store.get(op as usize) {
+            h.observe(took);
+        }
     }
 
     /// A configuration reload: `ok` or `rejected`.
@@ -293,13 +459,18 @@ impl Metrics {
             "protocol",
             &rare.logins_completed,
         );
-        labelled(
+        family(
             &mut out,
             "oneaccess_gateway_logins_failed_total",
-            "Callbacks that made no session, by reason.",
-            "reason",
-            &rare.logins_failed,
+            "counter",
+            "Callbacks that made no session, by protocol and reason.",
         );
+        for ((protocol, reason), n) in &rare.logins_failed {
+            let _ = writeln!(
+                out,
+                "oneaccess_gateway_logins_failed_total{{protocol=\"{protocol}\",reason=\"{reason}\"}} {n}"
+            );
+        }
         family(
             &mut out,
             "oneaccess_gateway_idp_request_duration_seconds",
@@ -307,20 +478,10 @@ impl Metrics {
             "Calls to the identity provider, by endpoint.",
         );
         for (name, e) in &rare.idp {
-            let mut cumulative = 0;
-            for (b, n) in BUCKETS.iter().zip(e.buckets) {
-                cumulative += n;
-                let _ = writeln!(
-                    out,
-                    "oneaccess_gateway_idp_request_duration_seconds_bucket{{endpoint=\"{name}\",le=\"{b}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "oneaccess_gateway_idp_request_duration_seconds_bucket{{endpoint=\"{name}\",le=\"+Inf\"}} {}\n\
-                 oneaccess_gateway_idp_request_duration_seconds_sum{{endpoint=\"{name}\"}} {}\n\
-                 oneaccess_gateway_idp_request_duration_seconds_count{{endpoint=\"{name}\"}} {}",
-                e.count, e.sum, e.count
+            e.latency.render(
+                &mut out,
+                "oneaccess_gateway_idp_request_duration_seconds",
+                &format!("endpoint=\"{name}\""),
             );
         }
         family(
@@ -342,15 +503,24 @@ impl Metrics {
             "counter",
             "Fetches of the identity provider's signing keys.",
         );
-        let jwks = rare.idp.get(JWKS_ENDPOINT).map_or(0, |e| e.count);
+        let jwks = rare
+            .idp
+            .get(JWKS_ENDPOINT)
+            .map_or(0, |e| e.latency.count.load(Relaxed));
         let _ = writeln!(out, "oneaccess_gateway_jwks_refreshes_total {jwks}");
-        labelled(
+        family(
             &mut out,
             "oneaccess_gateway_config_reloads_total",
+            "counter",
             "Configuration reloads, by result.",
-            "result",
-            &rare.reloads,
         );
+        for result in ["ok", "rejected"] {
+            let n = rare.reloads.get(result).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "oneaccess_gateway_config_reloads_total{{result=\"{result}\"}} {n}"
+            );
+        }
         family(
             &mut out,
             "oneaccess_gateway_events_total",
@@ -363,14 +533,35 @@ impl Metrics {
                 "oneaccess_gateway_events_total{{type=\"{kind}\",outcome=\"{outcome}\"}} {n}"
             );
         }
-        labelled(
+        family(
             &mut out,
             "oneaccess_gateway_revocations_total",
+            "counter",
             "Server-side session endings (one logout, one event...), by cause.",
-            "cause",
-            &rare.revocations,
         );
+        for cause in Revocation::ALL.map(Revocation::as_str) {
+            let n = rare.revocations.get(cause).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "oneaccess_gateway_revocations_total{{cause=\"{cause}\"}} {n}"
+            );
+        }
         drop(rare);
+        family(
+            &mut out,
+            "oneaccess_gateway_session_store_duration_seconds",
+            "histogram",
+            "Session store commands, by operation.",
+        );
+        for (op, h) in StoreOp::ALL.iter().zip(self.store.iter()) {
+            if h.count.load(Relaxed) > 0 {
+                h.render(
+                    &mut out,
+                    "oneaccess_gateway_session_store_duration_seconds",
+                    &format!("operation=\"{}\"", op.as_str()),
+                );
+            }
+        }
         family(
             &mut out,
             "oneaccess_gateway_session_store_errors_total",
@@ -398,6 +589,26 @@ impl Metrics {
             "1 when the gateway is ready to serve logins (see /readyz).",
         );
         let _ = writeln!(out, "oneaccess_gateway_ready {}", u8::from(gauges.ready));
+        if let Some(up) = gauges.idp_reachable {
+            family(
+                &mut out,
+                "oneaccess_gateway_idp_reachable",
+                "gauge",
+                "1 when the identity provider answered its last calls (or a probe).",
+            );
+            let _ = writeln!(out, "oneaccess_gateway_idp_reachable {}", u8::from(up));
+        }
+        family(
+            &mut out,
+            "oneaccess_gateway_build_info",
+            "gauge",
+            "Always 1; the labels say which build runs.",
+        );
+        let _ = writeln!(
+            out,
+            "oneaccess_gateway_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
         out
     }
 
@@ -426,6 +637,25 @@ impl Metrics {
                     escape(name),
                     slot_label(slot),
                     outcome.as_str()
+                );
+            }
+        }
+        family(
+            out,
+            "oneaccess_gateway_added_latency_seconds",
+            "histogram",
+            "The gateway's own time on a request, by route: from its arrival until it left for the app, or until the gateway's own answer was written.",
+        );
+        let all = routes
+            .iter()
+            .map(|(n, c)| (n.as_str(), c.as_ref()))
+            .chain(std::iter::once(("none", self.unrouted.as_ref())));
+        for (name, counters) in all {
+            if counters.added.count.load(Relaxed) > 0 {
+                counters.added.render(
+                    out,
+                    "oneaccess_gateway_added_latency_seconds",
+                    &format!("route=\"{}\"", escape(name)),
                 );
             }
         }
@@ -502,11 +732,15 @@ mod tests {
         m.unrouted().record(Outcome::NoRoute, 404);
         m.idp_call("token endpoint", Duration::from_millis(30), false);
         m.idp_call("token endpoint", Duration::from_secs(20), true);
-        m.login_failed("invalid_id_token");
+        m.login_failed("oidc", "invalid_id_token");
+        r.added_latency(Duration::from_micros(40));
+        r.added_latency(Duration::from_millis(3));
+        m.store_op(StoreOp::FirstUse, Duration::from_micros(70));
         let text = m.render(&Gauges {
             store_errors: 2,
             active_sessions: Some(5),
             ready: true,
+            idp_reachable: Some(false),
         });
         for line in [
             "oneaccess_gateway_requests_total{route=\"app.example.com/wiki\",status=\"200\",outcome=\"authenticated\"} 2",
@@ -516,10 +750,21 @@ mod tests {
             "oneaccess_gateway_idp_request_duration_seconds_bucket{endpoint=\"token endpoint\",le=\"10\"} 1",
             "oneaccess_gateway_idp_request_duration_seconds_bucket{endpoint=\"token endpoint\",le=\"+Inf\"} 2",
             "oneaccess_gateway_idp_errors_total{endpoint=\"token endpoint\"} 1",
-            "oneaccess_gateway_logins_failed_total{reason=\"invalid_id_token\"} 1",
+            "oneaccess_gateway_logins_failed_total{protocol=\"oidc\",reason=\"invalid_id_token\"} 1",
             "oneaccess_gateway_session_store_errors_total 2",
             "oneaccess_gateway_active_sessions 5",
             "oneaccess_gateway_ready 1",
+            "oneaccess_gateway_idp_reachable 0",
+            "oneaccess_gateway_idp_request_duration_seconds_sum{endpoint=\"token endpoint\"} 20.03",
+            "oneaccess_gateway_added_latency_seconds_bucket{route=\"app.example.com/wiki\",le=\"0.0001\"} 1",
+            "oneaccess_gateway_added_latency_seconds_bucket{route=\"app.example.com/wiki\",le=\"0.0025\"} 1",
+            "oneaccess_gateway_added_latency_seconds_bucket{route=\"app.example.com/wiki\",le=\"0.005\"} 2",
+            "oneaccess_gateway_added_latency_seconds_count{route=\"app.example.com/wiki\"} 2",
+            "oneaccess_gateway_session_store_duration_seconds_bucket{operation=\"first_use\",le=\"0.00005\"} 0",
+            "oneaccess_gateway_session_store_duration_seconds_bucket{operation=\"first_use\",le=\"0.0001\"} 1",
+            "oneaccess_gateway_session_store_duration_seconds_count{operation=\"first_use\"} 1",
+            "oneaccess_gateway_revocations_total{cause=\"admin\"} 0",
+            "oneaccess_gateway_config_reloads_total{result=\"rejected\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
         }
@@ -536,8 +781,12 @@ mod tests {
             store_errors: 0,
             active_sessions: None,
             ready: false,
+            idp_reachable: None,
         });
         assert!(text.contains("route=\"/app\",status=\"200\",outcome=\"public\"} 2"));
         assert!(!text.contains("oneaccess_gateway_active_sessions"));
+        assert!(!text.contains("oneaccess_gateway_idp_reachable"));
+        // No store command yet: no store samples, only the family.
+        assert!(!text.contains("oneaccess_gateway_session_store_duration_seconds_count"));
     }
 }

@@ -39,6 +39,11 @@ impl IdpHealth {
         slot.store(now_millis(), Ordering::Relaxed);
     }
 
+    /// Whether the last call (or probe) was answered; `true` before any call.
+    pub(crate) fn last_call_answered(&self) -> bool {
+        self.last_ok.load(Ordering::Relaxed) >= self.last_failure.load(Ordering::Relaxed)
+    }
+
     /// Whether a login should be sent to the provider now: yes after a recent
     /// answer with no failure since; otherwise as `probe` (a cheap request)
     /// finds, asked at most once per `FRESH` while it answers and per `DOWN_FOR`

@@ -80,6 +80,13 @@ impl Idp {
         Some(format!("OIDC discovery: {e}"))
     }
 
+    /// Whether the provider answered its last calls; `None` without a provider.
+    pub(crate) fn reachable(&self) -> Option<bool> {
+        self.discovery_url
+            .as_ref()
+            .map(|_| self.health.last_call_answered())
+    }
+
     /// Whether logins can start without first discovering the provider.
     pub(crate) fn is_ready(&self) -> bool {
         self.protocols

@@ -215,7 +215,15 @@ impl<'g> Logins<'g> {
         let outcome = self
             .finish_code_login(parts, &q, pending_name.as_deref(), now)
             .await;
-        self.after_callback(parts, outcome, pending_name.as_deref())
+        // For the failure metric: the protocol of the route the login started
+        // on, as far as its pending cookie can still be read.
+        let protocol = || {
+            pending_name
+                .as_deref()
+                .and_then(|n| self.pending_of(parts, n, now).ok())
+                .map_or("unknown", |(_, route)| route.spec.protocol().as_str())
+        };
+        self.after_callback(parts, outcome, pending_name.as_deref(), protocol)
     }
 
     /// `GET {prefix}/cas/callback?ticket=ST-…`: finish a CAS login.
@@ -223,7 +231,7 @@ impl<'g> Logins<'g> {
         let q = Query::parse(parts.uri.query());
         let pending_name = format!("{}{CAS_PENDING_ID}", self.session.pending_prefix);
         let outcome = self.finish_cas_login(parts, &q, &pending_name, now).await;
-        self.after_callback(parts, outcome, Some(&pending_name))
+        self.after_callback(parts, outcome, Some(&pending_name), || "cas")
     }
 
     /// The pending login is spent, whatever the outcome.
@@ -232,10 +240,11 @@ impl<'g> Logins<'g> {
         parts: &Parts,
         outcome: Result<Reply, AuthError>,
         pending_name: Option<&str>,
+        protocol: impl FnOnce() -> &'static str,
     ) -> Reply {
         let reply = outcome.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "login failed at the callback");
-            self.metrics.login_failed(e.reason());
+            self.metrics.login_failed(protocol(), e.reason());
             Reply::for_auth_error(&e)
         });
         let reply = match pending_name {

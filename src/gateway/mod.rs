@@ -147,8 +147,11 @@ impl Gateway {
             Arc::new(Metered::new(http, metrics.clone(), idp_health.clone()));
         let store = match carried.store {
             Some(s) => s,
-            None => store::build(&config.session.store, config.session.lifetime)
-                .map_err(|e| StartupError::Server(e.to_string()))?,
+            None => Arc::new(store::Metered::new(
+                store::build(&config.session.store, config.session.lifetime)
+                    .map_err(|e| StartupError::Server(e.to_string()))?,
+                metrics.clone(),
+            )),
         };
         let idp = Idp::new(&config, http, idp_health);
         let router = Router::new(&config, &metrics, &|auth| idp.protocols.login(auth))
@@ -223,6 +226,7 @@ impl Gateway {
             store_errors: self.sessions.store().errors(),
             active_sessions: self.sessions.store().active_sessions(),
             ready: self.idp.is_ready(),
+            idp_reachable: self.idp.reachable(),
         })
     }
 

@@ -42,6 +42,9 @@ impl GatewayProxy {
 /// What a request learned on its way, for later phases and the access log.
 pub(crate) struct RequestCtx {
     started: Instant,
+    /// The gateway's own time on the request, taken when it leaves for the app
+    /// (`added_latency`); an answer of the gateway's own takes it at the end.
+    gateway_time: Option<std::time::Duration>,
     /// The gateway of the moment the request arrived, with its routes' peers (a
     /// reload does not change them).
     served: Arc<live::Served>,
@@ -64,6 +67,7 @@ impl ProxyHttp for GatewayProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
+            gateway_time: None,
             served: self.live.served(),
             route: None,
             identity: None,
@@ -231,6 +235,7 @@ impl ProxyHttp for GatewayProxy {
             upstream.insert_header(name, value)?;
         }
         upstream.insert_header(request_id::HEADER, ctx.request_id.clone())?;
+        ctx.gateway_time = Some(ctx.started.elapsed());
         Ok(())
     }
 
@@ -313,10 +318,12 @@ impl ProxyHttp for GatewayProxy {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let g = &ctx.served.gateway;
-        match &ctx.route {
-            Some(r) => r.counters.record(ctx.outcome, status),
-            None => g.metrics.unrouted().record(ctx.outcome, status),
-        }
+        let counters = match &ctx.route {
+            Some(r) => &r.counters,
+            None => g.metrics.unrouted(),
+        };
+        counters.record(ctx.outcome, status);
+        counters.added_latency(ctx.gateway_time.unwrap_or_else(|| ctx.started.elapsed()));
         if !g.config.log.access_log {
             return;
         }

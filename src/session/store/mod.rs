@@ -5,6 +5,7 @@
 
 mod embedded;
 mod memory;
+mod metered;
 mod redis;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 pub use self::redis::RedisStore;
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
+pub(crate) use metered::Metered;
 
 use crate::config::StoreSettings;
 
