@@ -709,3 +709,29 @@ impl Drop for NginxServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The admin listener's `/metrics` on `admin` once it has every line of
+/// `wanted`: a request is counted when its answer is written, so the last one
+/// may take a moment. Fails after five seconds, naming what is missing.
+pub async fn metrics_with(admin: u16, wanted: &[&str]) -> String {
+    let b = Browser::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let m = b.get(&format!("http://127.0.0.1:{admin}/metrics")).await;
+        assert_eq!(m.status, 200);
+        let missing: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|w| !m.body.lines().any(|l| l == *w))
+            .collect();
+        if missing.is_empty() {
+            return m.body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "missing {missing:?} in:\n{}",
+            m.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
