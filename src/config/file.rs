@@ -232,10 +232,13 @@ pub(crate) struct RouteFile {
     pub read_timeout_seconds: Option<u64>,
     pub protocol: Option<String>,
     /// Upstream header name -> a claim name, or a table `{ claim | value |
-    /// template, missing, separator }`. Replaces the default set when given.
+    /// template, missing, separator, encoding }`. Replaces the default set when given.
     /// Checked by `validate::headers`, which gives better messages than serde
     /// could for the two shapes.
     pub headers: Option<BTreeMap<String, toml::Value>>,
+    /// The `encoding` of this route's header rules that name none: `utf8` (the
+    /// default), `percent`, `base64`, `latin1` or `mime`.
+    pub header_encoding: Option<String>,
     /// This route's own application at OneAccess (`oidc`, `oauth2`).
     pub client_id: Option<String>,
     pub client_secret: Option<SecretFile>,

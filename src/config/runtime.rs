@@ -504,6 +504,55 @@ pub struct HeaderRule {
     pub missing: Missing,
     /// Joins the items of a list claim (groups, roles).
     pub separator: String,
+    /// How the text is written as bytes (`encoding`, else the route's
+    /// `header_encoding`, else UTF-8 as it is).
+    pub encoding: HeaderEncoding,
+}
+
+/// How an identity header's text is written, for apps that cannot read UTF-8
+/// bytes in a header (a Java servlet reads them as ISO-8859-1). Every encoding
+/// writes the text after control characters became spaces; the exact rules are
+/// in `identity::encoding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeaderEncoding {
+    /// The UTF-8 bytes as they are: what the gateway has always sent.
+    #[default]
+    Utf8,
+    /// RFC 3986: unreserved characters kept, every other UTF-8 byte as `%XX`.
+    Percent,
+    /// RFC 4648 §4 base64 of the UTF-8: standard alphabet, `=` padding.
+    Base64,
+    /// One ISO-8859-1 byte for each printable character up to U+00FF; any other
+    /// character, and `%`, as its UTF-8 in `%XX`.
+    Latin1,
+    /// RFC 2047 `=?UTF-8?B?…?=` words, when the text is not plain ASCII.
+    Mime,
+}
+
+impl HeaderEncoding {
+    pub const ALL: [HeaderEncoding; 5] = [
+        HeaderEncoding::Utf8,
+        HeaderEncoding::Percent,
+        HeaderEncoding::Base64,
+        HeaderEncoding::Latin1,
+        HeaderEncoding::Mime,
+    ];
+
+    /// The name in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeaderEncoding::Utf8 => "utf8",
+            HeaderEncoding::Percent => "percent",
+            HeaderEncoding::Base64 => "base64",
+            HeaderEncoding::Latin1 => "latin1",
+            HeaderEncoding::Mime => "mime",
+        }
+    }
+
+    /// The encoding of that name in the configuration file.
+    pub fn named(name: &str) -> Option<HeaderEncoding> {
+        HeaderEncoding::ALL.into_iter().find(|e| e.as_str() == name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,14 +1,14 @@
 //! `[route.headers]`: what the app behind a route is told about the user. Each
 //! entry is a claim name (`X-User = "sub"`) or a table with exactly one of
-//! `claim`, `value`, `template`, plus `missing = "omit" | "reject"` and a list
-//! `separator`.
+//! `claim`, `value`, `template`, plus `missing = "omit" | "reject"`, a list
+//! `separator` and an `encoding`, whose default is the route's `header_encoding`.
 
 use std::collections::BTreeMap;
 
 use http::HeaderName;
 
 use super::Collector;
-use crate::config::runtime::{HeaderRule, HeaderSource, Missing, TemplatePart};
+use crate::config::runtime::{HeaderEncoding, HeaderRule, HeaderSource, Missing, TemplatePart};
 
 /// The headers every protected route sets unless it lists its own.
 pub(crate) const DEFAULT_HEADERS: [(&str, &str); 3] = [
@@ -31,11 +31,17 @@ const FORBIDDEN_HEADERS: [&str; 9] = [
     "keep-alive",
 ];
 
+/// The rules of route `i`: its `headers`, or the default set, each in its own
+/// `encoding` or the route's `header_encoding`.
 pub(super) fn header_rules(
     c: &mut Collector,
     i: usize,
     given: Option<&BTreeMap<String, toml::Value>>,
+    header_encoding: Option<&str>,
 ) -> Vec<HeaderRule> {
+    let route_encoding = header_encoding
+        .and_then(|name| encoding_named(c, &format!("route[{i}].header_encoding"), name))
+        .unwrap_or_default();
     let Some(given) = given else {
         return DEFAULT_HEADERS
             .iter()
@@ -44,6 +50,7 @@ pub(super) fn header_rules(
                 source: HeaderSource::Claim(claim.to_string()),
                 missing: Missing::Omit,
                 separator: ",".into(),
+                encoding: route_encoding,
             })
             .collect();
     };
@@ -61,7 +68,7 @@ pub(super) fn header_rules(
                 continue;
             }
         };
-        if let Some(rule) = header_rule(c, &path, name, v) {
+        if let Some(rule) = header_rule(c, &path, name, v, route_encoding) {
             rules.push(rule);
         }
     }
@@ -73,12 +80,14 @@ fn header_rule(
     path: &str,
     name: HeaderName,
     v: &toml::Value,
+    route_encoding: HeaderEncoding,
 ) -> Option<HeaderRule> {
     let mut rule = HeaderRule {
         name,
         source: HeaderSource::Value(String::new()),
         missing: Missing::Omit,
         separator: ",".into(),
+        encoding: route_encoding,
     };
     let table = match v {
         toml::Value::String(claim) => {
@@ -109,13 +118,29 @@ fn header_rule(
     let (claim, value, template) = (text("claim"), text("value"), text("template"));
     let missing = text("missing");
     let separator = text("separator");
+    let encoding = text("encoding");
     for key in table.keys() {
-        if !["claim", "value", "template", "missing", "separator"].contains(&key.as_str()) {
+        if ![
+            "claim",
+            "value",
+            "template",
+            "missing",
+            "separator",
+            "encoding",
+        ]
+        .contains(&key.as_str())
+        {
             c.add(
                 format!("{path}.{key}"),
-                "unknown key (expected claim, value, template, missing, separator)",
+                "unknown key (expected claim, value, template, missing, separator, encoding)",
             );
             ok = false;
+        }
+    }
+    if let Some(name) = encoding {
+        match encoding_named(c, &format!("{path}.encoding"), &name) {
+            Some(e) => rule.encoding = e,
+            None => ok = false,
         }
     }
     rule.source = match (claim, value, template) {
@@ -158,6 +183,15 @@ fn header_rule(
         rule.separator = sep;
     }
     ok.then_some(rule)
+}
+
+fn encoding_named(c: &mut Collector, path: &str, name: &str) -> Option<HeaderEncoding> {
+    let found = HeaderEncoding::named(name);
+    if found.is_none() {
+        let names: Vec<&str> = HeaderEncoding::ALL.iter().map(|e| e.as_str()).collect();
+        c.add(path, format!("`{name}` is not one of {}", names.join(", ")));
+    }
+    found
 }
 
 fn claim_name(c: &mut Collector, path: &str, claim: &str) -> Option<String> {

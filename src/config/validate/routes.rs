@@ -156,7 +156,7 @@ pub(super) fn route_specs(
         let client_id = client.as_ref().map_or("", |cl| cl.client_id.as_str());
         let realm = Realm::of(protocol, client_id);
 
-        let headers = headers::header_rules(c, i, f.headers.as_ref());
+        let headers = headers::header_rules(c, i, f.headers.as_ref(), f.header_encoding.as_deref());
 
         let origin = match &host {
             None => server.public_origin.clone(),

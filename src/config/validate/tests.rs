@@ -660,3 +660,81 @@ fn the_event_receiver_is_checked_with_every_problem_listed() {
         "{got:#?}"
     );
 }
+
+#[test]
+fn header_encodings_are_inherited_and_unknown_ones_listed_with_paths() {
+    let text = format!(
+        "{GOOD}{}",
+        r#"
+[[route]]
+path = "/servlet"
+upstream = "http://127.0.0.1:3000"
+protocol = "oidc"
+header_encoding = "latin1"
+[route.headers]
+X-User = "sub"
+X-Name = { claim = "name", encoding = "mime" }
+X-Card = { template = "{name} <{email}>" }
+X-Raw = { claim = "name", encoding = "utf8" }
+
+[[route]]
+path = "/b64"
+upstream = "http://127.0.0.1:3000"
+protocol = "oidc"
+header_encoding = "base64"
+"#
+    );
+    let c = parse_ok(&text);
+    let enc = |route: usize, name: &str| {
+        c.routes[route]
+            .headers
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| h.encoding)
+    };
+    assert_eq!(enc(0, "x-forwarded-user"), Some(HeaderEncoding::Utf8));
+    assert_eq!(enc(2, "x-user"), Some(HeaderEncoding::Latin1));
+    assert_eq!(enc(2, "x-name"), Some(HeaderEncoding::Mime));
+    assert_eq!(enc(2, "x-card"), Some(HeaderEncoding::Latin1));
+    assert_eq!(enc(2, "x-raw"), Some(HeaderEncoding::Utf8));
+    // The default set follows the route's encoding too.
+    assert!(c.routes[3]
+        .headers
+        .iter()
+        .all(|h| h.encoding == HeaderEncoding::Base64));
+
+    let bad = format!(
+        "{GOOD}{}",
+        r#"
+[[route]]
+path = "/bad"
+upstream = "http://127.0.0.1:3000"
+protocol = "oidc"
+header_encoding = "UTF-8"
+[route.headers]
+X-A = { claim = "name", encoding = "gbk" }
+X-B = { claim = "name", encoding = 1 }
+X-C = { claim = "name", encoding = "latin1" }
+
+[[route]]
+path = "/bad2"
+upstream = "http://127.0.0.1:3000"
+protocol = "oidc"
+header_encoding = "base64url"
+"#
+    );
+    let got = problems(&bad);
+    let joined = got.join("\n");
+    for want in [
+        "route[2].header_encoding: `UTF-8` is not one of utf8, percent, base64, latin1, mime",
+        "route[2].headers.X-A.encoding: `gbk` is not one of utf8, percent, base64, latin1, mime",
+        "route[2].headers.X-B.encoding: must be a string",
+        "route[3].header_encoding: `base64url` is not one of",
+    ] {
+        assert!(
+            got.iter().any(|p| p.starts_with(want)),
+            "missing `{want}` in:\n{joined}"
+        );
+    }
+    assert_eq!(got.len(), 4, "{joined}");
+}
