@@ -8,6 +8,9 @@
 //! - `/delay/{ms}` waits that long (at most 60 s) before answering;
 //! - `?delay_ms=N` on any path waits N ms (at most 30 000, else 400) before
 //!   answering as usual (long polling);
+//! - `?raw_headers` on any path adds `raw_headers` to the JSON: each header with
+//!   its value's bytes in hex, as received (`headers` shows values as UTF-8, with
+//!   any other byte replaced);
 //! - a WebSocket upgrade on any path ending in `/ws` is accepted; every text or
 //!   binary message comes back prefixed with the `X-Forwarded-User` values the
 //!   upgrade request carried, joined with `, ` (`-` when none): `alice: hello`.
@@ -167,7 +170,7 @@ async fn echo(State(counter): State<Arc<AtomicU64>>, req: Request) -> Response {
         }
     }
 
-    let description = json!({
+    let mut description = json!({
         "method": parts.method.as_str(),
         "path": path,
         "query": query,
@@ -175,6 +178,13 @@ async fn echo(State(counter): State<Arc<AtomicU64>>, req: Request) -> Response {
         "body_len": body.len(),
         "body": String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]),
     });
+    if url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "raw_headers") {
+        description["raw_headers"] = parts
+            .headers
+            .iter()
+            .map(|(n, v)| json!([n.as_str(), hex(v.as_bytes())]))
+            .collect();
+    }
 
     let mut resp = if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
         status.into_response()
@@ -197,6 +207,11 @@ async fn echo(State(counter): State<Arc<AtomicU64>>, req: Request) -> Response {
         resp.headers_mut().append(header::SET_COOKIE, cookie);
     }
     resp
+}
+
+/// Lower-case hex, two digits a byte.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether the request asks to become a WebSocket (`Upgrade: websocket`).

@@ -64,3 +64,36 @@ async fn echoes_requests() {
 
     assert_eq!(echo.requests(), 8);
 }
+
+#[tokio::test]
+async fn raw_headers_shows_the_bytes_received() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = Echo::start().await.unwrap();
+    let mut conn = tokio::net::TcpStream::connect(echo.addr()).await.unwrap();
+    // `é` as the one ISO-8859-1 byte 0xE9 (obs-text), and UTF-8 `张`.
+    let mut req = b"GET /x?raw_headers HTTP/1.1\r\nHost: echo\r\nConnection: close\r\nX-Latin: Jos\xe9\r\nX-Utf8: ".to_vec();
+    req.extend_from_slice("张\r\n\r\n".as_bytes());
+    conn.write_all(&req).await.unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8(answer).unwrap();
+    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    let v: Value = serde_json::from_str(body).unwrap();
+    let raw = v["raw_headers"].as_array().unwrap();
+    assert!(
+        raw.contains(&serde_json::json!(["x-latin", "4a6f73e9"])),
+        "{raw:?}"
+    );
+    assert!(
+        raw.contains(&serde_json::json!(["x-utf8", "e5bca0"])),
+        "{raw:?}"
+    );
+    // Without the parameter, no such field.
+    let plain: Value = reqwest::get(format!("{}/x", echo.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(plain.get("raw_headers").is_none());
+}
