@@ -227,6 +227,25 @@ impl Resp {
             .unwrap_or_default()
     }
 
+    /// The bytes of each value of a header (lower-case name) as the echo upstream
+    /// received them: the request must have asked with `?raw_headers`.
+    pub fn upstream_header_bytes(&self, name: &str) -> Vec<Vec<u8>> {
+        let v = self.json();
+        let raw = v["raw_headers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no raw_headers (ask with ?raw_headers): {}", self.body));
+        raw.iter()
+            .filter(|h| h[0].as_str() == Some(name))
+            .filter_map(|h| h[1].as_str())
+            .map(|hex| {
+                (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Every header name the echo upstream saw.
     pub fn upstream_header_names(&self) -> Vec<String> {
         self.json()["headers"]
