@@ -15,7 +15,7 @@ use http::{HeaderName, Request};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use oneaccess_gateway::auth::oidc::verify_claims;
-use oneaccess_gateway::config::{self, Realm};
+use oneaccess_gateway::config::{self, HeaderEncoding, HeaderRule, HeaderSource, Missing, Realm};
 use oneaccess_gateway::gateway::{Gateway, NewSession};
 use oneaccess_gateway::identity::{header_values, Identity};
 use oneaccess_gateway::session::{self, now_secs, Sealer, SessionData};
@@ -131,6 +131,33 @@ fn hot_path(c: &mut Criterion) {
             (strip, set)
         })
     });
+    // The header values alone, in each encoding, for a user named 张三: what a
+    // route's `encoding` or `header_encoding` adds to the default's cost.
+    let zhang = Identity {
+        sub: "20240101".into(),
+        claims: vec![
+            ("email".into(), "zhangsan@example.com".into()),
+            ("preferred_username".into(), "zhangsan".into()),
+            ("name".into(), "张三".into()),
+        ],
+    };
+    for encoding in HeaderEncoding::ALL {
+        let mut named = rules.clone();
+        named.push(HeaderRule {
+            name: HeaderName::from_static("x-forwarded-name"),
+            source: HeaderSource::Claim("name".into()),
+            missing: Missing::Omit,
+            separator: ",".into(),
+            encoding,
+        });
+        for r in &mut named {
+            r.encoding = encoding;
+        }
+        c.bench_function(
+            &format!("identity/header_values ({}, 4 headers)", encoding.as_str()),
+            |b| b.iter(|| header_values(&named, std::hint::black_box(&zhang)).expect("values")),
+        );
+    }
     // A route with `assertion = true` signs one per request.
     let signer = oneaccess_gateway::assertion::Signer::new(None).expect("signer");
     c.bench_function("identity/assertion (ES256 sign)", |b| {
