@@ -204,6 +204,38 @@ mod tests {
         }
     }
 
+    /// README's table, "Header value encodings", cell by cell.
+    #[test]
+    fn the_readme_table() {
+        let rows: [(HeaderEncoding, [&[u8]; 3]); 5] = [
+            (Utf8, ["张三".as_bytes(), b"Jos\xc3\xa9", b"100% =?x?="]),
+            (
+                Percent,
+                [
+                    b"%E5%BC%A0%E4%B8%89",
+                    b"Jos%C3%A9",
+                    b"100%25%20%3D%3Fx%3F%3D",
+                ],
+            ),
+            (Base64, [b"5byg5LiJ", b"Sm9zw6k=", b"MTAwJSA9P3g/PQ=="]),
+            (Latin1, [b"%E5%BC%A0%E4%B8%89", b"Jos\xe9", b"100%25 =?x?="]),
+            (
+                Mime,
+                [
+                    b"=?UTF-8?B?5byg5LiJ?=",
+                    b"=?UTF-8?B?Sm9zw6k=?=",
+                    b"=?UTF-8?B?MTAwJSA9P3g/PQ==?=",
+                ],
+            ),
+        ];
+        for (e, cells) in rows {
+            for (text, want) in ["张三", "José", "100% =?x?="].into_iter().zip(cells) {
+                assert_eq!(enc(e, text), want, "{e:?} {text}");
+                assert_eq!(decoded(e, want), text, "{e:?} {text}");
+            }
+        }
+    }
+
     #[test]
     fn plain_ascii_passes_unchanged_where_the_encoding_allows() {
         for e in [Utf8, Latin1, Mime] {
