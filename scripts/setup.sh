@@ -4,10 +4,12 @@
 #   setup.sh          everything: what the tests, CI (.ci/run) and the load
 #                     benchmark need (scripts/test.sh, scripts/loadbench.sh)
 #   setup.sh --build  only what building the gateway needs, which is all the
-#                     demo needs (scripts/demo.sh): cmake (Pingora builds zlib-ng
-#                     and aws-lc-rs builds AWS-LC with it) and a C toolchain
-#                     (ring, SQLite, mimalloc). The demo's simulator and echo app
-#                     run inside its own process: it needs no other server.
+#                     demo needs (scripts/demo.sh): cmake (Pingora's zlib-ng is
+#                     built with it) and a C toolchain (AWS-LC, ring, SQLite,
+#                     mimalloc, zstd are built with cc). The demo's simulator and
+#                     echo app run inside its own process: it needs no server.
+#                     pkg-config is not needed: aws-lc-sys only asks it whether
+#                     the system has an AWS-LC, and builds its own when not.
 #
 # Everything adds redis-server (the tests run the Redis session store against a
 # real server) and nginx (the forward-auth tests run a real nginx in front of
