@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --build
-echo "demo: building and starting (the first build takes a few minutes; README, \"Two commands\")" >&2
+echo "demo: building, then starting (a first build takes minutes: README, \"Two commands\")" >&2
 exec cargo run -q -p oneaccess-demo -- "$@"
