@@ -23,7 +23,7 @@ const MODES: [&str; 5] = ["all", "proxy", "logins", "capacity", "serve"];
 Needs wrk, nginx, apache2 with mod_auth_openidc and redis-server
 (./scripts/setup.sh installs them), and the release binaries
 oneaccess-gateway and oneaccess-sim beside this one (./scripts/loadbench.sh
-builds all three, then runs this).",
+builds all three, then runs this). --render needs none of them.",
     // As before clap: a flag given twice is no error, the last one counts.
     args_override_self = true
 )]
@@ -76,6 +76,11 @@ pub struct Args {
     /// stands: one given before it is overridden, one given after it counts
     #[arg(long)]
     pub quick: bool,
+
+    /// Runs nothing: draws the charts of an earlier report (its Markdown tables)
+    /// beside it as SVG, and links them from its end
+    #[arg(long, value_name = "REPORT")]
+    pub render: Option<PathBuf>,
 }
 
 impl Options {
@@ -106,6 +111,7 @@ impl Options {
             ),
             out: args.out,
             quick: args.quick,
+            render: args.render,
         };
         // Checked once `--quick` has had its say, as before clap.
         for (flag, count) in [
@@ -211,6 +217,11 @@ mod tests {
         let a = Args::try_parse_from(argv(&["--mode", "serve"])).unwrap();
         assert_eq!(a.mode, "serve");
         assert!(!a.quick);
+        assert_eq!(a.render, None);
+
+        // README: charts drawn again from a saved report.
+        let o = Options::parse_from(argv(&["--render", "bench-results/latest.md"])).unwrap();
+        assert_eq!(o.render, Some(PathBuf::from("bench-results/latest.md")));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! `oneaccess-loadbench`: the gateway side by side with nginx and Apache
 //! mod_auth_openidc on loopback, under the same load from `wrk`, against the same
 //! upstream app, in interleaved rounds; then logins per second, then 1,000
-//! connections over 10,000 sessions. Writes a Markdown report (see README).
+//! connections over 10,000 sessions. Writes a Markdown report (see README) and
+//! its charts in SVG.
 
+mod charts;
 mod cli;
 mod login;
 mod logins;
@@ -29,11 +31,27 @@ pub struct Options {
     pub capacity_connections: u32,
     pub out: PathBuf,
     pub quick: bool,
+    /// Draws the charts of this earlier report instead of running.
+    pub render: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     // clap's messages: usage errors exit with 2, `--help` prints and exits with 0.
     let opts = Options::parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    if let Some(report) = &opts.render {
+        return match charts::render(report) {
+            Ok(written) => {
+                for p in written {
+                    println!("{}", p.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(msg) => {
+                eprintln!("oneaccess-loadbench: {msg}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     procs::stop_all_on_signal();
     match rounds::run(&opts) {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
+use crate::charts;
+
 #[derive(Default)]
 pub struct Report {
     sections: Vec<String>,
@@ -30,7 +32,8 @@ impl Report {
         self.problems.push(text);
     }
 
-    /// Writes the whole report to `path`.
+    /// Writes the whole report to `path`, and its charts beside it (see
+    /// [`charts`]), linked from its end.
     pub fn write(&self, path: &Path, command: &str) -> Result<(), String> {
         let mut out = String::new();
         let _ = writeln!(out, "# Load benchmark\n");
@@ -52,10 +55,18 @@ impl Report {
                 let _ = writeln!(out, "- {p}");
             }
         }
+        let charts = charts::charts(&out);
+        if !charts.is_empty() {
+            if !out.ends_with("\n\n") {
+                out.push('\n');
+            }
+            let _ = writeln!(out, "{}", charts::section(path, &charts).trim_end());
+        }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         }
-        std::fs::write(path, out).map_err(|e| format!("{}: {e}", path.display()))
+        std::fs::write(path, out).map_err(|e| format!("{}: {e}", path.display()))?;
+        charts::write_beside(path, &charts).map(|_| ())
     }
 }
 
@@ -154,5 +165,50 @@ mod tests {
     fn renders_a_table() {
         let t = table(&["a", "b"], &[vec!["x".into(), "1".into()]]);
         assert_eq!(t, "| a | b |\n|---|---:|\n| x | 1 |\n");
+    }
+
+    #[test]
+    fn writes_the_charts_beside_the_report_and_links_them() {
+        let dir = std::env::temp_dir().join(format!("loadbench-report-{}", std::process::id()));
+        let path = dir.join("run.md");
+        let mut r = Report::default();
+        let head = [
+            "target",
+            "requests/s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "CPU µs/req",
+        ];
+        let row = |name: &str, rps: &str| {
+            [name, rps, "2.50", "8.05", "18.50", "50.5"]
+                .map(String::from)
+                .to_vec()
+        };
+        r.section(
+            "Throughput",
+            format!(
+                "wrk.\n\n{}",
+                table(&head, &[row("nginx", "37353"), row("gateway", "23171")])
+            ),
+        );
+        r.problem("one".into());
+        r.write(&path, "oneaccess-loadbench").unwrap();
+
+        let md = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            md.ends_with(
+                "- one\n\n## Charts\n\n\
+                 ![Throughput: requests per second (higher is better)](run-throughput-rps.svg)\n\n\
+                 ![Throughput: the proxy's CPU per request (lower is better)](run-throughput-cpu.svg)\n\n\
+                 ![Throughput: latency at full load (lower is better)](run-throughput-latency.svg)\n"
+            ),
+            "{md}"
+        );
+        for name in ["throughput-rps", "throughput-cpu", "throughput-latency"] {
+            let svg = std::fs::read_to_string(dir.join(format!("run-{name}.svg"))).unwrap();
+            assert!(svg.starts_with("<svg "), "{svg:.100}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

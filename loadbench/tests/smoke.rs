@@ -1,6 +1,7 @@
 //! The benchmark itself, run briefly (`--quick`) on the debug binaries: every
 //! server starts, every login works, every target's requests reach the app, the
-//! gateway fetches no JWKS after its warm-up, and the report has every table.
+//! gateway fetches no JWKS after its warm-up, and the report has every table and
+//! its charts.
 //! Its figures are not checked: a debug build on a shared machine says nothing.
 
 use std::path::{Path, PathBuf};
@@ -47,6 +48,26 @@ fn a_quick_run_measures_every_target_and_writes_the_report() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     let report = std::fs::read_to_string(&out).unwrap_or_default();
     let _ = std::fs::remove_file(&out);
+    // The charts beside the report (their drawing is tested in the harness's own
+    // unit tests): one file per chart, linked from the report.
+    let stem = out.file_stem().unwrap().to_string_lossy().into_owned();
+    let mut charts = Vec::new();
+    for name in [
+        "throughput-rps",
+        "throughput-cpu",
+        "throughput-latency",
+        "half-load-latency",
+        "logins-rate",
+        "logins-cpu",
+        "capacity-rps",
+        "capacity-latency",
+        "capacity-memory",
+    ] {
+        let file = format!("{stem}-{name}.svg");
+        let svg = std::fs::read_to_string(out.with_file_name(&file)).unwrap_or_default();
+        let _ = std::fs::remove_file(out.with_file_name(&file));
+        charts.push((file, svg));
+    }
     assert!(
         run.status.success(),
         "the benchmark failed ({}):\n{stdout}\n{stderr}\n{report}",
@@ -77,4 +98,12 @@ fn a_quick_run_measures_every_target_and_writes_the_report() {
         "{report}"
     );
     assert!(!report.contains("## Problems"), "{report}");
+    for (file, svg) in charts {
+        assert!(svg.starts_with("<svg "), "{file}: {svg:.200}");
+        assert!(svg.trim_end().ends_with("</svg>"), "{file}");
+        assert!(
+            report.contains(&format!("]({file})")),
+            "{file} not linked: {report}"
+        );
+    }
 }
