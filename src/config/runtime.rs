@@ -430,9 +430,21 @@ impl serde::Serialize for Realm {
 }
 
 impl<'de> serde::Deserialize<'de> for Realm {
+    /// Parsed from the text as the deserializer lends it: every session cookie
+    /// carries a realm, and a `String` (or serde's always-owned `Cow`) in between
+    /// would cost each request one more allocation.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Realm, D::Error> {
-        let text = std::borrow::Cow::<str>::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Realm;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a realm: public, cas, oidc:{client} or oauth2:{client}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Realm, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Text)
     }
 }
 
@@ -696,5 +708,10 @@ mod tests {
             assert!(bad.parse::<Realm>().is_err(), "{bad}");
             assert!(serde_json::from_str::<Realm>(&format!("\"{bad}\"")).is_err());
         }
+        // An escaped string (which the parser cannot lend) reads the same; a
+        // value that is not a string is refused.
+        let escaped = serde_json::from_str::<Realm>(r#""oidc:a\u0070p""#).expect("escaped");
+        assert_eq!(escaped, Realm::Oidc("app".into()));
+        assert!(serde_json::from_str::<Realm>("7").is_err());
     }
 }
