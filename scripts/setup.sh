@@ -39,6 +39,10 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 if [ "$profile" = all ]; then
   command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  # Redis Sentinel and redis-cli (a cluster is made with it): the Sentinel and
+  # Cluster store tests (tests/store.rs) and the failover test (tests/sessions.rs).
+  command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
+  command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
   [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
   # .ci/run makes a throwaway assertion key for config/example.toml with it.
   command -v openssl >/dev/null 2>&1 || need+=(openssl)

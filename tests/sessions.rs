@@ -5,11 +5,19 @@
 //! - CAS single logout;
 //! - every malformed logout token refused;
 //! - a Redis outage answered with 503, not a login loop;
+//! - a Redis Sentinel failover under a logged-in user's steady requests: at most
+//!   a short window of 503s, never a login loop, and afterwards the session,
+//!   the revocations and the single-use marks are all still there;
 //! - two gateway processes sharing Redis, where what happens on one holds on the
 //!   other.
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::redis_nodes::{SentinelGroup, ACL_USER};
 use common::*;
 use serde_json::{json, Map, Value};
 
@@ -425,6 +433,196 @@ async fn a_redis_outage_gives_503_not_a_login_loop() {
         .await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["error"], "store_unavailable");
+}
+
+/// What one steady request saw: when it was sent (from the master's kill), and
+/// its status or transport error.
+type Probe = (f64, Result<u16, String>);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_keeps_sessions_revocations_and_single_use_marks() {
+    let mut group = tokio::task::spawn_blocking(SentinelGroup::start)
+        .await
+        .expect("sentinel group");
+    // The in-process gateway of `env` is not used here; its sim and echo are.
+    let env = start().await;
+    let port = free_port();
+    let session = format!(
+        "mode = \"server\"\nstore = \"redis\"\n{}\nredis_username = \"{}\"\n\
+         redis_password = {{ value = \"{}\", dev = true }}",
+        group.toml(),
+        ACL_USER.0,
+        ACL_USER.1
+    );
+    let gw = process::behind_one_origin(&env, port, &session, "", "").await;
+    let at = |path: &str| format!("http://localhost:{port}{path}");
+    let logout = |b: &Browser| {
+        let b = b.clone();
+        let url = at("/_sso/logout");
+        async move {
+            b.get_with(&url, &[("sec-fetch-site", "same-origin")])
+                .await
+                .status
+        }
+    };
+    let copy_of = |b: &Browser| {
+        let copy = Browser::new();
+        copy.set_cookie(
+            "localhost",
+            "oag_session",
+            &b.cookie("localhost", "oag_session").expect("cookie"),
+        );
+        copy
+    };
+
+    // Before: alice's session; a second session logged out, whose copied cookie
+    // is refused; a logout token's jti spent.
+    let alice = Browser::new();
+    process::login_through(&alice, &env, port, "/x").await;
+    assert_eq!(alice.get(&at("/x")).await.status, 200);
+    let ended = Browser::new();
+    process::login_through(&ended, &env, port, "/y").await;
+    let ended_copy = copy_of(&ended);
+    assert_eq!(logout(&ended).await, 302);
+    assert_eq!(ended_copy.get(&at("/y")).await.status, 302);
+    let token = env
+        .sim
+        .mint_logout_token(Some("someone-without-sessions"), None);
+    let (status, _) = env
+        .sim
+        .send_backchannel_logout(&at("/_sso/backchannel-logout"), &token)
+        .await
+        .expect("post");
+    assert_eq!(status, 200);
+    group.sync_replica();
+    let old_master = group.master.port;
+
+    // Steady requests with alice's cookie, every 50 ms, each given 5 s: a hang
+    // would show as an error.
+    let probes: Arc<Mutex<Vec<Probe>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let killed_at = Instant::now() + Duration::from_millis(500);
+    let prober = {
+        let (probes, stop) = (probes.clone(), stop.clone());
+        let cookie = format!(
+            "oag_session={}",
+            alice.cookie("localhost", "oag_session").expect("cookie")
+        );
+        let url = at("/check");
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("client");
+            while !stop.load(Ordering::Relaxed) {
+                let sent = Instant::now();
+                let r = client
+                    .get(&url)
+                    .header("cookie", &cookie)
+                    .header("accept", "text/html")
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .map_err(|e| e.to_string());
+                let t = if sent >= killed_at {
+                    (sent - killed_at).as_secs_f64()
+                } else {
+                    -(killed_at - sent).as_secs_f64()
+                };
+                probes.lock().expect("probes").push((t, r));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    tokio::time::sleep_until(killed_at.into()).await;
+    group.master.kill();
+    let mut switched = None;
+    let deadline = killed_at + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if group.master_port().is_some_and(|p| p != old_master) {
+            switched = Some(killed_at.elapsed().as_secs_f64());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let switched = switched.expect("the sentinels never named a new master");
+    // Then until 20 requests in a row got 200 (or 30 s).
+    loop {
+        let ok_run = probes
+            .lock()
+            .expect("probes")
+            .iter()
+            .rev()
+            .take_while(|(_, r)| matches!(r, Ok(200)))
+            .count();
+        if ok_run >= 20 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    prober.await.expect("prober");
+    let probes = probes.lock().expect("probes").clone();
+
+    let odd: Vec<&Probe> = probes
+        .iter()
+        .filter(|(_, r)| !matches!(r, Ok(200 | 503)))
+        .collect();
+    assert!(
+        odd.is_empty(),
+        "only 200 or 503 while failing over (a 302 is a login loop, an error a hang): {odd:?}\n{}",
+        gw.logs()
+    );
+    let unavailable: Vec<f64> = probes
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok(503)))
+        .map(|(t, _)| *t)
+        .collect();
+    let first = unavailable.first().copied().unwrap_or(0.0);
+    let last = unavailable.last().copied().unwrap_or(0.0);
+    let back = probes
+        .iter()
+        .find(|(t, r)| *t > last && matches!(r, Ok(200)))
+        .map(|(t, _)| *t)
+        .expect("served again");
+    eprintln!(
+        "sentinel failover: {} requests, {} answered 503, from {first:.2} s to {last:.2} s \
+         after the kill; served again at {back:.2} s; the sentinels named the new master \
+         at {switched:.2} s",
+        probes.len(),
+        unavailable.len()
+    );
+    assert!(
+        matches!(probes.last(), Some((_, Ok(200)))),
+        "not served after the failover:\n{}",
+        gw.logs()
+    );
+    assert!(back < 20.0, "503 for {back:.1} s");
+    assert!(
+        gw.logs().contains("asking the sentinels again"),
+        "{}",
+        gw.logs()
+    );
+
+    // After: the same cookie works; the ended session's copy is still refused;
+    // the spent jti is still spent.
+    assert_eq!(alice.get(&at("/after")).await.status, 200);
+    assert_eq!(ended_copy.get(&at("/y")).await.status, 302);
+    let (status, _) = env
+        .sim
+        .send_backchannel_logout(&at("/_sso/backchannel-logout"), &token)
+        .await
+        .expect("post");
+    assert_eq!(status, 400, "a jti spent before the failover");
+    // New ones work on the new master: a login (its state spent once), a
+    // logout that kills a copy.
+    let bob = Browser::new();
+    process::login_through(&bob, &env, port, "/z").await;
+    assert_eq!(bob.get(&at("/z")).await.status, 200);
+    let bob_copy = copy_of(&bob);
+    assert_eq!(logout(&bob).await, 302);
+    assert_eq!(bob_copy.get(&at("/z")).await.status, 302);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

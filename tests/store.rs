@@ -1,15 +1,21 @@
 //! One suite, every store: the same checks run against the embedded store (a
-//! SQLite file), the in-memory store and a real Redis server. Then what only each
-//! has to show: the embedded store keeps everything across a reopen and shares
-//! its file with a second process's store; Redis fails fast when down and
-//! recovers when it is back.
+//! SQLite file), the in-memory store and real Redis deployments: one server, one
+//! over TLS with a client certificate, a master with a replica behind three
+//! sentinels, and a three-master cluster (plain, and over TLS), each logged in
+//! to as an ACL user. Then what only each has to show: the embedded store keeps
+//! everything across a reopen and shares its file with a second process's
+//! store; Redis fails fast when down and recovers when it is back; a wrong
+//! password or an unknown CA is refused with a clear error.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::redis_nodes::{self, Cluster, RedisPki, SentinelGroup, ACL_USER};
 use common::RedisServer;
+use oneaccess_gateway::config::{RedisSettings, RedisTarget, RedisTls};
+use oneaccess_gateway::secret::Secret;
 use oneaccess_gateway::session::store::{EmbeddedStore, MemoryStore, RedisStore, Store};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -230,7 +236,7 @@ async fn memory_store_passes_the_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_passes_the_suite() {
     let redis = RedisServer::start();
-    let store = RedisStore::new(&redis.url(), None, "test:").expect("store");
+    let store = RedisStore::new(&RedisSettings::single(&redis.url(), "test:")).expect("store");
     suite(Arc::new(store)).await;
 }
 
@@ -238,7 +244,7 @@ async fn redis_store_passes_the_suite() {
 async fn a_redis_outage_fails_fast_and_recovers() {
     let mut redis = RedisServer::start();
     let port = redis.port;
-    let store = RedisStore::new(&redis.url(), None, "test:").expect("store");
+    let store = RedisStore::new(&RedisSettings::single(&redis.url(), "test:")).expect("store");
     store.save("ses:k", b"v", HOUR).await.expect("save");
     redis.stop();
     let started = Instant::now();
@@ -269,10 +275,160 @@ async fn a_redis_outage_fails_fast_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_prefixed_so_deployments_can_share_a_redis() {
     let redis = RedisServer::start();
-    let a = RedisStore::new(&redis.url(), None, "a:").expect("store");
-    let b = RedisStore::new(&redis.url(), None, "b:").expect("store");
+    let a = RedisStore::new(&RedisSettings::single(&redis.url(), "a:")).expect("store");
+    let b = RedisStore::new(&RedisSettings::single(&redis.url(), "b:")).expect("store");
     a.save("ses:x", b"from-a", HOUR).await.expect("save");
     assert_eq!(b.load("ses:x", None).await.expect("load"), None);
     assert!(a.first_use("use:j", HOUR).await.expect("use"));
     assert!(b.first_use("use:j", HOUR).await.expect("use"));
+}
+
+/// `settings` logged in as the nodes' ACL user.
+fn as_acl_user(settings: RedisSettings) -> RedisSettings {
+    RedisSettings {
+        username: Some(ACL_USER.0.into()),
+        password: Some(Secret::new(ACL_USER.1.into())),
+        ..settings
+    }
+}
+
+fn target(target: RedisTarget) -> RedisSettings {
+    RedisSettings {
+        target,
+        ..RedisSettings::single("", "test:")
+    }
+}
+
+/// `pki`'s CA, and its client certificate when `client` is set.
+fn tls(pki: &RedisPki, client: bool) -> Option<RedisTls> {
+    let read = |p: &std::path::Path| std::fs::read(p).expect("PEM");
+    Some(RedisTls {
+        ca: Some(read(&pki.ca)),
+        client: client.then(|| (read(&pki.client_cert), Secret::new(read(&pki.client_key)))),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_store_passes_the_suite_with_keys_on_every_node() {
+    let cluster = Cluster::start(None);
+    let settings = as_acl_user(target(RedisTarget::Cluster {
+        nodes: cluster.node_list(),
+    }));
+    let store = Arc::new(RedisStore::new(&settings).expect("store"));
+    suite(store.clone()).await;
+    // Sharded for real: 40 records land on all three masters (each misses
+    // them all with a chance of (2/3)^40, about 1e-7).
+    for i in 0..40 {
+        let key = format!("ses:spread-{i}");
+        store.save(&key, b"r", HOUR).await.expect("save");
+    }
+    for n in &cluster.nodes {
+        let keys: u64 = redis::cmd("DBSIZE")
+            .query(&mut redis_nodes::admin(n.port))
+            .expect("DBSIZE");
+        assert!(keys > 0, "node {} holds no key", n.port);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_over_tls_passes_the_suite() {
+    let pki = RedisPki::new();
+    let cluster = Cluster::start(Some(&pki));
+    let settings = RedisSettings {
+        tls: tls(&pki, false),
+        ..as_acl_user(target(RedisTarget::Cluster {
+            nodes: cluster.node_list(),
+        }))
+    };
+    suite(Arc::new(RedisStore::new(&settings).expect("store"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_store_passes_the_suite() {
+    let group = SentinelGroup::start();
+    let settings = as_acl_user(target(RedisTarget::Sentinel {
+        master: redis_nodes::MASTER_NAME.into(),
+        nodes: group
+            .sentinels
+            .iter()
+            .map(|s| ("127.0.0.1".to_string(), s.port))
+            .collect(),
+        db: 0,
+        username: None,
+        password: None,
+    }));
+    suite(Arc::new(RedisStore::new(&settings).expect("store"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_over_tls_with_a_client_certificate_passes_the_suite() {
+    let pki = RedisPki::new();
+    let server = redis_nodes::tls_server(&pki, true);
+    let url = format!("rediss://127.0.0.1:{}/0", server.port);
+    let settings = RedisSettings {
+        tls: tls(&pki, true),
+        ..as_acl_user(RedisSettings::single(&url, "test:"))
+    };
+    suite(Arc::new(RedisStore::new(&settings).expect("store"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_tls_refuses_an_unknown_ca_and_a_missing_client_certificate() {
+    let pki = RedisPki::new();
+    let server = redis_nodes::tls_server(&pki, true);
+    let url = format!("rediss://127.0.0.1:{}/0", server.port);
+    let read = |p: &std::path::Path| std::fs::read(p).expect("PEM");
+    let other_ca = RedisSettings {
+        tls: Some(RedisTls {
+            ca: Some(read(&pki.other_ca)),
+            client: tls(&pki, true).and_then(|t| t.client),
+        }),
+        ..as_acl_user(RedisSettings::single(&url, "test:"))
+    };
+    let store = RedisStore::new(&other_ca).expect("store");
+    let err = store
+        .ping()
+        .await
+        .expect_err("a server no trusted CA signed");
+    assert!(err.to_string().contains("certificate"), "{err}");
+    let no_client_cert = RedisSettings {
+        tls: tls(&pki, false),
+        ..as_acl_user(RedisSettings::single(&url, "test:"))
+    };
+    let store = RedisStore::new(&no_client_cert).expect("store");
+    store
+        .ping()
+        .await
+        .expect_err("the server asks for a client certificate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_redis_password_is_refused_with_a_clear_error() {
+    let pki = RedisPki::new();
+    let server = redis_nodes::tls_server(&pki, false);
+    let url = format!("rediss://127.0.0.1:{}/0", server.port);
+    let good = RedisSettings {
+        tls: tls(&pki, false),
+        ..as_acl_user(RedisSettings::single(&url, "test:"))
+    };
+    RedisStore::new(&good)
+        .expect("store")
+        .ping()
+        .await
+        .expect("the ACL user logs in");
+    let wrong = RedisSettings {
+        password: Some(Secret::new("not-the-password".into())),
+        ..good.clone()
+    };
+    let err = RedisStore::new(&wrong)
+        .expect("store")
+        .ping()
+        .await
+        .expect_err("a wrong password");
+    let text = err.to_string();
+    assert!(
+        text.contains("WRONGPASS") || text.to_lowercase().contains("auth"),
+        "{text}"
+    );
+    assert!(!text.contains("not-the-password"), "{text}");
 }

@@ -106,13 +106,53 @@ pub(crate) struct SessionFile {
     /// Where the embedded store keeps its file; default `$STATE_DIRECTORY`
     /// (systemd's `StateDirectory=`), else `state` in the working directory.
     pub state_dir: Option<String>,
+    /// One Redis server: `redis://host:port/db` or `rediss://…` (TLS).
     pub redis_url: Option<String>,
+    /// Redis behind Sentinel, instead of `redis_url`.
+    pub(crate) redis_sentinel: Option<RedisSentinelFile>,
+    /// A Redis Cluster's seed nodes, `host:port`, instead of `redis_url`.
+    pub(crate) redis_cluster: Option<Vec<String>>,
+    /// The ACL user of every Redis mode (`AUTH username password`).
+    pub(crate) redis_username: Option<String>,
     pub(crate) redis_password: Option<SecretFile>,
+    /// TLS to Redis: turns it on for Sentinel and Cluster (a `rediss://` URL does
+    /// for one server), with a CA and a client certificate.
+    pub(crate) redis_tls: Option<RedisTlsFile>,
     pub(crate) redis_key_prefix: Option<String>,
     /// Keep no tokens in the session, and only the claims routes map into headers:
     /// the smallest cookie, for apps that need nothing more.
     #[serde(default)]
     pub minimal: bool,
+}
+
+/// `redis_sentinel = { master = "mymaster", nodes = ["host:port", …] }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RedisSentinelFile {
+    /// The name the sentinels monitor the master by.
+    pub(crate) master: Option<String>,
+    /// The sentinels, `host:port`.
+    #[serde(default)]
+    pub(crate) nodes: Vec<String>,
+    /// The database number on the master (default 0).
+    pub(crate) db: Option<i64>,
+    /// The sentinels' own credentials, when they ask for them (`requirepass`,
+    /// or an ACL user); the master's are `redis_username`/`redis_password`.
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<SecretFile>,
+}
+
+/// `redis_tls = { ca_file = "…", cert_file = "…", key_file = "…" }`, every
+/// field optional: without `ca_file`, the system's roots.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RedisTlsFile {
+    /// PEM CA certificates the servers are checked against.
+    pub(crate) ca_file: Option<String>,
+    /// A client certificate chain (PEM) and its key, for servers that ask for
+    /// one (`tls-auth-clients yes`).
+    pub(crate) cert_file: Option<String>,
+    pub(crate) key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -152,20 +152,75 @@ pub enum SessionMode {
     Server,
 }
 
+// Built once per configuration and never moved on a request: the size of the
+// Redis variant costs nothing, and boxing it would only add noise where it is read.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum StoreSettings {
     /// A SQLite file in this directory (the default): survives restarts.
-    Embedded { dir: std::path::PathBuf },
+    Embedded {
+        dir: std::path::PathBuf,
+    },
     /// This process's memory: lost on restart (tests, or a deliberate choice).
     Memory,
-    Redis {
-        /// `redis://host:port/db`, without a password (that is `password`).
-        url: String,
+    Redis(RedisSettings),
+}
+
+/// Redis, one server or several: where, as whom, over what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisSettings {
+    pub target: RedisTarget,
+    /// The ACL user (`AUTH username password`); none: the default user.
+    pub username: Option<String>,
+    pub password: Option<Secret<String>>,
+    /// TLS, with these certificates; `None`: plain TCP (or, for one server, the
+    /// `rediss://` URL's TLS with the system's roots).
+    pub tls: Option<RedisTls>,
+    /// Prefix of every key, so gateways of different deployments can share a
+    /// Redis.
+    pub prefix: String,
+}
+
+impl RedisSettings {
+    /// One server at `url`, no credentials, no CA of its own.
+    pub fn single(url: &str, prefix: &str) -> RedisSettings {
+        RedisSettings {
+            target: RedisTarget::Single {
+                url: url.to_string(),
+            },
+            username: None,
+            password: None,
+            tls: None,
+            prefix: prefix.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RedisTarget {
+    /// `redis://host:port/db` or `rediss://…`, without credentials.
+    Single { url: String },
+    /// The master the sentinels name `master`, found again after a failover.
+    Sentinel {
+        master: String,
+        /// The sentinels' hosts and ports.
+        nodes: Vec<(String, u16)>,
+        db: i64,
+        /// The sentinels' own credentials.
+        username: Option<String>,
         password: Option<Secret<String>>,
-        /// Prefix of every key, so gateways of different deployments can share a
-        /// Redis.
-        prefix: String,
     },
+    /// A Redis Cluster, found from these seed nodes (hosts and ports).
+    Cluster { nodes: Vec<(String, u16)> },
+}
+
+/// Certificates for TLS to Redis, read and checked at start-up (PEM bytes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RedisTls {
+    /// CA certificates; `None`: the system's roots.
+    pub ca: Option<Vec<u8>>,
+    /// A client certificate chain and its key.
+    pub client: Option<(Vec<u8>, Secret<Vec<u8>>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

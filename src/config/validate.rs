@@ -217,6 +217,7 @@ mod events;
 mod headers;
 mod policy;
 mod provider;
+mod redis;
 mod routes;
 mod server;
 mod serving;

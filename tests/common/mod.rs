@@ -5,6 +5,7 @@
 
 pub mod interop;
 pub mod process;
+pub mod redis_nodes;
 pub mod tls;
 
 use std::collections::{BTreeMap, HashMap};

@@ -169,7 +169,7 @@ pub(super) fn upstream_defaults(
 
 /// CA certificates from a PEM file, each checked the way the TLS client will use
 /// it (a bad one would otherwise fail every connection, or panic in Pingora).
-fn load_ca(path: &Path) -> Result<Arc<[Vec<u8>]>, String> {
+pub(super) fn load_ca(path: &Path) -> Result<Arc<[Vec<u8>]>, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<_, _>>())
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;

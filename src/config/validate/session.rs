@@ -5,7 +5,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
-use url::Url;
 
 use super::{read_secret, Collector, EnvLookup};
 use crate::config::file::SessionFile;
@@ -19,7 +18,10 @@ pub(super) fn session_settings(
     base_dir: &Path,
     env: EnvLookup,
 ) -> SessionSettings {
-    let base_name = f.cookie_name.unwrap_or_else(|| "oag_session".into());
+    let base_name = f
+        .cookie_name
+        .clone()
+        .unwrap_or_else(|| "oag_session".into());
     if base_name.is_empty()
         || base_name.len() > 48
         || !base_name
@@ -98,9 +100,7 @@ pub(super) fn session_settings(
     }
     let store = match f.store.as_deref() {
         None | Some("embedded" | "memory") => {
-            if f.redis_url.is_some() {
-                c.add("session.redis_url", "is only used with store = \"redis\"");
-            }
+            super::redis::unused_redis_settings(c, &f);
             if f.store.as_deref() == Some("memory") {
                 StoreSettings::Memory
             } else {
@@ -109,39 +109,7 @@ pub(super) fn session_settings(
                 }
             }
         }
-        Some("redis") => {
-            let url = f.redis_url.clone().unwrap_or_default();
-            match Url::parse(&url) {
-                Ok(u) if matches!(u.scheme(), "redis" | "rediss") => {
-                    if u.password().is_some() {
-                        c.add(
-                            "session.redis_url",
-                            "must not contain a password: use redis_password = { env = \"REDIS_PASSWORD\" }",
-                        );
-                    }
-                }
-                _ => c.add(
-                    "session.redis_url",
-                    "is required with store = \"redis\", e.g. \"redis://127.0.0.1:6379/0\"",
-                ),
-            }
-            let password = f
-                .redis_password
-                .as_ref()
-                .and_then(|p| read_secret(c, "session.redis_password", p, base_dir, env));
-            let prefix = f.redis_key_prefix.clone().unwrap_or_else(|| "oag:".into());
-            if prefix.contains([' ', '\n', '\r']) {
-                c.add(
-                    "session.redis_key_prefix",
-                    "must not contain spaces or newlines",
-                );
-            }
-            StoreSettings::Redis {
-                url,
-                password,
-                prefix,
-            }
-        }
+        Some("redis") => StoreSettings::Redis(super::redis::redis_settings(c, &f, base_dir, env)),
         Some(other) => {
             c.add(
                 "session.store",

@@ -738,3 +738,98 @@ header_encoding = "base64url"
     }
     assert_eq!(got.len(), 4, "{joined}");
 }
+
+#[test]
+fn redis_sentinel_cluster_tls_and_acl_are_read_with_every_problem_listed() {
+    let with = |lines: &str| {
+        GOOD.replace(
+            "[session]\n",
+            &format!("[session]\nstore = \"redis\"\n{lines}\n"),
+        )
+    };
+    let redis = |c: Config| match c.session.store {
+        StoreSettings::Redis(r) => r,
+        other => panic!("not redis: {other:?}"),
+    };
+    let r = redis(parse_ok(&with(
+        "redis_sentinel = { master = \"mymaster\", nodes = [\"10.0.0.1:26379\", \"[::1]:26380\"], db = 2, password = { env = \"SECRET\" } }\nredis_username = \"gateway\"\nredis_password = { env = \"SECRET\" }",
+    )));
+    assert_eq!(
+        r.target,
+        RedisTarget::Sentinel {
+            master: "mymaster".into(),
+            nodes: vec![("10.0.0.1".into(), 26379), ("::1".into(), 26380)],
+            db: 2,
+            username: None,
+            password: Some(Secret::new("s3cret".into())),
+        }
+    );
+    assert_eq!(r.username.as_deref(), Some("gateway"));
+    assert!(r.password.is_some() && r.tls.is_none());
+    let r = redis(parse_ok(&with(
+        "redis_cluster = [\"redis-1.internal:6379\", \"redis-2.internal:6379\"]\nredis_tls = {}",
+    )));
+    assert_eq!(
+        r.target,
+        RedisTarget::Cluster {
+            nodes: vec![
+                ("redis-1.internal".into(), 6379),
+                ("redis-2.internal".into(), 6379)
+            ],
+        }
+    );
+    assert_eq!(r.tls, Some(RedisTls::default()));
+
+    let got = problems(&with(
+        "redis_url = \"redis://127.0.0.1:6379/0\"\nredis_cluster = []\nredis_sentinel = { nodes = [\"sentinel-1\", \"a:1\"] }\nredis_tls = { ca_file = \"/nonexistent/ca.pem\", cert_file = \"c.pem\" }\nredis_username = \"\"",
+    ))
+    .join("\n");
+    for want in [
+        "session.redis_sentinel: give one of redis_url, redis_sentinel or redis_cluster, not both `redis_url` and `redis_sentinel`",
+        "session.redis_cluster: give one of redis_url, redis_sentinel or redis_cluster, not both `redis_url` and `redis_cluster`",
+        "session.redis_cluster: needs at least one cluster node",
+        "session.redis_sentinel.master: is required",
+        "session.redis_sentinel.nodes[0]: `sentinel-1` is not host:port",
+        "session.redis_tls.ca_file: cannot read `/nonexistent/ca.pem`",
+        "session.redis_tls.key_file: is required with cert_file",
+        "session.redis_tls: needs a `rediss://` redis_url",
+        "session.redis_username: must be a non-empty name",
+    ] {
+        assert!(got.contains(want), "missing `{want}` in:\n{got}");
+    }
+    assert!(!got.contains("nodes[1]"), "a:1 is host:port: {got}");
+    let got = problems(&with(
+        "redis_sentinel = { master = \"m\", nodes = [] }\nredis_key_prefix = \"oag:\"",
+    ))
+    .join("\n");
+    assert!(
+        got.contains("session.redis_sentinel.nodes: needs at least one sentinel"),
+        "{got}"
+    );
+    let got = problems(&with(
+        "redis_cluster = [\"10.0.0.1:6379\", \"redis://10.0.0.2:6379\"]\nredis_key_prefix = \"{oag}:\"",
+    ))
+    .join("\n");
+    assert!(
+        got.contains("session.redis_cluster[1]: `redis://10.0.0.2:6379` is not host:port"),
+        "{got}"
+    );
+    assert!(
+        got.contains("session.redis_key_prefix: must not contain `{` or `}` with redis_cluster"),
+        "{got}"
+    );
+    let got = problems(&with("")).join("\n");
+    assert!(got.contains("session.redis_url: is required"), "{got}");
+    // Only the Redis store reads them.
+    let got = problems(&GOOD.replace(
+        "[session]\n",
+        "[session]\nredis_cluster = [\"10.0.0.1:6379\"]\nredis_username = \"u\"\n",
+    ))
+    .join("\n");
+    for want in [
+        "session.redis_cluster: is only used with store = \"redis\"",
+        "session.redis_username: is only used with store = \"redis\"",
+    ] {
+        assert!(got.contains(want), "missing `{want}` in:\n{got}");
+    }
+}

@@ -1,7 +1,8 @@
 //! Where sessions live when they do not live in the cookie, and the shared
 //! revocation and single-use sets, behind one trait: `embedded` (a file, the
 //! default) for one gateway, `memory` for tests, `redis` for several behind a
-//! load balancer. The same test suite (`tests/store.rs`) runs against all three.
+//! load balancer (one server, Sentinel or Cluster). The same test suite
+//! (`tests/store.rs`) runs against all of them.
 
 mod embedded;
 mod memory;
@@ -88,14 +89,6 @@ pub fn build(settings: &StoreSettings, max_ttl: Duration) -> Result<Arc<dyn Stor
     Ok(match settings {
         StoreSettings::Embedded { dir } => Arc::new(EmbeddedStore::open(dir, max_ttl)?),
         StoreSettings::Memory => Arc::new(MemoryStore::new(max_ttl)),
-        StoreSettings::Redis {
-            url,
-            password,
-            prefix,
-        } => Arc::new(RedisStore::new(
-            url,
-            password.as_ref().map(|p| p.expose().as_str()),
-            prefix,
-        )?),
+        StoreSettings::Redis(redis) => Arc::new(RedisStore::new(redis)?),
     })
 }

@@ -1,64 +1,49 @@
 //! The Redis store, for several gateways behind a load balancer: a logout or a
-//! revocation on one is honoured by all. One connection manager, multiplexed, with
-//! bounded reconnect retries and timeouts: a Redis outage makes requests fail fast
-//! with a clear log line (and 503), never hang.
+//! revocation on one is honoured by all. One server, a Sentinel-watched master
+//! or a Cluster (`connect`); the commands here are the same for all three. Every
+//! connection is multiplexed, with bounded reconnect retries and timeouts: a
+//! Redis outage makes requests fail fast with a clear log line (and 503), never
+//! hang.
+//!
+//! In a Cluster every command here touches one key, so one slot, except the
+//! revocation check's MGET, which the cluster client splits by slot and sends
+//! to the nodes at once. No hash tags are needed, and none are used: a tag
+//! shared by the revocation keys would put every user's revocations, and every
+//! request's check, on one node.
+
+mod connect;
+mod sentinel;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 
+use self::connect::{Conn, Link};
 use super::{Store, StoreError};
+use crate::config::RedisSettings;
 
 pub struct RedisStore {
-    client: redis::Client,
-    config: ConnectionManagerConfig,
-    /// Made by the first command, on the runtime that serves requests (the manager
-    /// runs its own tasks there); a failed connect leaves it empty to try again.
-    conn: tokio::sync::OnceCell<ConnectionManager>,
+    link: Link,
     prefix: String,
     /// Failed commands, for metrics.
     errors: AtomicU64,
 }
 
 impl RedisStore {
-    /// Does not connect: the first command does, and the manager reconnects after
-    /// a loss.
-    pub fn new(url: &str, password: Option<&str>, prefix: &str) -> Result<RedisStore, StoreError> {
-        let mut info: redis::ConnectionInfo = url.parse().map_err(|e: redis::RedisError| {
-            StoreError::Unavailable(format!("bad redis_url: {e}"))
-        })?;
-        if let Some(p) = password {
-            let settings = info.redis_settings().clone().set_password(p);
-            info = info.set_redis_settings(settings);
-        }
-        let client = redis::Client::open(info)
-            .map_err(|e| StoreError::Unavailable(format!("bad redis_url: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500))
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)));
+    /// Does not connect: the first command does, and the connection reconnects
+    /// after a loss (to the new master, after a Sentinel failover).
+    pub fn new(settings: &RedisSettings) -> Result<RedisStore, StoreError> {
         Ok(RedisStore {
-            client,
-            config,
-            conn: tokio::sync::OnceCell::new(),
-            prefix: prefix.to_string(),
+            link: Link::new(settings)?,
+            prefix: settings.prefix.clone(),
             errors: AtomicU64::new(0),
         })
     }
 
-    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
-        self.conn
-            .get_or_try_init(|| {
-                ConnectionManager::new_with_config(self.client.clone(), self.config.clone())
-            })
-            .await
-            .cloned()
-            .map_err(|e| self.fail(e))
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        self.link.conn().await.map_err(|e| self.fail(e))
     }
 
     fn fail(&self, e: redis::RedisError) -> StoreError {
