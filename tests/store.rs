@@ -1,8 +1,8 @@
 //! One suite, every store: the same checks run against the embedded store (a
 //! SQLite file), the in-memory store and real Redis deployments: one server, one
 //! over TLS with a client certificate, a master with a replica behind three
-//! sentinels, and a three-master cluster (plain, and over TLS), each logged in
-//! to as an ACL user. Then what only each has to show: the embedded store keeps
+//! sentinels and a three-master cluster (each plain, and over TLS), each logged
+//! in to as an ACL user. Then what only each has to show: the embedded store keeps
 //! everything across a reopen and shares its file with a second process's
 //! store; Redis fails fast when down and recovers when it is back; a wrong
 //! password or an unknown CA is refused with a clear error.
@@ -348,15 +348,28 @@ async fn redis_sentinel_store_passes_the_suite() {
     let group = SentinelGroup::start();
     let settings = as_acl_user(target(RedisTarget::Sentinel {
         master: redis_nodes::MASTER_NAME.into(),
-        nodes: group
-            .sentinels
-            .iter()
-            .map(|s| ("127.0.0.1".to_string(), s.port))
-            .collect(),
+        nodes: group.nodes(),
         db: 0,
         username: None,
         password: None,
     }));
+    suite(Arc::new(RedisStore::new(&settings).expect("store"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_over_tls_passes_the_suite() {
+    let pki = RedisPki::new();
+    let group = SentinelGroup::start_with(Some(&pki));
+    let settings = RedisSettings {
+        tls: tls(&pki, false),
+        ..as_acl_user(target(RedisTarget::Sentinel {
+            master: redis_nodes::MASTER_NAME.into(),
+            nodes: group.nodes(),
+            db: 0,
+            username: None,
+            password: None,
+        }))
+    };
     suite(Arc::new(RedisStore::new(&settings).expect("store"))).await;
 }
 
@@ -431,4 +444,63 @@ async fn a_wrong_redis_password_is_refused_with_a_clear_error() {
         "{text}"
     );
     assert!(!text.contains("not-the-password"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_switchover_is_followed_when_the_old_master_answers_readonly() {
+    let group = SentinelGroup::start();
+    let settings = as_acl_user(target(RedisTarget::Sentinel {
+        master: redis_nodes::MASTER_NAME.into(),
+        nodes: group.nodes(),
+        db: 0,
+        username: None,
+        password: None,
+    }));
+    let store = RedisStore::new(&settings).expect("store");
+    store.save("ses:before", b"v", HOUR).await.expect("save");
+    group.sync_replica();
+    // A switchover: the old master stays up, demoted to a replica of the new
+    // one, so the store's open connection to it still answers, but writes get
+    // READONLY.
+    let old = group.master.port;
+    let _: () = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(redis_nodes::MASTER_NAME)
+        .query(&mut redis_nodes::admin(group.sentinels[0].port))
+        .expect("SENTINEL FAILOVER");
+    redis_nodes::wait_for("the switchover", Duration::from_secs(30), || {
+        group.master_port().is_some_and(|p| p != old)
+    });
+    redis_nodes::wait_for(
+        "the old master to be a replica",
+        Duration::from_secs(30),
+        || {
+            let role: Vec<redis::Value> = redis::cmd("ROLE")
+                .query(&mut redis_nodes::admin(old))
+                .unwrap_or_default();
+            matches!(role.first(), Some(redis::Value::BulkString(r)) if r.as_slice() == b"slave")
+        },
+    );
+    let started = Instant::now();
+    let mut failures = 0;
+    while store.save("ses:after", b"w", HOUR).await.is_err() {
+        failures += 1;
+        assert!(started.elapsed() < Duration::from_secs(10), "never wrote");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(failures <= 2, "{failures} failed writes");
+    let new = group.master_port().expect("master");
+    let written: Option<Vec<u8>> = redis::cmd("GET")
+        .arg("test:ses:after")
+        .query(&mut redis_nodes::admin(new))
+        .expect("GET");
+    assert_eq!(
+        written.as_deref(),
+        Some(&b"w"[..]),
+        "written to the new master"
+    );
+    assert_eq!(
+        store.load("ses:before", None).await.expect("load"),
+        Some(b"v".to_vec())
+    );
 }

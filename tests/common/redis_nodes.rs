@@ -134,10 +134,26 @@ fn server_args(port: u16, dir: &Path) -> Vec<String> {
 
 /// A synchronous connection for the test's own checks, as the default user.
 pub fn admin(port: u16) -> redis::Connection {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client");
-    client
-        .get_connection_with_timeout(Duration::from_secs(2))
-        .expect("admin connection")
+    try_admin(port, None).expect("admin connection")
+}
+
+/// As `admin`, over TLS when given the CA (PEM), and without panicking.
+fn try_admin(port: u16, ca: Option<&[u8]>) -> redis::RedisResult<redis::Connection> {
+    let client = match ca {
+        None => redis::Client::open(format!("redis://127.0.0.1:{port}/"))?,
+        Some(ca) => {
+            // The test's own rustls client needs a provider, as the store's does.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            redis::Client::build_with_tls(
+                format!("rediss://127.0.0.1:{port}/"),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.to_vec()),
+                },
+            )?
+        }
+    };
+    client.get_connection_with_timeout(Duration::from_secs(2))
 }
 
 /// Polls `check` every 100 ms until it holds, for at most `limit`.
@@ -159,31 +175,55 @@ pub struct SentinelGroup {
     pub replica: Node,
     pub sentinels: Vec<Node>,
     pub dir: PathBuf,
+    /// The CA (PEM) when everything speaks TLS only.
+    ca: Option<Vec<u8>>,
 }
 
 impl SentinelGroup {
     pub fn start() -> SentinelGroup {
+        SentinelGroup::start_with(None)
+    }
+
+    /// With `tls`, every node and sentinel serves TLS only, and replication
+    /// and the sentinels' own connections use it too.
+    pub fn start_with(tls: Option<&RedisPki>) -> SentinelGroup {
         let dir = scratch("sentinel");
+        let data_node = |port: u16, extra: &[String], name: &str| {
+            let mut args = server_args(port, &dir);
+            if let Some(pki) = tls {
+                tls_only(&mut args, port, pki);
+                args.extend(["--tls-replication", "yes"].map(String::from));
+            }
+            args.extend(extra.iter().cloned());
+            Node::start("redis-server", &args, port, &dir.join(name))
+        };
         let mp = free_port();
-        let master = Node::start(
-            "redis-server",
-            &server_args(mp, &dir),
-            mp,
-            &dir.join("master.log"),
-        );
+        let master = data_node(mp, &[], "master.log");
         let rp = free_port();
-        let mut args = server_args(rp, &dir);
-        args.extend(["--replicaof", "127.0.0.1", &mp.to_string()].map(String::from));
-        let replica = Node::start("redis-server", &args, rp, &dir.join("replica.log"));
+        let replica = data_node(
+            rp,
+            &["--replicaof", "127.0.0.1", &mp.to_string()].map(String::from),
+            "replica.log",
+        );
         let sentinels = (0..3)
             .map(|i| {
                 let sp = free_port();
                 let conf = dir.join(format!("sentinel-{i}.conf"));
+                let listen = match tls {
+                    None => format!("port {sp}\n"),
+                    Some(pki) => format!(
+                        "port 0\ntls-port {sp}\ntls-cert-file {}\ntls-key-file {}\n\
+                         tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n",
+                        pki.server_cert.display(),
+                        pki.server_key.display(),
+                        pki.ca.display()
+                    ),
+                };
                 // Sentinel rewrites its file (what it learns), so each has its own.
                 std::fs::write(
                     &conf,
                     format!(
-                        "port {sp}\nbind 127.0.0.1\nprotected-mode no\ndaemonize no\n\
+                        "{listen}bind 127.0.0.1\nprotected-mode no\ndaemonize no\n\
                          dir {}\n\
                          sentinel monitor {MASTER_NAME} 127.0.0.1 {mp} 2\n\
                          sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
@@ -206,6 +246,7 @@ impl SentinelGroup {
             replica,
             sentinels,
             dir,
+            ca: tls.map(|pki| std::fs::read(&pki.ca).expect("CA")),
         };
         group.wait_ready();
         group
@@ -216,9 +257,12 @@ impl SentinelGroup {
     fn wait_ready(&self) {
         let replica = self.replica.port;
         wait_for("the replica to sync", Duration::from_secs(20), || {
+            let Ok(mut c) = self.admin(replica) else {
+                return false;
+            };
             let info: String = redis::cmd("INFO")
                 .arg("replication")
-                .query(&mut admin(replica))
+                .query(&mut c)
                 .unwrap_or_default();
             info.contains("master_link_status:up")
         });
@@ -227,7 +271,9 @@ impl SentinelGroup {
                 "the sentinels to find the replica and each other",
                 Duration::from_secs(30),
                 || {
-                    let mut c = admin(s.port);
+                    let Ok(mut c) = self.admin(s.port) else {
+                        return false;
+                    };
                     let replicas: Vec<redis::Value> = redis::cmd("SENTINEL")
                         .arg("replicas")
                         .arg(MASTER_NAME)
@@ -257,13 +303,23 @@ impl SentinelGroup {
         )
     }
 
+    /// A connection to one of this group's nodes or sentinels.
+    fn admin(&self, port: u16) -> redis::RedisResult<redis::Connection> {
+        try_admin(port, self.ca.as_deref())
+    }
+
+    /// The sentinels' `(host, port)`, as `RedisTarget::Sentinel` takes them.
+    pub fn nodes(&self) -> Vec<(String, u16)> {
+        self.sentinels
+            .iter()
+            .map(|s| ("127.0.0.1".to_string(), s.port))
+            .collect()
+    }
+
     /// The master's port as the first sentinel that answers names it.
     pub fn master_port(&self) -> Option<u16> {
         self.sentinels.iter().find_map(|s| {
-            let mut c = redis::Client::open(format!("redis://127.0.0.1:{}/", s.port))
-                .ok()?
-                .get_connection_with_timeout(Duration::from_secs(1))
-                .ok()?;
+            let mut c = self.admin(s.port).ok()?;
             let (_, port): (String, u16) = redis::cmd("SENTINEL")
                 .arg("get-master-addr-by-name")
                 .arg(MASTER_NAME)
@@ -275,7 +331,7 @@ impl SentinelGroup {
 
     /// Waits until the master's writes so far reached the replica.
     pub fn sync_replica(&self) {
-        let mut c = admin(self.master.port);
+        let mut c = self.admin(self.master.port).expect("master");
         let _: () = redis::cmd("SET")
             .arg("oag-test:sync")
             .arg(1)
