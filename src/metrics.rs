@@ -451,6 +451,7 @@ impl Metrics {
             "Logins sent to the identity provider, by protocol.",
             "protocol",
             &rare.logins_started,
+            &[],
         );
         labelled(
             &mut out,
@@ -458,6 +459,7 @@ impl Metrics {
             "Logins that made a session, by protocol.",
             "protocol",
             &rare.logins_completed,
+            &[],
         );
         family(
             &mut out,
@@ -508,19 +510,14 @@ impl Metrics {
             .get(JWKS_ENDPOINT)
             .map_or(0, |e| e.latency.count.load(Relaxed));
         let _ = writeln!(out, "oneaccess_gateway_jwks_refreshes_total {jwks}");
-        family(
+        labelled(
             &mut out,
             "oneaccess_gateway_config_reloads_total",
-            "counter",
             "Configuration reloads, by result.",
+            "result",
+            &rare.reloads,
+            &["ok", "rejected"],
         );
-        for result in ["ok", "rejected"] {
-            let n = rare.reloads.get(result).copied().unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "oneaccess_gateway_config_reloads_total{{result=\"{result}\"}} {n}"
-            );
-        }
         family(
             &mut out,
             "oneaccess_gateway_events_total",
@@ -533,19 +530,14 @@ impl Metrics {
                 "oneaccess_gateway_events_total{{type=\"{kind}\",outcome=\"{outcome}\"}} {n}"
             );
         }
-        family(
+        labelled(
             &mut out,
             "oneaccess_gateway_revocations_total",
-            "counter",
             "Server-side session endings (one logout, one event...), by cause.",
+            "cause",
+            &rare.revocations,
+            &Revocation::ALL.map(Revocation::as_str),
         );
-        for cause in Revocation::ALL.map(Revocation::as_str) {
-            let n = rare.revocations.get(cause).copied().unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "oneaccess_gateway_revocations_total{{cause=\"{cause}\"}} {n}"
-            );
-        }
         drop(rare);
         family(
             &mut out,
@@ -620,11 +612,14 @@ impl Metrics {
             "Requests, by route, status and outcome.",
         );
         let routes = lock(&self.routes);
-        let all = routes
-            .iter()
-            .map(|(n, c)| (n.as_str(), c.as_ref()))
-            .chain(std::iter::once(("none", self.unrouted.as_ref())));
-        for (name, counters) in all {
+        // Every route's counters, and those of requests no route owns.
+        let all = || {
+            routes
+                .iter()
+                .map(|(n, c)| (n.as_str(), c.as_ref()))
+                .chain(std::iter::once(("none", self.unrouted.as_ref())))
+        };
+        for (name, counters) in all() {
             for (i, n) in counters.counts.iter().enumerate() {
                 let n = n.load(Relaxed);
                 if n == 0 {
@@ -646,11 +641,7 @@ impl Metrics {
             "histogram",
             "The gateway's own time on a request, by route: from its arrival until it left for the app, or until the gateway's own answer was written.",
         );
-        let all = routes
-            .iter()
-            .map(|(n, c)| (n.as_str(), c.as_ref()))
-            .chain(std::iter::once(("none", self.unrouted.as_ref())));
-        for (name, counters) in all {
+        for (name, counters) in all() {
             if counters.added.count.load(Relaxed) > 0 {
                 counters.added.render(
                     out,
@@ -662,16 +653,23 @@ impl Metrics {
     }
 }
 
-/// A counter family with one label, from its counts.
+/// A counter family with one label, from its counts; each of `always` is
+/// rendered even before it is first counted (at 0), so rates and alerts work
+/// from the start.
 fn labelled(
     out: &mut String,
     name: &str,
     help: &str,
     label: &str,
     counts: &BTreeMap<&'static str, u64>,
+    always: &[&str],
 ) {
     family(out, name, "counter", help);
-    for (value, n) in counts {
+    let unseen = always.iter().filter(|v| !counts.contains_key(*v));
+    let mut all: Vec<(&str, u64)> = counts.iter().map(|(v, n)| (*v, *n)).collect();
+    all.extend(unseen.map(|v| (*v, 0)));
+    all.sort_unstable();
+    for (value, n) in all {
         let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
     }
 }
