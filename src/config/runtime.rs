@@ -158,12 +158,11 @@ pub enum SessionMode {
 #[derive(Debug, Clone)]
 pub enum StoreSettings {
     /// A SQLite file in this directory (the default): survives restarts.
-    Embedded {
-        dir: std::path::PathBuf,
-    },
+    Embedded { dir: std::path::PathBuf },
     /// This process's memory: lost on restart (tests, or a deliberate choice).
     Memory,
-    Redis(RedisSettings),
+    /// Boxed: far larger than the other variants.
+    Redis(Box<RedisSettings>),
 }
 
 /// Redis, one server or several: where, as whom, over what.

@@ -58,6 +58,8 @@ pub fn scratch(name: &str) -> PathBuf {
 pub struct Node {
     child: Option<Child>,
     pub port: u16,
+    /// A directory of its own, removed with it.
+    own_dir: Option<PathBuf>,
 }
 
 impl Node {
@@ -79,6 +81,7 @@ impl Node {
                 return Node {
                     child: Some(child),
                     port,
+                    own_dir: None,
                 };
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -106,6 +109,9 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
+        if let Some(dir) = &self.own_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -485,7 +491,9 @@ pub fn tls_server(pki: &RedisPki, require_client_cert: bool) -> Node {
         let last = args.len() - 1;
         args[last] = "yes".into();
     }
-    Node::start("redis-server", &args, port, &dir.join("redis.log"))
+    let mut node = Node::start("redis-server", &args, port, &dir.join("redis.log"));
+    node.own_dir = Some(dir);
+    node
 }
 
 /// A throw-away CA, a server certificate for 127.0.0.1 and localhost, and a

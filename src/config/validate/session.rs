@@ -109,7 +109,9 @@ pub(super) fn session_settings(
                 }
             }
         }
-        Some("redis") => StoreSettings::Redis(super::redis::redis_settings(c, &f, base_dir, env)),
+        Some("redis") => {
+            StoreSettings::Redis(Box::new(super::redis::redis_settings(c, &f, base_dir, env)))
+        }
         Some(other) => {
             c.add(
                 "session.store",
