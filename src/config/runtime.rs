@@ -152,9 +152,6 @@ pub enum SessionMode {
     Server,
 }
 
-// Built once per configuration and never moved on a request: the size of the
-// Redis variant costs nothing, and boxing it would only add noise where it is read.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum StoreSettings {
     /// A SQLite file in this directory (the default): survives restarts.
