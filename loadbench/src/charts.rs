@@ -47,8 +47,9 @@ struct Spec {
     axis: &'static str,
     /// (column head, series name).
     columns: &'static [(&'static str, &'static str)],
-    /// A column whose cell follows the value at the bar's end, with this suffix.
-    note: Option<(&'static str, &'static str)>,
+    /// Columns whose cells follow the value at the bar's end, each with its
+    /// suffix (a cell that is not a number, as "—", is left out).
+    notes: &'static [(&'static str, &'static str)],
     /// Every row is the gateway's, whatever its name.
     gateway_only: bool,
 }
@@ -62,7 +63,7 @@ const SPECS: &[Spec] = &[
         title: "Throughput: requests per second (higher is better)",
         axis: "requests/s (median of the rounds)",
         columns: &[("requests/s", "requests/s")],
-        note: Some(("× nginx", " nginx")),
+        notes: &[("× nginx", " nginx"), ("× floor", " floor")],
         gateway_only: false,
     },
     Spec {
@@ -71,7 +72,16 @@ const SPECS: &[Spec] = &[
         title: "Throughput: the proxy's CPU per request (lower is better)",
         axis: "CPU µs per request (user + system)",
         columns: &[("CPU µs/req", "CPU µs/req")],
-        note: None,
+        notes: &[],
+        gateway_only: false,
+    },
+    Spec {
+        section: "Throughput",
+        name: "throughput-cpu-split",
+        title: "Throughput: the proxy's CPU per request, user and system (lower is better)",
+        axis: "CPU µs per request",
+        columns: &[("user µs/req", "user"), ("sys µs/req", "system")],
+        notes: &[],
         gateway_only: false,
     },
     Spec {
@@ -80,7 +90,7 @@ const SPECS: &[Spec] = &[
         title: "Throughput: latency at full load (lower is better)",
         axis: "latency, ms",
         columns: PERCENTILES,
-        note: None,
+        notes: &[],
         gateway_only: false,
     },
     Spec {
@@ -89,7 +99,7 @@ const SPECS: &[Spec] = &[
         title: "Latency at half the gateway's peak rate (lower is better)",
         axis: "latency, ms",
         columns: PERCENTILES,
-        note: None,
+        notes: &[],
         gateway_only: false,
     },
     Spec {
@@ -98,7 +108,7 @@ const SPECS: &[Spec] = &[
         title: "Logins per second against the gateway (higher is better)",
         axis: "logins/s",
         columns: &[("logins/s", "logins/s")],
-        note: None,
+        notes: &[],
         gateway_only: true,
     },
     Spec {
@@ -107,7 +117,7 @@ const SPECS: &[Spec] = &[
         title: "The gateway's CPU per login (lower is better)",
         axis: "gateway CPU µs per login",
         columns: &[("gateway CPU µs/login", "CPU µs/login")],
-        note: None,
+        notes: &[],
         gateway_only: true,
     },
     Spec {
@@ -116,7 +126,7 @@ const SPECS: &[Spec] = &[
         title: "Capacity: requests per second over many sessions (higher is better)",
         axis: "requests/s",
         columns: &[("requests/s", "requests/s")],
-        note: None,
+        notes: &[],
         gateway_only: false,
     },
     Spec {
@@ -125,7 +135,7 @@ const SPECS: &[Spec] = &[
         title: "Capacity: p99 latency (lower is better)",
         axis: "p99 latency, ms",
         columns: &[("p99 ms", "p99")],
-        note: None,
+        notes: &[],
         gateway_only: false,
     },
     Spec {
@@ -134,7 +144,7 @@ const SPECS: &[Spec] = &[
         title: "Capacity: the gateway's peak RSS (lower is better)",
         axis: "peak RSS, MiB",
         columns: &[("peak RSS MiB", "peak RSS MiB")],
-        note: None,
+        notes: &[],
         gateway_only: false,
     },
 ];
@@ -209,19 +219,29 @@ fn chart(spec: &Spec, table: &Table) -> Option<Chart> {
         .iter()
         .map(|(c, _)| col(c))
         .collect::<Option<Vec<usize>>>()?;
-    let note = spec.note.and_then(|(c, suffix)| Some((col(c)?, suffix)));
+    let notes: Vec<(usize, &str)> = spec
+        .notes
+        .iter()
+        .filter_map(|(c, suffix)| Some((col(c)?, *suffix)))
+        .collect();
     let rows: Vec<Row> = table
         .rows
         .iter()
         .map(|r| {
             let cell = |i: usize| r.get(i).map_or("", String::as_str);
+            let noted: Vec<String> = notes
+                .iter()
+                .filter(|(n, _)| number(cell(*n)).is_some())
+                .map(|(n, suffix)| format!("{}{suffix}", cell(*n)))
+                .collect();
             let texts = columns
                 .iter()
-                .map(|&i| match note {
-                    Some((n, suffix)) if !cell(n).is_empty() => {
-                        format!("{} ({}{suffix})", cell(i), cell(n))
+                .map(|&i| {
+                    if noted.is_empty() {
+                        cell(i).to_string()
+                    } else {
+                        format!("{} ({})", cell(i), noted.join(", "))
                     }
-                    _ => cell(i).to_string(),
                 })
                 .collect();
             Row {

@@ -22,8 +22,8 @@ const MODES: [&str; 5] = ["all", "proxy", "logins", "capacity", "serve"];
     after_help = "\
 Needs wrk, nginx, apache2 with mod_auth_openidc and redis-server
 (./scripts/setup.sh installs them), and the release binaries
-oneaccess-gateway and oneaccess-sim beside this one (./scripts/loadbench.sh
-builds all three, then runs this). --render needs none of them.",
+oneaccess-gateway, oneaccess-sim and pingora-floor beside this one
+(./scripts/loadbench.sh builds them all, then runs this). --render needs none of them.",
     // As before clap: a flag given twice is no error, the last one counts.
     args_override_self = true
 )]

@@ -1,8 +1,8 @@
-//! `oneaccess-loadbench`: the gateway side by side with nginx and Apache
-//! mod_auth_openidc on loopback, under the same load from `wrk`, against the same
-//! upstream app, in interleaved rounds; then logins per second, then 1,000
-//! connections over 10,000 sessions. Writes a Markdown report (see README) and
-//! its charts in SVG.
+//! `oneaccess-loadbench`: the gateway side by side with nginx, Apache
+//! mod_auth_openidc and the engine's floor (`pingora-floor`) on loopback, under
+//! the same load from `wrk`, against the same upstream app, in interleaved
+//! rounds; then logins per second, then 1,000 connections over 10,000 sessions.
+//! Writes a Markdown report (see README) and its charts in SVG.
 
 mod charts;
 mod cli;

@@ -16,6 +16,22 @@ use crate::targets::{bin_dir, metric, upstream_requests, Gateway, Setup};
 use crate::wrk::{Load, Sample, Wrk};
 use crate::Options;
 
+/// The rows that the others are compared with.
+const DIRECT: &str = "upstream app, direct (the ceiling)";
+const NGINX: &str = "nginx proxy_pass, no auth";
+const FLOOR: &str = "Pingora floor: one ProxyHttp, peer only";
+const GATEWAY_PUBLIC: &str = "gateway, public route";
+const GATEWAY_COOKIE: &str = "gateway, OIDC session cookie, 3 headers";
+
+/// The figures of the target named `name`.
+fn of<'f>(targets: &[Target], figures: &'f [Figures], name: &str) -> Result<&'f Figures, String> {
+    targets
+        .iter()
+        .position(|t| t.name == name)
+        .and_then(|i| figures.get(i))
+        .ok_or_else(|| format!("no target {name:?} in this run"))
+}
+
 /// One row of the throughput table: a URL, whether it needs a session, and the server
 /// whose memory and CPU are reported for it.
 struct Target<'a> {
@@ -35,12 +51,21 @@ struct Figures {
     /// Requests that wrk counted as answered but the app never saw.
     not_forwarded: u64,
     cpu_us_per_request: Vec<f64>,
+    /// The same split: in user space, in the kernel; and context switches.
+    user_us_per_request: Vec<f64>,
+    sys_us_per_request: Vec<f64>,
+    switches_per_request: Vec<f64>,
     peak_pss_kib: u64,
 }
 
 impl Figures {
     fn median(&self, f: impl Fn(&Sample) -> f64) -> f64 {
         median(self.samples.iter().map(f).collect())
+    }
+
+    /// The median over the rounds of a per-request series.
+    fn median_of(v: &[f64]) -> f64 {
+        median(v.to_vec())
     }
 
     fn errors(&self) -> u64 {
@@ -76,6 +101,7 @@ pub fn run(o: &Options) -> Result<(), String> {
         let gateway_redis =
             setup.gateway("gateway-redis", &sim_url, upstream.port, Some(redis.port))?;
         let nginx = setup.nginx_proxy(upstream.port)?;
+        let floor = setup.floor(upstream.port)?;
         let apache = setup.apache(&sim_url, upstream.port)?;
         let sso = rt.block_on(login::sso_session(&client, &sim_url))?;
         let site = Sites {
@@ -88,16 +114,22 @@ pub fn run(o: &Options) -> Result<(), String> {
         };
         let targets = vec![
             Target {
-                name: "upstream app, direct (the ceiling)",
+                name: DIRECT,
                 url: format!("http://127.0.0.1:{}/", upstream.port),
                 login: false,
                 server: &upstream,
             },
             Target {
-                name: "nginx proxy_pass, no auth",
+                name: NGINX,
                 url: format!("http://127.0.0.1:{}/", nginx.port),
                 login: false,
                 server: &nginx,
+            },
+            Target {
+                name: FLOOR,
+                url: format!("http://127.0.0.1:{}/", floor.port),
+                login: false,
+                server: &floor,
             },
             Target {
                 name: "Apache + mod_auth_openidc, session cookie",
@@ -106,13 +138,13 @@ pub fn run(o: &Options) -> Result<(), String> {
                 server: &apache.proc,
             },
             Target {
-                name: "gateway, public route",
+                name: GATEWAY_PUBLIC,
                 url: gateway.url("/public/"),
                 login: false,
                 server: &gateway.proc,
             },
             Target {
-                name: "gateway, OIDC session cookie, 3 headers",
+                name: GATEWAY_COOKIE,
                 url: gateway.url("/"),
                 login: true,
                 server: &gateway.proc,
@@ -234,10 +266,14 @@ fn measure(
     figures.not_forwarded += sample.requests.saturating_sub(seen);
     figures.peak_pss_kib = figures.peak_pss_kib.max(peak);
     if sample.requests > 0 {
-        let cpu_us = (after.cpu_ticks.saturating_sub(before.cpu_ticks)) as f64 * 10_000.0;
-        figures
-            .cpu_us_per_request
-            .push(cpu_us / sample.requests as f64);
+        let d = after.since(&before);
+        let n = sample.requests as f64;
+        // A clock tick is 10 ms.
+        let per_request = |ticks: u64| ticks as f64 * 10_000.0 / n;
+        figures.cpu_us_per_request.push(per_request(d.cpu_ticks));
+        figures.user_us_per_request.push(per_request(d.user_ticks));
+        figures.sys_us_per_request.push(per_request(d.sys_ticks));
+        figures.switches_per_request.push(d.switches() as f64 / n);
     }
     figures.samples.push(sample);
     Ok(())
@@ -286,51 +322,30 @@ fn throughput(
         wrk.run(&t.url, &with_session(site, &warm, t)?)?;
     }
     let peak = interleaved(o, wrk, site, targets, &peak_load, "round")?;
-    let nginx_rps = peak[1].median(|s| s.rps);
+    let nginx_rps = of(targets, &peak, NGINX)?.median(|s| s.rps);
+    let floor_rps = of(targets, &peak, FLOOR)?.median(|s| s.rps);
     let rows: Vec<Vec<String>> = targets
         .iter()
         .zip(&peak)
-        .map(|(t, f)| {
-            let rps = f.median(|s| s.rps);
-            vec![
-                t.name.to_string(),
-                format!("{rps:.0}"),
-                format!("{:.2}×", rps / nginx_rps),
-                format!("{:.2}", f.median(|s| s.p50_ms)),
-                format!("{:.2}", f.median(|s| s.p99_ms)),
-                format!("{:.2}", f.median(|s| s.p999_ms)),
-                f.errors().to_string(),
-                format!("{:.1}", median(f.cpu_us_per_request.clone())),
-                format!("{:.1}", f.peak_pss_kib as f64 / 1024.0),
-            ]
-        })
+        .map(|(t, f)| throughput_row(t.name, f, nginx_rps, floor_rps))
         .collect();
     report.section(
         "Throughput",
         format!(
             "wrk, {} connections, 2 threads, {} s per round, {} interleaved round(s) after a \
              {} s warm-up of each; medians over the rounds. Proxies get {} worker \
-             thread(s)/process(es). CPU is the proxy's own (user + system) per request; memory \
-             is the peak proportional set size of the proxy's processes.\n\n{}",
+             thread(s)/process(es); the Pingora floor is the smallest Pingora proxy, built as the \
+             gateway is (same Pingora, features, allocator, release profile, threads), and \
+             \"× floor\" is each gateway row's requests/s over its. CPU is the proxy's own \
+             (user + system) per request, then split into user and system time; context \
+             switches are its threads' (voluntary and not) per request; memory is the peak \
+             proportional set size of the proxy's processes.\n\n{}",
             o.connections,
             o.duration.as_secs(),
             o.rounds,
             o.warmup.as_secs(),
             o.workers,
-            table(
-                &[
-                    "target",
-                    "requests/s",
-                    "× nginx",
-                    "p50 ms",
-                    "p99 ms",
-                    "p99.9 ms",
-                    "errors",
-                    "CPU µs/req",
-                    "peak MiB",
-                ],
-                &rows
-            )
+            table(&THROUGHPUT_HEAD, &rows)
         ),
     );
     for (t, f) in targets.iter().zip(&peak) {
@@ -343,8 +358,8 @@ fn throughput(
             ));
         }
     }
-    let auth = peak[4].median(|s| s.rps);
-    let public = peak[3].median(|s| s.rps);
+    let auth = of(targets, &peak, GATEWAY_COOKIE)?.median(|s| s.rps);
+    let public = of(targets, &peak, GATEWAY_PUBLIC)?.median(|s| s.rps);
     report.target(
         auth >= nginx_rps,
         format!(
@@ -369,7 +384,7 @@ fn throughput(
         ..peak_load.clone()
     };
     let half = interleaved(o, wrk, site, targets, &paced, "half load, round")?;
-    let direct_p99 = half[0].median(|s| s.p99_ms);
+    let direct_p99 = of(targets, &half, DIRECT)?.median(|s| s.p99_ms);
     let rows: Vec<Vec<String>> = targets
         .iter()
         .zip(&half)
@@ -412,12 +427,54 @@ fn throughput(
             report.problem(format!("{} at half load: {} errors", t.name, f.errors()));
         }
     }
-    let added = half[4].median(|s| s.p99_ms) - direct_p99;
+    let added = of(targets, &half, GATEWAY_COOKIE)?.median(|s| s.p99_ms) - direct_p99;
     report.target(
         added <= 1.0,
         format!("authenticated p99 added at half load ≤ 1 ms: {added:+.2} ms"),
     );
     Ok(())
+}
+
+/// The throughput table's columns.
+const THROUGHPUT_HEAD: [&str; 13] = [
+    "target",
+    "requests/s",
+    "× nginx",
+    "× floor",
+    "p50 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "errors",
+    "CPU µs/req",
+    "user µs/req",
+    "sys µs/req",
+    "ctx switches/req",
+    "peak MiB",
+];
+
+/// A target's row of the throughput table: "× floor" for the gateway's rows only.
+fn throughput_row(name: &str, f: &Figures, nginx_rps: f64, floor_rps: f64) -> Vec<String> {
+    let rps = f.median(|s| s.rps);
+    let over_floor = if name.starts_with("gateway") {
+        format!("{:.2}×", rps / floor_rps)
+    } else {
+        "—".to_string()
+    };
+    vec![
+        name.to_string(),
+        format!("{rps:.0}"),
+        format!("{:.2}×", rps / nginx_rps),
+        over_floor,
+        format!("{:.2}", f.median(|s| s.p50_ms)),
+        format!("{:.2}", f.median(|s| s.p99_ms)),
+        format!("{:.2}", f.median(|s| s.p999_ms)),
+        f.errors().to_string(),
+        format!("{:.1}", Figures::median_of(&f.cpu_us_per_request)),
+        format!("{:.1}", Figures::median_of(&f.user_us_per_request)),
+        format!("{:.1}", Figures::median_of(&f.sys_us_per_request)),
+        format!("{:.2}", Figures::median_of(&f.switches_per_request)),
+        format!("{:.1}", f.peak_pss_kib as f64 / 1024.0),
+    ]
 }
 
 /// The load, with a fresh session of Alice's when the target needs one (checked
@@ -729,5 +786,71 @@ fn median(mut v: Vec<f64>) -> f64 {
         (v[mid - 1] + v[mid]) / 2.0
     } else {
         v[mid]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(rps: &[f64], cpu: &[f64], user: &[f64], sys: &[f64], sw: &[f64]) -> Figures {
+        Figures {
+            samples: rps
+                .iter()
+                .map(|&r| Sample {
+                    rps: r,
+                    ..Sample::default()
+                })
+                .collect(),
+            cpu_us_per_request: cpu.to_vec(),
+            user_us_per_request: user.to_vec(),
+            sys_us_per_request: sys.to_vec(),
+            switches_per_request: sw.to_vec(),
+            peak_pss_kib: 2048,
+            ..Figures::default()
+        }
+    }
+
+    #[test]
+    fn a_gateway_row_has_its_ratio_to_the_floor_and_its_cpu_split() {
+        let f = figures(
+            &[9000.0, 10000.0, 11000.0],
+            &[50.0, 60.0, 70.0],
+            &[30.0, 35.0, 40.0],
+            &[20.0, 25.0, 30.0],
+            &[0.5, 0.25, 0.75],
+        );
+        let row = throughput_row(GATEWAY_COOKIE, &f, 20000.0, 12500.0);
+        assert_eq!(row.len(), THROUGHPUT_HEAD.len());
+        let cell = |head: &str| {
+            let i = THROUGHPUT_HEAD.iter().position(|h| *h == head).unwrap();
+            row[i].as_str()
+        };
+        assert_eq!(cell("target"), GATEWAY_COOKIE);
+        assert_eq!(cell("requests/s"), "10000");
+        assert_eq!(cell("× nginx"), "0.50×");
+        assert_eq!(cell("× floor"), "0.80×");
+        assert_eq!(cell("CPU µs/req"), "60.0");
+        assert_eq!(cell("user µs/req"), "35.0");
+        assert_eq!(cell("sys µs/req"), "25.0");
+        assert_eq!(cell("ctx switches/req"), "0.50");
+        assert_eq!(cell("peak MiB"), "2.0");
+    }
+
+    #[test]
+    fn only_the_gateways_rows_have_a_ratio_to_the_floor() {
+        let f = figures(&[12500.0], &[40.0], &[20.0], &[20.0], &[0.1]);
+        for name in [
+            DIRECT,
+            NGINX,
+            FLOOR,
+            "Apache + mod_auth_openidc, session cookie",
+        ] {
+            assert_eq!(throughput_row(name, &f, 20000.0, 12500.0)[3], "—", "{name}");
+        }
+        assert_eq!(
+            throughput_row(GATEWAY_PUBLIC, &f, 20000.0, 12500.0)[3],
+            "1.00×"
+        );
     }
 }

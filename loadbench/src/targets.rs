@@ -1,7 +1,8 @@
 //! The servers under test and their configuration files: the upstream app (a
 //! one-worker nginx that answers a fixed page), nginx as a plain proxy, Apache
-//! with mod_auth_openidc, the gateway (cookie sessions, and Redis sessions), Redis
-//! and the OneAccess simulator. Everything listens on loopback ports of its own
+//! with mod_auth_openidc, the engine's floor (a minimal Pingora proxy, built as the
+//! gateway is), the gateway (cookie sessions, and Redis sessions), Redis and the
+//! OneAccess simulator. Everything listens on loopback ports of its own
 //! and writes only under the run's directory.
 
 use std::fs;
@@ -117,6 +118,17 @@ impl Setup {
             .arg("-c")
             .arg(conf_path);
         Proc::start(name, cmd, port, &self.log(name))
+    }
+
+    /// The engine's floor: `pingora-floor` (loadbench/src/bin), the smallest
+    /// Pingora proxy, with as many threads as the gateway gets.
+    pub fn floor(&self, upstream: u16) -> Result<Proc, String> {
+        let port = free_port()?;
+        let mut cmd = Command::new(self.own_binary("pingora-floor")?);
+        cmd.arg(format!("127.0.0.1:{port}"))
+            .arg(format!("127.0.0.1:{upstream}"))
+            .arg(self.workers.to_string());
+        Proc::start("pingora-floor", cmd, port, &self.log("pingora-floor"))
     }
 
     /// The OneAccess simulator, in its own process so that its CPU is its own.

@@ -1,7 +1,8 @@
 //! The benchmark itself, run briefly (`--quick`) on the debug binaries: every
 //! server starts, every login works, every target's requests reach the app, the
 //! gateway fetches no JWKS after its warm-up, and the report has every table and
-//! its charts.
+//! its charts, the Pingora floor's row, each gateway row's ratio to it, and every
+//! target's CPU split and context switches.
 //! Its figures are not checked: a debug build on a shared machine says nothing.
 
 use std::path::{Path, PathBuf};
@@ -55,6 +56,7 @@ fn a_quick_run_measures_every_target_and_writes_the_report() {
     for name in [
         "throughput-rps",
         "throughput-cpu",
+        "throughput-cpu-split",
         "throughput-latency",
         "half-load-latency",
         "logins-rate",
@@ -84,6 +86,7 @@ fn a_quick_run_measures_every_target_and_writes_the_report() {
     for row in [
         "upstream app, direct",
         "nginx proxy_pass",
+        "Pingora floor",
         "Apache + mod_auth_openidc",
         "gateway, public route",
         "gateway, OIDC session cookie",
@@ -98,6 +101,7 @@ fn a_quick_run_measures_every_target_and_writes_the_report() {
         "{report}"
     );
     assert!(!report.contains("## Problems"), "{report}");
+    throughput_columns(&report);
     for (file, svg) in charts {
         assert!(svg.starts_with("<svg "), "{file}: {svg:.200}");
         assert!(svg.trim_end().ends_with("</svg>"), "{file}");
@@ -105,5 +109,58 @@ fn a_quick_run_measures_every_target_and_writes_the_report() {
             report.contains(&format!("]({file})")),
             "{file} not linked: {report}"
         );
+    }
+}
+
+/// The throughput table's new columns: "× floor" a ratio on the gateway's rows
+/// and "—" on the others; the CPU split and the context switches numbers on
+/// every row, user + system within rounding of the CPU column.
+fn throughput_columns(report: &str) {
+    let section = report
+        .split("## Throughput")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a throughput section");
+    let cells = |l: &str| -> Vec<String> {
+        l.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    let mut lines = section.lines().filter(|l| l.starts_with('|'));
+    let head = cells(lines.next().expect("a table"));
+    let col = |name: &str| {
+        head.iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name:?} in {head:?}"))
+    };
+    let (floor, cpu, user, sys, switches) = (
+        col("× floor"),
+        col("CPU µs/req"),
+        col("user µs/req"),
+        col("sys µs/req"),
+        col("ctx switches/req"),
+    );
+    let rows: Vec<Vec<String>> = lines.skip(1).map(cells).collect();
+    assert_eq!(rows.len(), 7, "{section}");
+    let num = |row: &[String], i: usize| -> f64 {
+        row[i]
+            .trim_end_matches('×')
+            .parse()
+            .unwrap_or_else(|_| panic!("{:?} is not a number in {row:?}", row[i]))
+    };
+    for row in &rows {
+        if row[0].starts_with("gateway") {
+            assert!(num(row, floor) > 0.0, "{row:?}");
+        } else {
+            assert_eq!(row[floor], "—", "{row:?}");
+        }
+        let (c, u, s) = (num(row, cpu), num(row, user), num(row, sys));
+        // One round (`--quick`): the medians are that round's figures, each
+        // rounded to 0.1 on its own.
+        assert!((u + s - c).abs() <= 0.15 + 1e-9, "{row:?}");
+        assert!(c > 0.0, "no CPU read: {row:?}");
+        assert!(num(row, switches) >= 0.0, "{row:?}");
     }
 }

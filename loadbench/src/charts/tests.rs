@@ -332,3 +332,44 @@ fn the_charts_go_beside_the_report_and_render_again_in_place() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The throughput table as the harness writes it now: the floor's row, "× floor"
+/// on the gateway's rows only, and the CPU split.
+const REPORT_WITH_FLOOR: &str = "## Throughput
+
+| target | requests/s | × nginx | × floor | p50 ms | p99 ms | p99.9 ms | errors | CPU µs/req | user µs/req | sys µs/req | ctx switches/req | peak MiB |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| nginx proxy_pass, no auth | 37353 | 1.00× | — | 1.49 | 5.84 | 13.57 | 0 | 24.6 | 8.6 | 16.0 | 0.41 | 10.8 |
+| Pingora floor: one ProxyHttp, peer only | 25000 | 0.67× | — | 2.10 | 7.00 | 12.00 | 0 | 45.0 | 20.0 | 25.0 | 0.52 | 15.0 |
+| gateway, OIDC session cookie, 3 headers | 21312 | 0.57× | 0.85× | 2.77 | 7.68 | 12.27 | 0 | 58.1 | 30.1 | 28.0 | 0.60 | 18.8 |
+";
+
+#[test]
+fn the_floor_ratio_and_the_cpu_split_are_drawn() {
+    let c = charts(REPORT_WITH_FLOOR);
+    let names: Vec<&str> = c.iter().map(|c| c.name).collect();
+    assert_eq!(
+        names,
+        [
+            "throughput-rps",
+            "throughput-cpu",
+            "throughput-cpu-split",
+            "throughput-latency"
+        ]
+    );
+    let rps = &c[0];
+    // A "—" is left out of the bar's text; the gateway's bar has both ratios.
+    assert_eq!(rps.rows[0].texts, ["37353 (1.00× nginx)"]);
+    assert_eq!(rps.rows[1].texts, ["25000 (0.67× nginx)"]);
+    assert_eq!(rps.rows[2].texts, ["21312 (0.57× nginx, 0.85× floor)"]);
+    let split = &c[2];
+    assert_eq!(split.series, ["user", "system"]);
+    assert_eq!(
+        split.rows[1].label,
+        "Pingora floor: one ProxyHttp, peer only"
+    );
+    assert_eq!(split.rows[1].values, [Some(20.0), Some(25.0)]);
+    assert_eq!(split.rows[2].values, [Some(30.1), Some(28.0)]);
+    let svg = svg(split).unwrap();
+    assert!(svg.contains("Pingora floor"), "{svg:.300}");
+}
