@@ -30,6 +30,25 @@ pub(crate) fn random_token(n: usize) -> String {
     b64url(&random_bytes(n))
 }
 
+/// `n` random letters and digits: the alphabet of OneAccess's service tickets
+/// (`ST-eYlKs8FrLCltwRwfm8AiwCxmQ8gALNSK` in its documentation) and the one the
+/// CAS specification recommends; clients such as mod_auth_cas refuse a ticket
+/// with `_` in it.
+pub(crate) fn random_alnum(n: usize) -> String {
+    const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(n);
+    while out.len() < n {
+        // Bytes of 248 and above are dropped so that every character is as likely
+        // (248 = 4 x 62).
+        for b in random_bytes(n) {
+            if b < 248 && out.len() < n {
+                out.push(char::from(ALPHABET[usize::from(b) % 62]));
+            }
+        }
+    }
+    out
+}
+
 /// `n` cryptographically random bytes.
 pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];
@@ -204,6 +223,16 @@ mod tests {
             "2020-02-11T06:43:30.588Z"
         );
         assert_eq!(rfc3339(1_581_403_410), "2020-02-11T06:43:30Z");
+    }
+
+    #[test]
+    fn alphanumeric_tokens() {
+        for n in [0, 1, 40, 300] {
+            let t = random_alnum(n);
+            assert_eq!(t.len(), n);
+            assert!(t.bytes().all(|b| b.is_ascii_alphanumeric()), "{t}");
+        }
+        assert_ne!(random_alnum(40), random_alnum(40));
     }
 
     #[test]

@@ -59,6 +59,11 @@ async fn browser_flow_and_json_attributes() {
     );
     let ticket = query_param(&to_app, "ticket").unwrap();
     assert!(ticket.len() >= 40 && ticket.len() <= 128);
+    // Letters and digits after `ST-`, as OneAccess's: mod_auth_cas refuses others.
+    assert!(
+        ticket[3..].bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{ticket}"
+    );
 
     let (ct, body) = validate(
         &base,

@@ -16,7 +16,7 @@ use super::sync::{Events, Queued};
 use super::users::{Entry, UserDirectory};
 use super::{Signing, SimConfig, SimCounters, TokenHook, User};
 use crate::keys::{hs256, signing_input, SigningKey};
-use crate::util::{b64url, now_millis, now_secs, random_token};
+use crate::util::{b64url, now_millis, now_secs, random_alnum, random_token};
 
 /// How long authorization codes and CAS tickets live.
 pub(crate) const CODE_TTL_SECS: u64 = 300;
@@ -205,7 +205,7 @@ impl Store {
         auth_millis: u128,
     ) -> String {
         self.purge();
-        let ticket = format!("ST-{}", random_token(30));
+        let ticket = format!("ST-{}", random_alnum(40));
         self.tickets.insert(
             ticket.clone(),
             CasTicket {
