@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The load benchmark (README, "How fast"): builds the gateway, the OneAccess
 # simulator and the harness (with its Pingora floor) in release mode, then runs
-# the gateway side by side with nginx, Apache mod_auth_openidc and the floor on
-# loopback. Arguments go to
+# the gateway side by side with nginx, Apache mod_auth_openidc, Apache
+# mod_auth_cas and the floor on loopback. Arguments go to
 # oneaccess-loadbench (--help lists them); the report goes to
 # bench-results/latest.md unless --out says otherwise.
 set -euo pipefail

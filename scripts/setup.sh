@@ -18,8 +18,9 @@
 # with a real headless browser), promtool from the prometheus package
 # (tests/metrics.rs lints /metrics with it), the load benchmark's peers and load
 # generator:
-# wrk, Apache with mod_auth_openidc (loadbench/tests/smoke.rs runs the benchmark
-# briefly), and the interoperability tests' servers (npm and PyPI).
+# wrk, Apache with mod_auth_openidc and with mod_auth_cas
+# (loadbench/tests/smoke.rs runs the benchmark briefly), and the
+# interoperability tests' servers (npm and PyPI).
 # Idempotent: does nothing when everything is there.
 set -euo pipefail
 
@@ -44,7 +45,8 @@ if [ "$profile" = all ]; then
   command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
   command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
   [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
-  # .ci/run makes a throwaway assertion key for config/example.toml with it.
+  # .ci/run makes a throwaway assertion key for config/example.toml with it, and
+  # the load benchmark a certificate for mod_auth_cas's ticket validation.
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
   # demo/tests/browser.rs looks for exactly these paths (Debian's packages).
   [ -x /usr/bin/chromium ] || need+=(chromium)
@@ -55,6 +57,7 @@ if [ "$profile" = all ]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
   [ -x /usr/sbin/apache2 ] || need+=(apache2)
   [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] || need+=(libapache2-mod-auth-openidc)
+  [ -f /usr/lib/apache2/modules/mod_auth_cas.so ] || need+=(libapache2-mod-auth-cas)
   # The interoperability tests' independent servers: panva's oidc-provider
   # (Node.js, npm) and django-mama-cas (Python, a virtualenv of its own).
   command -v node >/dev/null 2>&1 || need+=(nodejs)

@@ -20,8 +20,8 @@ const MODES: [&str; 5] = ["all", "proxy", "logins", "capacity", "serve"];
     name = "oneaccess-loadbench",
     about,
     after_help = "\
-Needs wrk, nginx, apache2 with mod_auth_openidc and redis-server
-(./scripts/setup.sh installs them), and the release binaries
+Needs wrk, nginx, apache2 with mod_auth_openidc and mod_auth_cas, redis-server
+and openssl (./scripts/setup.sh installs them), and the release binaries
 oneaccess-gateway, oneaccess-sim and pingora-floor beside this one
 (./scripts/loadbench.sh builds them all, then runs this). --render needs none of them.",
     // As before clap: a flag given twice is no error, the last one counts.
@@ -50,7 +50,7 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub connections: u32,
 
-    /// Worker threads/processes of each proxy [default: the CPU count]
+    /// Worker threads/processes of each proxy [default: the CPU count; --pin: 1]
     #[arg(long, value_name = "N")]
     pub workers: Option<u32>,
 
@@ -61,6 +61,11 @@ pub struct Args {
     /// Open connections of the capacity mode [default: 1000; --quick: 100]
     #[arg(long, value_name = "N")]
     pub capacity_connections: Option<u32>,
+
+    /// Pinned mode: each proxy under test (all its processes and threads) on one
+    /// CPU, wrk, the upstream app, the simulator and Redis on another. Needs 2 CPUs
+    #[arg(long)]
+    pub pin: bool,
 
     /// The report
     #[arg(
@@ -101,7 +106,8 @@ impl Options {
             warmup: Duration::from_secs(quick.pick("warmup", args.warmup, 1, 3)),
             rounds: quick.pick("rounds", args.rounds, 1, 3),
             connections: args.connections,
-            workers: args.workers.unwrap_or(cpus),
+            // Pinned, a proxy has one CPU: one worker unless told otherwise.
+            workers: args.workers.unwrap_or(if args.pin { 1 } else { cpus }),
             sessions: quick.pick("sessions", args.sessions, 300, 10_000),
             capacity_connections: quick.pick(
                 "capacity_connections",
@@ -111,6 +117,7 @@ impl Options {
             ),
             out: args.out,
             quick: args.quick,
+            pin: args.pin,
             render: args.render,
         };
         // Checked once `--quick` has had its say, as before clap.
@@ -257,6 +264,17 @@ mod tests {
         assert_eq!(o.capacity_connections, 9);
         assert_eq!(o.out, PathBuf::from("r.md"));
         assert!(!o.quick);
+        assert!(!o.pin);
+    }
+
+    #[test]
+    fn pin_gives_each_proxy_one_worker_unless_told() {
+        let o = Options::parse_from(argv(&["--pin", "--quick"])).unwrap();
+        assert!(o.pin);
+        assert_eq!(o.workers, 1);
+        let o = Options::parse_from(argv(&["--workers", "3", "--pin"])).unwrap();
+        assert!(o.pin);
+        assert_eq!(o.workers, 3);
     }
 
     #[test]

@@ -9,8 +9,10 @@ use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Client, StatusCode};
 
 pub const USER: (&str, &str) = ("alice", "alice-password");
-/// Alice's user id at the simulator: the `sub` the app must see.
+/// Alice's user id at the simulator: the `sub` the app must see through OIDC.
 pub const ALICE_ID: &str = "20240001";
+/// Alice's login name: the user CAS names, which the app sees through CAS.
+pub const ALICE_LOGIN: &str = USER.0;
 
 /// Cookies by name, as a browser keeps them for one site.
 #[derive(Default, Clone, Debug)]
@@ -130,9 +132,15 @@ pub async fn login(client: &Client, url: &str, sim: &str, sso: &str) -> Result<S
     callback(client, &cb, jar).await
 }
 
-/// Checks that `cookie` opens `url` and that the app behind saw Alice: the
-/// upstream repeats the user header it received as `X-Seen-User`.
-pub async fn check_session(client: &Client, url: &str, cookie: &str) -> Result<(), String> {
+/// Checks that `cookie` opens `url` and that the app behind saw Alice as `user`
+/// (her id, or her login name through CAS): the upstream repeats the user header
+/// it received as `X-Seen-User`.
+pub async fn check_session(
+    client: &Client,
+    url: &str,
+    cookie: &str,
+    user: &str,
+) -> Result<(), String> {
     let resp = get(client, url, cookie).await?;
     let seen = resp
         .headers()
@@ -140,9 +148,9 @@ pub async fn check_session(client: &Client, url: &str, cookie: &str) -> Result<(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    if resp.status() != StatusCode::OK || seen != ALICE_ID {
+    if resp.status() != StatusCode::OK || seen != user {
         return Err(format!(
-            "{url} with the session answered {} and the app saw user {seen:?}, not {ALICE_ID}",
+            "{url} with the session answered {} and the app saw user {seen:?}, not {user}",
             resp.status()
         ));
     }

@@ -1,13 +1,15 @@
 //! `oneaccess-loadbench`: the gateway side by side with nginx, Apache
-//! mod_auth_openidc and the engine's floor (`pingora-floor`) on loopback, under
-//! the same load from `wrk`, against the same upstream app, in interleaved
-//! rounds; then logins per second, then 1,000 connections over 10,000 sessions.
-//! Writes a Markdown report (see README) and its charts in SVG.
+//! mod_auth_openidc, Apache mod_auth_cas and the engine's floor (`pingora-floor`)
+//! on loopback, under the same load from `wrk`, against the same upstream app, in
+//! interleaved rounds, unpinned or each proxy on a CPU of its own (`--pin`); then
+//! logins per second, then 1,000 connections over 10,000 sessions. Writes a
+//! Markdown report (see README) and its charts in SVG.
 
 mod charts;
 mod cli;
 mod login;
 mod logins;
+mod pin;
 mod procs;
 mod report;
 mod rounds;
@@ -31,6 +33,8 @@ pub struct Options {
     pub capacity_connections: u32,
     pub out: PathBuf,
     pub quick: bool,
+    /// Each proxy on one CPU, the load generator and the rest on another.
+    pub pin: bool,
     /// Draws the charts of this earlier report instead of running.
     pub render: Option<PathBuf>,
 }

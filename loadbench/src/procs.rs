@@ -245,7 +245,7 @@ fn switches_of_status(text: &str) -> (u64, u64) {
 }
 
 /// `root` and every descendant, from the parent ids in `/proc/*/stat`.
-fn tree(root: u32) -> Vec<u32> {
+pub fn tree(root: u32) -> Vec<u32> {
     let mut parents: HashMap<u32, Vec<u32>> = HashMap::new();
     if let Ok(entries) = fs::read_dir("/proc") {
         for e in entries.flatten() {

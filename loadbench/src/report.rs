@@ -9,6 +9,8 @@ use crate::charts;
 
 #[derive(Default)]
 pub struct Report {
+    /// Paragraphs after the machine's: how the run was made (pinned or not).
+    preamble: Vec<String>,
     sections: Vec<String>,
     /// Lines of the "targets" section: (met, text).
     targets: Vec<(bool, String)>,
@@ -17,6 +19,11 @@ pub struct Report {
 }
 
 impl Report {
+    pub fn preamble(&mut self, text: String) {
+        println!("{text}");
+        self.preamble.push(text);
+    }
+
     pub fn section(&mut self, title: &str, body: String) {
         println!("\n## {title}\n\n{body}");
         self.sections.push(format!("## {title}\n\n{body}"));
@@ -39,6 +46,9 @@ impl Report {
         let _ = writeln!(out, "# Load benchmark\n");
         let _ = writeln!(out, "Command: `{command}`\n");
         let _ = writeln!(out, "{}\n", machine());
+        for p in &self.preamble {
+            let _ = writeln!(out, "{p}\n");
+        }
         if !self.targets.is_empty() {
             let _ = writeln!(out, "## Targets\n");
             for (met, t) in &self.targets {
@@ -120,6 +130,16 @@ fn machine() -> String {
                 "-f",
                 "${Version}",
                 "libapache2-mod-auth-openidc",
+            ]),
+        ),
+        (
+            "mod_auth_cas",
+            run(&[
+                "dpkg-query",
+                "-W",
+                "-f",
+                "${Version}",
+                "libapache2-mod-auth-cas",
             ]),
         ),
         ("redis", run(&["redis-server", "--version"])),

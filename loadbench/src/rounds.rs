@@ -8,9 +8,10 @@ use std::time::Duration;
 use reqwest::Client;
 use tokio::runtime::Runtime;
 
-use crate::login;
+use crate::login::{self, ALICE_ID, ALICE_LOGIN};
 use crate::logins;
-use crate::procs::{cpu_ticks, find_binary, usage_of, PeakSampler, Proc, Usage};
+use crate::pin::{self, Pinning};
+use crate::procs::{cpu_ticks, find_binary, tree, usage_of, PeakSampler, Proc, Usage};
 use crate::report::{table, Report};
 use crate::targets::{bin_dir, metric, upstream_requests, Gateway, Setup};
 use crate::wrk::{Load, Sample, Wrk};
@@ -22,6 +23,9 @@ const NGINX: &str = "nginx proxy_pass, no auth";
 const FLOOR: &str = "Pingora floor: one ProxyHttp, peer only";
 const GATEWAY_PUBLIC: &str = "gateway, public route";
 const GATEWAY_COOKIE: &str = "gateway, OIDC session cookie, 3 headers";
+const GATEWAY_CAS: &str = "gateway, CAS session cookie, 3 headers";
+const APACHE_OPENIDC: &str = "Apache + mod_auth_openidc, session cookie";
+const APACHE_CAS: &str = "Apache + mod_auth_cas, session cookie";
 
 /// The figures of the target named `name`.
 fn of<'f>(targets: &[Target], figures: &'f [Figures], name: &str) -> Result<&'f Figures, String> {
@@ -37,10 +41,10 @@ fn of<'f>(targets: &[Target], figures: &'f [Figures], name: &str) -> Result<&'f 
 struct Target<'a> {
     name: &'static str,
     url: String,
-    /// Needs a session: Alice logs in anew before each load (mod_auth_openidc
-    /// re-issues a session cookie older than 60 s on every request, which wrk
-    /// would never take up).
-    login: bool,
+    /// Needs a session, with which the app must see Alice as this user: she logs
+    /// in anew before each load (mod_auth_openidc re-issues a session cookie
+    /// older than 60 s on every request, which wrk would never take up).
+    login: Option<&'static str>,
     server: &'a Proc,
 }
 
@@ -74,6 +78,14 @@ impl Figures {
 }
 
 pub fn run(o: &Options) -> Result<(), String> {
+    // First, before any thread or child is made: they inherit the harness's CPU.
+    let pinning = if o.pin {
+        let p = pin::plan(&pin::allowed_cpus()?)?;
+        p.pin_harness()?;
+        Some(p)
+    } else {
+        None
+    };
     let wrk = find_binary("wrk", &["/usr/bin/wrk"])?;
     let dir = std::env::temp_dir().join(format!("oneaccess-loadbench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -81,6 +93,7 @@ pub fn run(o: &Options) -> Result<(), String> {
         dir: dir.clone(),
         workers: o.workers,
         bin_dir: bin_dir()?,
+        pin: pinning,
     };
     let wrk = Wrk::new(wrk, &dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -90,6 +103,10 @@ pub fn run(o: &Options) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let client = login::client()?;
     let mut report = Report::default();
+    report.preamble(match &pinning {
+        Some(p) => format!("Mode: {p} (`--pin`)."),
+        None => "Mode: not pinned: every process may run on every CPU.".to_string(),
+    });
 
     println!("starting the servers in {}", dir.display());
     let result = (|| {
@@ -103,6 +120,21 @@ pub fn run(o: &Options) -> Result<(), String> {
         let nginx = setup.nginx_proxy(upstream.port)?;
         let floor = setup.floor(upstream.port)?;
         let apache = setup.apache(&sim_url, upstream.port)?;
+        let cas_front = setup.cas_front(sim.port)?;
+        let apache_cas = setup.apache_cas(&sim_url, &cas_front, upstream.port)?;
+        if let Some(p) = &pinning {
+            check_pinned(
+                p,
+                &[
+                    &nginx,
+                    &floor,
+                    &apache.proc,
+                    &apache_cas.proc,
+                    &gateway.proc,
+                    &gateway_redis.proc,
+                ],
+            )?;
+        }
         let sso = rt.block_on(login::sso_session(&client, &sim_url))?;
         let site = Sites {
             rt: &rt,
@@ -111,48 +143,62 @@ pub fn run(o: &Options) -> Result<(), String> {
             sim_url: &sim_url,
             sso: &sso,
             upstream: &upstream,
+            wrk_threads: if pinning.is_some() { 1 } else { 2 },
+            pinning,
         };
         let targets = vec![
             Target {
                 name: DIRECT,
                 url: format!("http://127.0.0.1:{}/", upstream.port),
-                login: false,
+                login: None,
                 server: &upstream,
             },
             Target {
                 name: NGINX,
                 url: format!("http://127.0.0.1:{}/", nginx.port),
-                login: false,
+                login: None,
                 server: &nginx,
             },
             Target {
                 name: FLOOR,
                 url: format!("http://127.0.0.1:{}/", floor.port),
-                login: false,
+                login: None,
                 server: &floor,
             },
             Target {
-                name: "Apache + mod_auth_openidc, session cookie",
+                name: APACHE_OPENIDC,
                 url: apache.url("/"),
-                login: true,
+                login: Some(ALICE_ID),
                 server: &apache.proc,
+            },
+            Target {
+                name: APACHE_CAS,
+                url: apache_cas.url("/"),
+                login: Some(ALICE_LOGIN),
+                server: &apache_cas.proc,
             },
             Target {
                 name: GATEWAY_PUBLIC,
                 url: gateway.url("/public/"),
-                login: false,
+                login: None,
                 server: &gateway.proc,
             },
             Target {
                 name: GATEWAY_COOKIE,
                 url: gateway.url("/"),
-                login: true,
+                login: Some(ALICE_ID),
+                server: &gateway.proc,
+            },
+            Target {
+                name: GATEWAY_CAS,
+                url: gateway.url("/cas/"),
+                login: Some(ALICE_LOGIN),
                 server: &gateway.proc,
             },
             Target {
                 name: "gateway, Redis session, 3 headers",
                 url: gateway_redis.url("/"),
-                login: true,
+                login: Some(ALICE_ID),
                 server: &gateway_redis.proc,
             },
         ];
@@ -196,21 +242,37 @@ pub fn run(o: &Options) -> Result<(), String> {
     }
 }
 
+/// Checks that every process and thread of each pinned server is on the proxy's
+/// CPU alone: a server that set its own affinity would measure something else.
+fn check_pinned(p: &Pinning, servers: &[&Proc]) -> Result<(), String> {
+    let want = p.proxy.to_string();
+    for server in servers {
+        let lists = pin::cpus_of_tree(&tree(server.pid()));
+        if lists != [want.as_str()] {
+            return Err(format!(
+                "pid {} is not on CPU {want} alone: its threads may use CPUs {lists:?}",
+                server.pid()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Leaves the servers running, with a session for each target that needs one,
 /// until Enter: for profiling one of them under a load of one's own.
 fn serve(site: &Sites, targets: &[Target], dir: &std::path::Path) -> Result<(), String> {
     println!("\nThe servers run until you press Enter. Load one with, for example:\n");
     for (i, t) in targets.iter().enumerate() {
-        let cookie = if t.login {
+        let cookie = if let Some(user) = t.login {
             let file = dir.join(format!("cookie-{i}.txt"));
-            let value = site.session(&t.url)?;
+            let value = site.session(&t.url, user)?;
             std::fs::write(&file, &value).map_err(|e| format!("{}: {e}", file.display()))?;
             format!(" -H \"Cookie: $(cat {})\"", file.display())
         } else {
             String::new()
         };
         println!("# {} (pid {})", t.name, t.server.pid());
-        println!("wrk -t2 -c64 -d10s{cookie} {}\n", t.url);
+        println!("wrk -t{} -c64 -d10s{cookie} {}\n", site.wrk_threads, t.url);
     }
     let mut line = String::new();
     std::io::stdin()
@@ -228,14 +290,18 @@ struct Sites<'a> {
     sim_url: &'a str,
     sso: &'a str,
     upstream: &'a Proc,
+    /// wrk's threads: 2, or 1 when pinned (it has one CPU, shared).
+    wrk_threads: u32,
+    pinning: Option<Pinning>,
 }
 
 impl Sites<'_> {
-    /// Logs Alice in to `url` and checks that the session reaches the app as her.
-    fn session(&self, url: &str) -> Result<String, String> {
+    /// Logs Alice in to `url` and checks that the session reaches the app as her
+    /// (as `user`).
+    fn session(&self, url: &str, user: &str) -> Result<String, String> {
         self.rt.block_on(async {
             let cookie = login::login(self.client, url, self.sim_url, self.sso).await?;
-            login::check_session(self.client, url, &cookie).await?;
+            login::check_session(self.client, url, &cookie, user).await?;
             Ok(cookie)
         })
     }
@@ -307,7 +373,7 @@ fn throughput(
 ) -> Result<(), String> {
     let peak_load = Load {
         connections: o.connections,
-        threads: 2,
+        threads: site.wrk_threads,
         duration: o.duration,
         headers: Vec::new(),
         delay_ms: 0,
@@ -332,19 +398,28 @@ fn throughput(
     report.section(
         "Throughput",
         format!(
-            "wrk, {} connections, 2 threads, {} s per round, {} interleaved round(s) after a \
+            "wrk, {} connections, {} thread(s), {} s per round, {} interleaved round(s) after a \
              {} s warm-up of each; medians over the rounds. Proxies get {} worker \
-             thread(s)/process(es); the Pingora floor is the smallest Pingora proxy, built as the \
+             thread(s)/process(es){}; the Pingora floor is the smallest Pingora proxy, built as the \
              gateway is (same Pingora, features, allocator, release profile, threads), and \
              \"× floor\" is each gateway row's requests/s over its. CPU is the proxy's own \
              (user + system) per request, then split into user and system time; context \
              switches are its threads' (voluntary and not) per request; memory is the peak \
              proportional set size of the proxy's processes.\n\n{}",
             o.connections,
+            site.wrk_threads,
             o.duration.as_secs(),
             o.rounds,
             o.warmup.as_secs(),
             o.workers,
+            match &site.pinning {
+                Some(p) => format!(
+                    ", each on CPU {} alone, and wrk, the upstream and the simulator share CPU {} \
+                     (`--pin`)",
+                    p.proxy, p.rest
+                ),
+                None => ", not pinned: every process may run on every CPU".to_string(),
+            },
             table(&THROUGHPUT_HEAD, &rows)
         ),
     );
@@ -374,6 +449,21 @@ fn throughput(
             auth / public
         ),
     );
+    // Against the peers doing the same work, each with a session of its protocol.
+    for (gateway, peer, what) in [
+        (GATEWAY_COOKIE, APACHE_OPENIDC, "OIDC"),
+        (GATEWAY_CAS, APACHE_CAS, "CAS"),
+    ] {
+        let ratio = of(targets, &peak, gateway)?.median(|s| s.rps)
+            / of(targets, &peak, peer)?.median(|s| s.rps).max(1e-9);
+        report.target(
+            ratio >= 5.0,
+            format!(
+                "{what} session rps ≥ 5× {}: {ratio:.2}×",
+                peer.trim_end_matches(", session cookie")
+            ),
+        );
+    }
 
     // The same targets at a fixed rate: half the gateway's authenticated peak.
     let rate = (auth / 2.0).max(1.0);
@@ -481,9 +571,9 @@ fn throughput_row(name: &str, f: &Figures, nginx_rps: f64, floor_rps: f64) -> Ve
 /// to reach the app as her).
 fn with_session(site: &Sites, load: &Load, t: &Target) -> Result<Load, String> {
     let mut load = load.clone();
-    if t.login {
+    if let Some(user) = t.login {
         load.headers
-            .push(format!("Cookie: {}", site.session(&t.url)?));
+            .push(format!("Cookie: {}", site.session(&t.url, user)?));
     }
     Ok(load)
 }
@@ -711,7 +801,7 @@ fn capacity(
             .map_err(|e| format!("{}: {e}", file.display()))?;
         let load = Load {
             connections: o.capacity_connections,
-            threads: 2,
+            threads: site.wrk_threads,
             duration: o.duration,
             headers: Vec::new(),
             delay_ms: 0,
@@ -720,7 +810,7 @@ fn capacity(
         let target = Target {
             name: "capacity",
             url,
-            login: false,
+            login: None,
             server: &gw.proc,
         };
         let mut f = Figures::default();

@@ -1,14 +1,16 @@
 //! The servers under test and their configuration files: the upstream app (a
 //! one-worker nginx that answers a fixed page), nginx as a plain proxy, Apache
-//! with mod_auth_openidc, the engine's floor (a minimal Pingora proxy, built as the
-//! gateway is), the gateway (cookie sessions, and Redis sessions), Redis and the
-//! OneAccess simulator. Everything listens on loopback ports of its own
-//! and writes only under the run's directory.
+//! with mod_auth_openidc and Apache with mod_auth_cas, the engine's floor (a
+//! minimal Pingora proxy, built as the gateway is), the gateway (cookie sessions,
+//! and Redis sessions), Redis, the OneAccess simulator and the TLS front that
+//! mod_auth_cas validates its tickets through. Everything listens on loopback
+//! ports of its own and writes only under the run's directory.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::pin::Pinning;
 use crate::procs::{find_binary, free_port, Proc};
 
 /// The cookie key of the benchmark's gateways (a development value).
@@ -20,6 +22,8 @@ pub struct Setup {
     pub workers: u32,
     /// The directory of the gateway's and simulator's binaries.
     pub bin_dir: PathBuf,
+    /// `--pin`: where the proxies under test run.
+    pub pin: Option<Pinning>,
 }
 
 impl Setup {
@@ -31,6 +35,15 @@ impl Setup {
 
     fn log(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.log"))
+    }
+
+    /// Puts a proxy under test on its CPU in the pinned mode (its workers and
+    /// threads inherit it); the upstream, simulator and Redis stay with the
+    /// harness.
+    fn under_test(&self, cmd: &mut Command) {
+        if let Some(pin) = &self.pin {
+            pin.apply_to(cmd);
+        }
     }
 
     fn own_binary(&self, name: &str) -> Result<PathBuf, String> {
@@ -60,7 +73,7 @@ impl Setup {
              }}\n\
              }}"
         );
-        self.nginx("upstream", port, 1, &body)
+        self.nginx("upstream", port, 1, &body, false)
     }
 
     /// nginx as a plain reverse proxy (no authentication), configured as its
@@ -79,10 +92,17 @@ impl Setup {
              }}\n\
              }}"
         );
-        self.nginx("nginx", port, self.workers, &body)
+        self.nginx("nginx", port, self.workers, &body, true)
     }
 
-    fn nginx(&self, name: &str, port: u16, workers: u32, server: &str) -> Result<Proc, String> {
+    fn nginx(
+        &self,
+        name: &str,
+        port: u16,
+        workers: u32,
+        server: &str,
+        under_test: bool,
+    ) -> Result<Proc, String> {
         let bin = find_binary("nginx", &["/usr/sbin/nginx"])?;
         let d = self.dir.join(name);
         fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
@@ -117,6 +137,9 @@ impl Setup {
             .arg(self.dir.join(name).join("error.log"))
             .arg("-c")
             .arg(conf_path);
+        if under_test {
+            self.under_test(&mut cmd);
+        }
         Proc::start(name, cmd, port, &self.log(name))
     }
 
@@ -128,6 +151,7 @@ impl Setup {
         cmd.arg(format!("127.0.0.1:{port}"))
             .arg(format!("127.0.0.1:{upstream}"))
             .arg(self.workers.to_string());
+        self.under_test(&mut cmd);
         Proc::start("pingora-floor", cmd, port, &self.log("pingora-floor"))
     }
 
@@ -154,8 +178,8 @@ impl Setup {
         Proc::start("redis", cmd, port, &self.log("redis"))
     }
 
-    /// The gateway: `/` behind OIDC (with its default three identity headers),
-    /// `/public` public. `redis` makes sessions server-side in that Redis. No
+    /// The gateway: `/` behind OIDC and `/cas` behind CAS 3.0 (each with the
+    /// default three identity headers), `/public` public. `redis` makes sessions server-side in that Redis. No
     /// access log, as nginx's and Apache's have none here.
     pub fn gateway(
         &self,
@@ -201,6 +225,13 @@ path = "/"
 upstream = "http://127.0.0.1:{upstream}"
 protocol = "oidc"
 
+# CAS 3.0 in OneAccess's default format (JSON): the gateway asks for it.
+[[route]]
+path = "/cas"
+upstream = "http://127.0.0.1:{upstream}"
+protocol = "cas"
+cas = {{ version = "3.0", format = "json" }}
+
 [[route]]
 path = "/public"
 upstream = "http://127.0.0.1:{upstream}"
@@ -211,6 +242,7 @@ protocol = "public"
         let config = self.write(&format!("{name}.toml"), &text)?;
         let mut cmd = Command::new(self.own_binary("oneaccess-gateway")?);
         cmd.arg("--config").arg(&config).arg("run");
+        self.under_test(&mut cmd);
         let proc = Proc::start(name, cmd, port, &self.log(name))?;
         Ok(Gateway { proc, admin })
     }
@@ -219,38 +251,159 @@ protocol = "public"
 impl Setup {
     /// Apache with mod_auth_openidc in front of the same app: the peer doing the
     /// gateway's work (an OIDC login, a client-cookie session, claims passed to
-    /// the app as headers). Its event MPM gets as many processes as the proxies
-    /// get workers.
+    /// the app as headers).
     pub fn apache(&self, sim: &str, upstream: u16) -> Result<Apache, String> {
+        let auth = APACHE_OPENIDC
+            .replace("{SIM}", sim)
+            .replace("{PASSPHRASE}", "loadbench-passphrase-not-a-secret");
+        self.apache_with(
+            "apache",
+            ("mod_auth_openidc.so", "libapache2-mod-auth-openidc"),
+            &auth,
+            upstream,
+        )
+    }
+
+    /// Apache with mod_auth_cas in front of the same app: the peer of the
+    /// gateway's CAS route (a CAS 3.0 login at the simulator, a session kept by
+    /// Apache, the user and attributes passed to the app as headers). It
+    /// validates tickets through `front` ([`Setup::cas_front`]): mod_auth_cas
+    /// sends no `format`, and OneAccess answers JSON unless asked for XML.
+    pub fn apache_cas(&self, sim: &str, front: &CasFront, upstream: u16) -> Result<Apache, String> {
+        let sessions = self.dir.join("apache-cas").join("sessions");
+        fs::create_dir_all(&sessions).map_err(|e| format!("{}: {e}", sessions.display()))?;
+        // Apache started as root serves as www-data, which must write the sessions.
+        if is_root(&self.dir) {
+            let (uid, gid) = user_ids("www-data")?;
+            std::os::unix::fs::chown(&sessions, Some(uid), Some(gid))
+                .map_err(|e| format!("{}: {e}", sessions.display()))?;
+        }
+        let auth = APACHE_CAS
+            .replace("{SIM}", sim)
+            .replace("{VALIDATE}", &front.url("/api/v1/cas/p3/serviceValidate"))
+            .replace("{CA}", &front.certificate.display().to_string())
+            // mod_auth_cas insists on the trailing slash.
+            .replace("{SESSIONS}", &format!("{}/", sessions.display()));
+        self.apache_with(
+            "apache-cas",
+            ("mod_auth_cas.so", "libapache2-mod-auth-cas"),
+            &auth,
+            upstream,
+        )
+    }
+
+    /// Apache with one authentication module (`auth`: its directives and its
+    /// `<Location>`) in front of the app. Its event MPM gets as many processes as
+    /// the proxies get workers.
+    fn apache_with(
+        &self,
+        name: &str,
+        (module, package): (&str, &str),
+        auth: &str,
+        upstream: u16,
+    ) -> Result<Apache, String> {
         let bin = find_binary("apache2", &["/usr/sbin/apache2"])?;
         let modules = Path::new("/usr/lib/apache2/modules");
-        if !modules.join("mod_auth_openidc.so").is_file() {
-            return Err(
-                "mod_auth_openidc is not installed (apt-get install libapache2-mod-auth-openidc)"
-                    .into(),
-            );
+        if !modules.join(module).is_file() {
+            return Err(format!(
+                "{module} is not installed (apt-get install {package}; ./scripts/setup.sh does)"
+            ));
         }
         let port = free_port()?;
-        let d = self.dir.join("apache");
+        let d = self.dir.join(name);
         fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
         let text = APACHE_CONF
+            .replace("{AUTH}", auth)
             .replace("{DIR}", &d.display().to_string())
             .replace("{MODULES}", &modules.display().to_string())
             .replace("{PORT}", &port.to_string())
-            .replace("{SIM}", sim)
             .replace("{UPSTREAM}", &format!("http://127.0.0.1:{upstream}"))
             .replace("{WORKERS}", &self.workers.to_string())
-            .replace("{MAX_WORKERS}", &(self.workers * 192).to_string())
-            .replace("{PASSPHRASE}", "loadbench-passphrase-not-a-secret");
-        let conf = self.write("apache.conf", &text)?;
+            .replace("{MAX_WORKERS}", &(self.workers * 192).to_string());
+        let conf = self.write(&format!("{name}.conf"), &text)?;
         let mut cmd = Command::new(bin);
         cmd.arg("-f").arg(&conf).arg("-DFOREGROUND");
-        let proc = Proc::start("apache", cmd, port, &self.log("apache"))?;
+        self.under_test(&mut cmd);
+        let proc = Proc::start(name, cmd, port, &self.log(name))?;
         Ok(Apache { proc })
+    }
+
+    /// The simulator's CAS validation as mod_auth_cas can use it: over HTTPS
+    /// (as OneAccess serves it, and as mod_auth_cas's documentation requires;
+    /// a certificate made for the run, which mod_auth_cas verifies), with
+    /// `format=XML` added (mod_auth_cas replaces the validate URL's query with
+    /// its own `service` and `ticket`, and OneAccess answers JSON by default).
+    /// One nginx worker: it is used at logins only, not under load.
+    pub fn cas_front(&self, sim_port: u16) -> Result<CasFront, String> {
+        let (certificate, key) = self.certificate("cas-front")?;
+        let port = free_port()?;
+        let body = format!(
+            "server {{\n\
+             listen 127.0.0.1:{port} ssl;\n\
+             ssl_certificate {cert};\n\
+             ssl_certificate_key {key};\n\
+             location = /api/v1/cas/p3/serviceValidate {{\n\
+             proxy_pass http://127.0.0.1:{sim_port}/api/v1/cas/p3/serviceValidate?$args&format=XML;\n\
+             }}\n\
+             }}",
+            cert = certificate.display(),
+            key = key.display(),
+        );
+        let proc = self.nginx("cas-front", port, 1, &body, false)?;
+        Ok(CasFront { proc, certificate })
+    }
+
+    /// A self-signed certificate for 127.0.0.1 and its key (openssl), valid
+    /// for a day.
+    fn certificate(&self, name: &str) -> Result<(PathBuf, PathBuf), String> {
+        let bin = find_binary("openssl", &["/usr/bin/openssl"])?;
+        let (cert, key) = (
+            self.dir.join(format!("{name}.crt")),
+            self.dir.join(format!("{name}.key")),
+        );
+        let out = Command::new(bin)
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .arg("ec_paramgen_curve:prime256v1")
+            .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .map_err(|e| format!("openssl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "openssl could not make a certificate: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok((cert, key))
     }
 }
 
-/// Apache's configuration: self-contained (not Debian's apache2.conf).
+/// Whether this process runs as root (it owns the directory it made).
+fn is_root(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(dir).is_ok_and(|m| m.uid() == 0)
+}
+
+/// A user's uid and gid, from /etc/passwd.
+fn user_ids(user: &str) -> Result<(u32, u32), String> {
+    let passwd = fs::read_to_string("/etc/passwd").map_err(|e| format!("/etc/passwd: {e}"))?;
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&user) && f.len() > 3)
+                .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+                .flatten()
+        })
+        .ok_or_else(|| format!("no user {user} in /etc/passwd"))
+}
+
+/// Apache's configuration: self-contained (not Debian's apache2.conf). `{AUTH}`
+/// is the authentication module's part.
 const APACHE_CONF: &str = r#"# Written by oneaccess-loadbench for one run.
 ServerRoot "{DIR}"
 DefaultRuntimeDir "{DIR}"
@@ -265,7 +418,6 @@ LoadModule mpm_event_module {MODULES}/mod_mpm_event.so
 LoadModule authn_core_module {MODULES}/mod_authn_core.so
 LoadModule authz_core_module {MODULES}/mod_authz_core.so
 LoadModule authz_user_module {MODULES}/mod_authz_user.so
-LoadModule auth_openidc_module {MODULES}/mod_auth_openidc.so
 LoadModule proxy_module {MODULES}/mod_proxy.so
 LoadModule proxy_http_module {MODULES}/mod_proxy_http.so
 User www-data
@@ -294,6 +446,15 @@ DocumentRoot "{DIR}"
     AllowOverride None
 </Directory>
 
+{AUTH}
+ProxyRequests Off
+ProxyPreserveHost On
+# Pooled, kept-alive connections to the app.
+ProxyPass / {UPSTREAM}/ keepalive=On max=192 ttl=60 retry=0 timeout=30
+"#;
+
+/// mod_auth_openidc's part of Apache's configuration.
+const APACHE_OPENIDC: &str = r#"LoadModule auth_openidc_module {MODULES}/mod_auth_openidc.so
 OIDCProviderMetadataURL {SIM}/api/v1/oauth2/.well-known/openid-configuration
 OIDCClientID demo-client
 OIDCClientSecret demo-secret
@@ -313,18 +474,48 @@ OIDCRemoteUserClaim sub
 # The app does not get the session cookie (the gateway strips its own too).
 OIDCStripCookies mod_auth_openidc_session
 OIDCCacheType shm
-
-ProxyRequests Off
-ProxyPreserveHost On
 ProxyPass /oidc/callback !
-# Pooled, kept-alive connections to the app.
-ProxyPass / {UPSTREAM}/ keepalive=On max=192 ttl=60 retry=0 timeout=30
 
 <Location />
     AuthType openid-connect
     Require valid-user
 </Location>
 "#;
+
+/// mod_auth_cas's part of Apache's configuration. Its sessions are files in
+/// `CASCookiePath` (mod_auth_cas has no other store), read on every request.
+const APACHE_CAS: &str = r#"LoadModule auth_cas_module {MODULES}/mod_auth_cas.so
+CASLoginURL {SIM}/api/v1/cas/login
+CASValidateURL {VALIDATE}
+CASCertificatePath {CA}
+CASCookiePath {SESSIONS}
+# CAS 2.0's XML answer, here from the CAS 3.0 endpoint: the user and attributes.
+CASVersion 2
+CASTimeout 86400
+CASIdleTimeout 86400
+
+<Location />
+    AuthType CAS
+    # The user as X-Forwarded-User, each attribute as a CAS-{name} header.
+    CASAuthNHeader X-Forwarded-User
+    # Client-sent copies of those headers are removed first.
+    CASScrubRequestHeaders On
+    Require valid-user
+</Location>
+"#;
+
+/// The simulator's CAS validation behind TLS, for mod_auth_cas.
+pub struct CasFront {
+    pub proc: Proc,
+    /// Its certificate, which mod_auth_cas trusts.
+    pub certificate: PathBuf,
+}
+
+impl CasFront {
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.proc.port)
+    }
+}
 
 /// Apache, running.
 pub struct Apache {

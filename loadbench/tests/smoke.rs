@@ -1,12 +1,31 @@
 //! The benchmark itself, run briefly (`--quick`) on the debug binaries: every
-//! server starts, every login works, every target's requests reach the app, the
-//! gateway fetches no JWKS after its warm-up, and the report has every table and
-//! its charts, the Pingora floor's row, each gateway row's ratio to it, and every
-//! target's CPU split and context switches.
+//! server starts, every login works (OIDC and CAS, the gateway's and Apache's),
+//! every target's requests reach the app, the gateway fetches no JWKS after its
+//! warm-up, and the report has every table and its charts, the Pingora floor's
+//! row, each gateway row's ratio to it, and every target's CPU split and context
+//! switches. Then the throughput rounds again pinned (`--pin`), and `--pin` on one
+//! CPU refused.
 //! Its figures are not checked: a debug build on a shared machine says nothing.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// One run at a time: two would share the CPUs, and pinned runs move processes.
+static RUNS: Mutex<()> = Mutex::new(());
+
+/// The throughput table's rows, in order.
+const THROUGHPUT_ROWS: [&str; 9] = [
+    "upstream app, direct",
+    "nginx proxy_pass",
+    "Pingora floor",
+    "Apache + mod_auth_openidc",
+    "Apache + mod_auth_cas",
+    "gateway, public route",
+    "gateway, OIDC session cookie",
+    "gateway, CAS session cookie",
+    "gateway, Redis session",
+];
 
 /// The gateway's and the simulator's debug binaries, beside the harness's: built
 /// here if `cargo test` did not build them (it does with `--workspace`).
@@ -34,21 +53,37 @@ fn sibling_binaries(bin_dir: &Path) {
     }
 }
 
-#[test]
-fn a_quick_run_measures_every_target_and_writes_the_report() {
+/// Runs the harness (`prefix` first, as `taskset`) with `args` and `--out` a
+/// report of its own: its output, and the report's text (the file removed).
+fn run_harness(prefix: &[&str], args: &[&str], name: &str) -> (Output, PathBuf, String) {
     let harness = PathBuf::from(env!("CARGO_BIN_EXE_oneaccess-loadbench"));
     sibling_binaries(harness.parent().expect("bin dir"));
-    let out = std::env::temp_dir().join(format!("loadbench-smoke-{}.md", std::process::id()));
-    let run = Command::new(&harness)
-        .arg("--quick")
+    let out = std::env::temp_dir().join(format!("loadbench-{name}-{}.md", std::process::id()));
+    let mut cmd = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(&harness);
+            c
+        }
+        None => Command::new(&harness),
+    };
+    let run = cmd
+        .args(args)
         .arg("--out")
         .arg(&out)
         .output()
         .expect("run oneaccess-loadbench");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
     let report = std::fs::read_to_string(&out).unwrap_or_default();
     let _ = std::fs::remove_file(&out);
+    (run, out, report)
+}
+
+#[test]
+fn a_quick_run_measures_every_target_and_writes_the_report() {
+    let _one = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let (run, out, report) = run_harness(&[], &["--quick"], "smoke");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
     // The charts beside the report (their drawing is tested in the harness's own
     // unit tests): one file per chart, linked from the report.
     let stem = out.file_stem().unwrap().to_string_lossy().into_owned();
@@ -83,17 +118,10 @@ fn a_quick_run_measures_every_target_and_writes_the_report() {
     ] {
         assert!(report.contains(section), "no {section} in:\n{report}");
     }
-    for row in [
-        "upstream app, direct",
-        "nginx proxy_pass",
-        "Pingora floor",
-        "Apache + mod_auth_openidc",
-        "gateway, public route",
-        "gateway, OIDC session cookie",
-        "gateway, Redis session",
-        "gateway, cookie sessions",
-        "gateway, Redis sessions",
-    ] {
+    for row in THROUGHPUT_ROWS
+        .iter()
+        .chain(&["gateway, cookie sessions", "gateway, Redis sessions"])
+    {
         assert!(report.contains(row), "no row {row:?} in:\n{report}");
     }
     assert!(
@@ -101,6 +129,13 @@ fn a_quick_run_measures_every_target_and_writes_the_report() {
         "{report}"
     );
     assert!(!report.contains("## Problems"), "{report}");
+    assert!(report.contains("Mode: not pinned"), "{report}");
+    for ratio in [
+        "OIDC session rps ≥ 5× Apache + mod_auth_openidc: ",
+        "CAS session rps ≥ 5× Apache + mod_auth_cas: ",
+    ] {
+        assert!(report.contains(ratio), "no {ratio:?} in:\n{report}");
+    }
     throughput_columns(&report);
     for (file, svg) in charts {
         assert!(svg.starts_with("<svg "), "{file}: {svg:.200}");
@@ -143,7 +178,10 @@ fn throughput_columns(report: &str) {
         col("ctx switches/req"),
     );
     let rows: Vec<Vec<String>> = lines.skip(1).map(cells).collect();
-    assert_eq!(rows.len(), 7, "{section}");
+    assert_eq!(rows.len(), THROUGHPUT_ROWS.len(), "{section}");
+    for (row, name) in rows.iter().zip(THROUGHPUT_ROWS) {
+        assert!(row[0].starts_with(name), "{row:?} is not {name:?}");
+    }
     let num = |row: &[String], i: usize| -> f64 {
         row[i]
             .trim_end_matches('×')
@@ -163,4 +201,73 @@ fn throughput_columns(report: &str) {
         assert!(c > 0.0, "no CPU read: {row:?}");
         assert!(num(row, switches) >= 0.0, "{row:?}");
     }
+}
+
+/// The throughput rounds again, pinned: each proxy on one CPU with one worker,
+/// the rest on another; the report says so. With fewer than 2 CPUs, the clear
+/// refusal instead.
+#[test]
+fn a_pinned_run_puts_each_proxy_on_a_cpu_of_its_own() {
+    let _one = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Shorter than `--quick`: the throughput rounds only, 1 s each.
+    let args = [
+        "--quick",
+        "--pin",
+        "--mode",
+        "proxy",
+        "--duration",
+        "1",
+        "--warmup",
+        "1",
+    ];
+    let (run, _, report) = run_harness(&[], &args, "pinned");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    if cpus < 2 {
+        assert!(!run.status.success());
+        assert!(stderr.contains("--pin needs at least 2 CPUs"), "{stderr}");
+        return;
+    }
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "the pinned run failed ({}):\n{stdout}\n{stderr}\n{report}",
+        run.status
+    );
+    assert!(report.contains("Mode: pinned: each proxy"), "{report}");
+    assert!(
+        report.contains("1 worker thread(s)/process(es), each on CPU"),
+        "{report}"
+    );
+    assert!(!report.contains("## Problems"), "{report}");
+    throughput_columns(&report);
+}
+
+/// `--pin` where this process may use one CPU only (`taskset`): refused at once,
+/// saying why, before any server starts.
+#[test]
+fn pin_on_one_cpu_is_a_clear_error() {
+    let Some(taskset) = ["/usr/bin/taskset", "/bin/taskset"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+    else {
+        eprintln!("no taskset: skipped");
+        return;
+    };
+    // The first CPU this test may use ("0-1", "2,5": the number before any - or ,).
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let first: String = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list")
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let (run, _, _) = run_harness(&[taskset, "-c", &first], &["--pin", "--quick"], "one-cpu");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--pin needs at least 2 CPUs"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(!stdout.contains("starting the servers"), "{stdout}");
 }
