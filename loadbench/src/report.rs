@@ -11,6 +11,9 @@ use crate::charts;
 pub struct Report {
     /// Paragraphs after the machine's: how the run was made (pinned or not).
     preamble: Vec<String>,
+    /// The CPUs the run may use, counted before `--pin` narrowed the harness's
+    /// own (0: count them when writing).
+    pub cpus: usize,
     sections: Vec<String>,
     /// Lines of the "targets" section: (met, text).
     targets: Vec<(bool, String)>,
@@ -45,7 +48,7 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(out, "# Load benchmark\n");
         let _ = writeln!(out, "Command: `{command}`\n");
-        let _ = writeln!(out, "{}\n", machine());
+        let _ = writeln!(out, "{}\n", machine(self.cpus));
         for p in &self.preamble {
             let _ = writeln!(out, "{p}\n");
         }
@@ -98,14 +101,18 @@ pub fn table(head: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// Where and with what the figures were measured.
-fn machine() -> String {
+fn machine(cpus: usize) -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
         .find_map(|l| l.strip_prefix("model name"))
         .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
         .unwrap_or_else(|| "unknown CPU".into());
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpus = if cpus > 0 {
+        cpus
+    } else {
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    };
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {

@@ -78,6 +78,9 @@ impl Figures {
 }
 
 pub fn run(o: &Options) -> Result<(), String> {
+    let mut report = Report::default();
+    // The machine's, before pinning leaves this thread one.
+    report.cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     // First, before any thread or child is made: they inherit the harness's CPU.
     let pinning = if o.pin {
         let p = pin::plan(&pin::allowed_cpus()?)?;
@@ -102,7 +105,6 @@ pub fn run(o: &Options) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let client = login::client()?;
-    let mut report = Report::default();
     report.preamble(match &pinning {
         Some(p) => format!("Mode: {p} (`--pin`)."),
         None => "Mode: not pinned: every process may run on every CPU.".to_string(),
@@ -272,7 +274,15 @@ fn serve(site: &Sites, targets: &[Target], dir: &std::path::Path) -> Result<(), 
             String::new()
         };
         println!("# {} (pid {})", t.name, t.server.pid());
-        println!("wrk -t{} -c64 -d10s{cookie} {}\n", site.wrk_threads, t.url);
+        // Pinned, the load stays off the proxy's CPU, as in the measured rounds.
+        let taskset = site
+            .pinning
+            .map(|p| format!("taskset -c {} ", p.rest))
+            .unwrap_or_default();
+        println!(
+            "{taskset}wrk -t{} -c64 -d10s{cookie} {}\n",
+            site.wrk_threads, t.url
+        );
     }
     let mut line = String::new();
     std::io::stdin()

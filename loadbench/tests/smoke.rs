@@ -235,6 +235,8 @@ fn a_pinned_run_puts_each_proxy_on_a_cpu_of_its_own() {
         run.status
     );
     assert!(report.contains("Mode: pinned: each proxy"), "{report}");
+    // The machine's CPUs, not the one the pinned harness keeps for itself.
+    assert!(!report.contains("Machine: 1 CPUs"), "{report}");
     assert!(
         report.contains("1 worker thread(s)/process(es), each on CPU"),
         "{report}"
