@@ -209,7 +209,7 @@ impl Sessions {
         else {
             return Ok(None);
         };
-        match serde_json::from_slice::<SessionData>(&record) {
+        match super::record::decode(&record) {
             Ok(data) if now < data.expires_at && data.id == id => Ok(Some((data, Vec::new()))),
             _ => Ok(None),
         }
@@ -253,7 +253,7 @@ impl Sessions {
             renewed: login.renewed,
         };
         if s.mode == SessionMode::Server {
-            let record = serde_json::to_vec(&data).unwrap_or_default();
+            let record = super::record::encode(&data, s.record_format);
             let ttl = s.idle_timeout.unwrap_or(s.lifetime).min(s.lifetime);
             self.store
                 .save(&format!("ses:{}", data.id), &record, ttl)
@@ -279,7 +279,9 @@ impl Sessions {
     pub(crate) fn cookie_value(&self, data: &SessionData) -> Result<String, AuthError> {
         let name = &self.settings.cookie_name;
         let sealed = match self.settings.mode {
-            SessionMode::Cookie => super::seal(&self.sealer, name, data),
+            SessionMode::Cookie => {
+                super::seal(&self.sealer, name, data, self.settings.record_format)
+            }
             SessionMode::Server => self.sealer.seal(name, data.id.as_bytes()),
         };
         sealed.map_err(|e| AuthError::Internal(e.to_string()))
@@ -333,7 +335,7 @@ impl Sessions {
         if self.settings.mode != SessionMode::Server {
             return Ok(());
         }
-        let record = serde_json::to_vec(data).unwrap_or_default();
+        let record = super::record::encode(data, self.settings.record_format);
         let left = Duration::from_secs(data.expires_at.saturating_sub(now).max(1));
         let ttl = self.settings.idle_timeout.map_or(left, |i| i.min(left));
         self.store
