@@ -85,6 +85,26 @@ pub(crate) fn chunk_name(base: &str, i: usize) -> String {
     format!("{base}_c{i}")
 }
 
+/// The chunk numbers of the cookie `base` that a request carries, each once, in
+/// order. One pass over its cookies (looking each chunk name up instead took
+/// `MAX_CHUNKS` passes, a quarter of a login's cookie work).
+pub(crate) fn chunks_sent(parts: &http::request::Parts, base: &str) -> Vec<usize> {
+    let mut seen = [false; MAX_CHUNKS];
+    for h in parts.headers.get_all(http::header::COOKIE) {
+        for (name, _) in pairs(h.as_bytes()) {
+            let index = name
+                .strip_prefix(base)
+                .and_then(|n| n.strip_prefix("_c"))
+                .filter(|n| n.len() == 1)
+                .and_then(|n| n.parse::<usize>().ok());
+            if let Some(slot) = index.and_then(|i| seen.get_mut(i)) {
+                *slot = true;
+            }
+        }
+    }
+    (0..MAX_CHUNKS).filter(|&i| seen[i]).collect()
+}
+
 /// Splits a value for the cookie `base`: one `(name, value)` when it fits, else a
 /// main cookie `~N` and `N` chunks. `None` when even `MAX_CHUNKS` cannot hold it.
 pub fn split(base: &str, value: &str) -> Option<Vec<(String, String)>> {
@@ -289,6 +309,26 @@ mod tests {
             let want: Vec<&[u8]> = h.split(|b| *b == b';').collect();
             proptest::prop_assert_eq!(pieces(&h).collect::<Vec<_>>(), want);
         }
+    }
+
+    #[test]
+    fn chunks_sent_are_the_chunk_names_present_once_each() {
+        let mut req = http::Request::new(());
+        for h in [
+            "oag_session_c2=x; a=b; oag_session_c0=y; oag_session_c0=z",
+            "oag_session_c8=q; oag_session_c01=r; other_c1=s; oag_session_cx=t; oag_session_c7=u",
+        ] {
+            req.headers_mut()
+                .append(http::header::COOKIE, http::HeaderValue::from_static(h));
+        }
+        let (parts, ()) = req.into_parts();
+        assert_eq!(chunks_sent(&parts, "oag_session"), vec![0, 2, 7]);
+        // Each of them is what chunk_name names.
+        for i in chunks_sent(&parts, "oag_session") {
+            assert!(request_cookie(&parts, &chunk_name("oag_session", i)).is_some());
+        }
+        assert_eq!(chunks_sent(&parts, "other"), vec![1]);
+        assert!(chunks_sent(&parts, "oag").is_empty());
     }
 
     #[test]

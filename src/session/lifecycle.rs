@@ -304,10 +304,12 @@ impl Sessions {
             .map(|(n, v)| cookie::set_cookie(n, v, Some(max_age), s.secure))
             .collect();
         let used = pieces.len().saturating_sub(1);
-        for i in used..cookie::MAX_CHUNKS {
-            let stale = cookie::chunk_name(&s.cookie_name, i);
-            if cookie::request_cookie(parts, &stale).is_some() {
-                out.push(cookie::clear_cookie(&stale, s.secure));
+        for i in cookie::chunks_sent(parts, &s.cookie_name) {
+            if i >= used {
+                out.push(cookie::clear_cookie(
+                    &cookie::chunk_name(&s.cookie_name, i),
+                    s.secure,
+                ));
             }
         }
         Ok(out)
