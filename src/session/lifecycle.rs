@@ -263,11 +263,9 @@ impl Sessions {
         // sessions it ended (and deletes server-mode records); CAS single logout
         // acts only on tickets this gateway issued a session for.
         let member = index_member(&data);
-        for key in self.index_keys(&data) {
-            self.store
-                .index(&format!("idx:{key}"), &member, s.lifetime)
-                .await?;
-        }
+        self.store
+            .index_all(&self.index_keys(&data), &member, s.lifetime)
+            .await?;
         if self.login_name(&data).is_none() {
             tracing::warn!(user = %data.identity.sub, realm = %data.realm, "the session has no login name claim: user events and the admin listener can end it only by sub");
         }
@@ -359,7 +357,7 @@ impl Sessions {
         }
         let member = index_member(data);
         for key in self.index_keys(data) {
-            self.store.unindex(&format!("idx:{key}"), &member).await?;
+            self.store.unindex(&key, &member).await?;
         }
         Ok(())
     }
@@ -402,10 +400,11 @@ impl Sessions {
 
     /// The index keys a session is found by: its IdP session, its user (OIDC and
     /// OAuth2 carry OneAccess's user id; a CAS `sub` is a login name and stays
-    /// out), its login name (every realm), its CAS ticket.
+    /// out), its login name (every realm), its CAS ticket; as the store keys
+    /// them (`idx:…`).
     fn index_keys(&self, data: &SessionData) -> Vec<String> {
         let mut keys = Vec::with_capacity(4);
-        self.push_index_keys(data, "", &mut keys);
+        self.push_index_keys(data, "idx:", &mut keys);
         keys
     }
 

@@ -305,17 +305,32 @@ impl Store for EmbeddedStore {
     }
 
     async fn index(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
-        let (key, member) = (key.to_string(), member.to_string());
+        self.index_all(&[key.to_string()], member, ttl).await
+    }
+
+    /// One transaction, on one trip to the blocking pool, for all of them: a
+    /// login's three or four indexes were as many commits and thread hand-offs.
+    async fn index_all(
+        &self,
+        keys: &[String],
+        member: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let (keys, member) = (keys.to_vec(), member.to_string());
         self.blocking(move |c, now| {
-            run(
-                c,
-                "INSERT INTO members (key, member, until) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key, member) DO UPDATE SET until = max(until, excluded.until)",
-                params![key, member, signed(deadline(now, ttl))],
-            )
+            let tx = c.unchecked_transaction()?;
+            let until = signed(deadline(now, ttl));
+            for key in &keys {
+                run(
+                    &tx,
+                    "INSERT INTO members (key, member, until) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (key, member) DO UPDATE SET until = max(until, excluded.until)",
+                    params![key, member, until],
+                )?;
+            }
+            tx.commit()
         })
         .await
-        .map(drop)
     }
 
     async fn take_index(&self, key: &str) -> Result<Vec<String>, StoreError> {
