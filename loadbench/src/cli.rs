@@ -293,6 +293,26 @@ mod tests {
     }
 
     #[test]
+    fn the_soak_lasts_its_minutes_or_25_s_when_quick() {
+        let soak = |args: &[&str]| Options::parse_from(argv(args)).unwrap().soak;
+        assert_eq!(soak(&["--mode", "soak"]), Duration::from_secs(600));
+        assert_eq!(
+            soak(&["--mode", "soak", "--soak-minutes", "3"]),
+            Duration::from_secs(180)
+        );
+        assert_eq!(
+            soak(&["--mode", "soak", "--quick"]),
+            Duration::from_secs(25)
+        );
+        assert_eq!(
+            soak(&["--quick", "--mode", "soak", "--soak-minutes", "1"]),
+            Duration::from_secs(60)
+        );
+        let err = Options::parse_from(argv(&["--soak-minutes", "0"])).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         let kind = |args: &[&str]| Args::try_parse_from(argv(args)).unwrap_err().kind();
         assert_eq!(kind(&["--rounds", "three"]), ErrorKind::ValueValidation);
