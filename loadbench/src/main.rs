@@ -2,6 +2,8 @@
 //! mod_auth_openidc and the engine's floor (`pingora-floor`) on loopback, under
 //! the same load from `wrk`, against the same upstream app, in interleaved
 //! rounds; then logins per second, then 1,000 connections over 10,000 sessions.
+//! Apart from those, a soak (`--mode soak`): the gateways held at half their peak
+//! for minutes with logins, logouts, refreshes and reloads mixed in.
 //! Writes a Markdown report (see README) and its charts in SVG.
 
 mod charts;
@@ -11,6 +13,7 @@ mod logins;
 mod procs;
 mod report;
 mod rounds;
+mod soak;
 mod targets;
 mod wrk;
 
@@ -29,6 +32,8 @@ pub struct Options {
     pub workers: u32,
     pub sessions: usize,
     pub capacity_connections: u32,
+    /// How long the soak mode runs.
+    pub soak: Duration,
     pub out: PathBuf,
     pub quick: bool,
     /// Draws the charts of this earlier report instead of running.
@@ -53,7 +58,13 @@ fn main() -> ExitCode {
         };
     }
     procs::stop_all_on_signal();
-    match rounds::run(&opts) {
+    // The soak starts only the servers it needs: no peer is compared there.
+    let result = if opts.mode == "soak" {
+        soak::run(&opts)
+    } else {
+        rounds::run(&opts)
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
             eprintln!("oneaccess-loadbench: {msg}");
