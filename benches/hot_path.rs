@@ -18,6 +18,7 @@ use oneaccess_gateway::auth::oidc::verify_claims;
 use oneaccess_gateway::config::{self, HeaderEncoding, HeaderRule, HeaderSource, Missing, Realm};
 use oneaccess_gateway::gateway::{Gateway, NewSession};
 use oneaccess_gateway::identity::{header_values, Identity};
+use oneaccess_gateway::session::record::RecordFormat;
 use oneaccess_gateway::session::{self, now_secs, Sealer, SessionData};
 use serde_json::json;
 
@@ -118,9 +119,16 @@ fn hot_path(c: &mut Criterion) {
         generation: 0,
         renewed: false,
     };
-    let sealed = session::seal(&sealer, &name, &data).expect("seal");
+    let sealed = session::seal(&sealer, &name, &data, RecordFormat::Binary).expect("seal");
     c.bench_function("session/open_cookie", |b| {
         b.iter(|| session::open(&sealer, &name, std::hint::black_box(&sealed), now).expect("open"))
+    });
+    // The same session as gateways before the binary record sealed it (still opened).
+    let sealed_json = session::seal(&sealer, &name, &data, RecordFormat::Json).expect("seal");
+    c.bench_function("session/open_cookie (JSON record)", |b| {
+        b.iter(|| {
+            session::open(&sealer, &name, std::hint::black_box(&sealed_json), now).expect("open")
+        })
     });
     let rules = g.config.routes[0].headers.clone();
     let parts = request(&name, &sealed);

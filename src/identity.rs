@@ -2,6 +2,8 @@
 //! from what the client sent (every case, `_` and `.` spelling) and then set from the
 //! session, never from the request.
 
+use std::borrow::Cow;
+
 use http::{HeaderName, HeaderValue};
 
 use crate::config::{HeaderEncoding, HeaderRule, HeaderSource, Missing, TemplatePart};
@@ -84,14 +86,20 @@ pub fn header_values(
 }
 
 /// One rule's value for this user, `None` when a claim it needs is missing.
-fn render(rule: &HeaderRule, identity: &Identity) -> Option<String> {
-    let claim = |name: &str| -> Option<String> {
+/// Borrowed where it can be: most values are one claim with no list in it, and
+/// copying each only to copy it again into the header was a third of the work.
+fn render<'a>(rule: &'a HeaderRule, identity: &'a Identity) -> Option<Cow<'a, str>> {
+    let claim = |name: &str| -> Option<Cow<'a, str>> {
         let v = identity.claim(name)?;
-        Some(v.replace(LIST_SEP, &rule.separator))
+        Some(if v.contains(LIST_SEP) {
+            Cow::Owned(v.replace(LIST_SEP, &rule.separator))
+        } else {
+            Cow::Borrowed(v)
+        })
     };
     match &rule.source {
         HeaderSource::Claim(name) => claim(name),
-        HeaderSource::Value(v) => Some(v.clone()),
+        HeaderSource::Value(v) => Some(Cow::Borrowed(v)),
         HeaderSource::Template(parts) => {
             let mut out = String::new();
             for p in parts {
@@ -100,7 +108,7 @@ fn render(rule: &HeaderRule, identity: &Identity) -> Option<String> {
                     TemplatePart::Claim(name) => out.push_str(&claim(name)?),
                 }
             }
-            Some(out)
+            Some(Cow::Owned(out))
         }
     }
 }

@@ -11,6 +11,7 @@ use oneaccess_gateway::auth::cas::{
 use oneaccess_gateway::auth::redirect::safe_return_url;
 use oneaccess_gateway::identity::Identity;
 use oneaccess_gateway::secret::Secret;
+use oneaccess_gateway::session::record::RecordFormat;
 use oneaccess_gateway::session::{self, cookie, Sealer, SessionData};
 use proptest::prelude::*;
 
@@ -216,7 +217,7 @@ fn sealed_session(claims: usize) -> String {
         generation: 0,
         renewed: false,
     };
-    session::seal(&sealer, "oag_session", &data).expect("seal")
+    session::seal(&sealer, "oag_session", &data, RecordFormat::Binary).expect("seal")
 }
 
 /// Opens a cookie value as the gateway does, chunks and all.

@@ -633,7 +633,10 @@ async fn two_gateway_processes_share_sessions_and_logouts_through_redis() {
         let env = start().await;
         let (pa, pb) = (free_port(), free_port());
         let session = process::redis_session_lines(&redis.url(), mode);
-        let _a = process::behind_one_origin(&env, pa, &session, "", "").await;
+        // A writes session records as JSON, as gateways before the binary record
+        // did (a fleet in the middle of an upgrade); B the binary default.
+        let json = format!("{session}\nrecord_format = \"json\"");
+        let _a = process::behind_one_origin(&env, pa, &json, "", "").await;
         let _b = process::behind_one_origin(&env, pb, &session, "", "").await;
         let at = |port: u16, path: &str| format!("http://localhost:{port}{path}");
 
@@ -643,6 +646,12 @@ async fn two_gateway_processes_share_sessions_and_logouts_through_redis() {
         let r = browser.get(&at(pb, "/seen-by-b")).await;
         assert_eq!(r.status, 200, "{mode}: B does not know A's session");
         assert_eq!(r.upstream_header("x-forwarded-user"), [ALICE_ID]);
+        let cookie = browser.cookie("localhost", "oag_session").expect("cookie");
+        assert_eq!(
+            record_tag(&cookie, mode, &redis),
+            b'{',
+            "{mode}: A wrote JSON"
+        );
 
         // A copy of the cookie, then logout on B: A refuses the copy.
         let copy = Browser::new();
@@ -669,6 +678,15 @@ async fn two_gateway_processes_share_sessions_and_logouts_through_redis() {
         let again = Browser::new();
         process::login_through(&again, &env, pb, "/z").await;
         assert_eq!(again.get(&at(pb, "/z")).await.status, 200);
+        let cookie = again.cookie("localhost", "oag_session").expect("cookie");
+        assert_eq!(
+            record_tag(&cookie, mode, &redis),
+            2,
+            "{mode}: B wrote binary"
+        );
+        let r = again.get(&at(pa, "/seen-by-a")).await;
+        assert_eq!(r.status, 200, "{mode}: A does not read B's record");
+        assert_eq!(r.upstream_header("x-forwarded-user"), [ALICE_ID]);
         let token = env.sim.mint_logout_token(Some(ALICE_ID), None);
         let (status, _) = env
             .sim
@@ -682,6 +700,43 @@ async fn two_gateway_processes_share_sessions_and_logouts_through_redis() {
             "{mode}: B honoured no back-channel logout sent to A"
         );
     }
+}
+
+/// The first byte of the session record behind a session cookie: `{` for JSON,
+/// 2 for binary. In cookie mode the record is the cookie's sealed content; in
+/// server mode the cookie seals the id of the record kept in Redis.
+fn record_tag(cookie: &str, mode: &str, redis: &RedisServer) -> u8 {
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(COOKIE_KEY)
+        .expect("key");
+    let key: [u8; 32] = key.try_into().expect("32 bytes");
+    let sealer =
+        oneaccess_gateway::session::Sealer::new(&[oneaccess_gateway::secret::Secret::new(key)]);
+    let plain = sealer
+        .open("oag_session", cookie)
+        .expect("the gateway's cookie");
+    if mode == "cookie" {
+        return plain[0];
+    }
+    let id = String::from_utf8(plain).expect("an id");
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-u",
+            &redis.url(),
+            "--raw",
+            "GETRANGE",
+            &format!("oag:ses:{id}"),
+            "0",
+            "0",
+        ])
+        .output()
+        .expect("redis-cli (redis-tools, installed by scripts/setup.sh)");
+    assert!(
+        out.status.success() && !out.stdout.is_empty(),
+        "no record {id}: {out:?}"
+    );
+    out.stdout[0]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,6 +84,24 @@ async fn suite(store: Arc<dyn Store>) {
     store.index("sub:u4", "s1", HOUR).await.expect("index");
     store.unindex("sub:u4", "s1").await.expect("unindex");
     assert!(!store.has_index("sub:u4").await.expect("has"));
+    // A new session's indexes, all at once; each set keeps its other members.
+    store.index("sid:x", "s0", HOUR).await.expect("index");
+    let keys = ["sid:x", "sub:u5", "name:u5"].map(String::from);
+    store.index_all(&keys, "s9", HOUR).await.expect("index all");
+    store
+        .index_all(&keys, "s9", HOUR)
+        .await
+        .expect("index all again");
+    for key in &keys {
+        let mut members = store.take_index(key).await.expect("take");
+        members.sort();
+        let want: &[&str] = if key == "sid:x" {
+            &["s0", "s9"]
+        } else {
+            &["s9"]
+        };
+        assert_eq!(members, want, "{key}");
+    }
 
     // Revocations: sessions issued at or before the mark, not after.
     assert!(!store

@@ -1,11 +1,13 @@
 //! The report's charts: horizontal bar charts in SVG, drawn from the report's own
 //! Markdown tables (so an earlier report can be drawn again with `--render`) and
-//! written beside it, one set per section.
+//! written beside it, one set per section; and line charts over time (`lines`).
 
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+mod lines;
 
 /// A Markdown table of the report, under its section's title.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +30,8 @@ pub struct Chart {
     pub rows: Vec<Row>,
     /// Every row is the gateway's (the logins): none is a peer's.
     pub gateway_only: bool,
+    /// A line per series over time (each row's label is its time), not bars.
+    pub lines: bool,
 }
 
 /// A target's values, one per series (`None`: the cell was not a number), and
@@ -208,6 +212,7 @@ pub fn charts(md: &str) -> Vec<Chart> {
                 out.push(chart);
             }
         }
+        out.extend(lines::chart(table));
     }
     out
 }
@@ -261,6 +266,7 @@ fn chart(spec: &Spec, table: &Table) -> Option<Chart> {
         series: spec.columns.iter().map(|(_, s)| *s).collect(),
         rows,
         gateway_only: spec.gateway_only,
+        lines: false,
     })
 }
 
@@ -305,9 +311,13 @@ fn text_style(size: f64, h: HPos) -> TextStyle<'static> {
         .pos(Pos::new(h, VPos::Center))
 }
 
-/// The chart as an SVG document: a title, a legend when there are several
-/// series, then a horizontal bar per target and series, its figure at its end.
+/// The chart as an SVG document (a line chart is drawn by [`lines`]): a title,
+/// a legend when there are several series, then a horizontal bar per target and
+/// series, its figure at its end.
 pub fn svg(chart: &Chart) -> Result<String, String> {
+    if chart.lines {
+        return lines::svg(chart);
+    }
     let n = chart.rows.len().max(1);
     let series = chart.series.len().max(1);
     let header = TITLE + if series > 1 { LEGEND } else { 0 };

@@ -11,7 +11,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use crate::Options;
 
 /// The modes of `--mode`.
-const MODES: [&str; 5] = ["all", "proxy", "logins", "capacity", "serve"];
+const MODES: [&str; 6] = ["all", "proxy", "logins", "capacity", "serve", "soak"];
 
 /// The flags as given. Those that `--quick` shortens are `None` when absent, so
 /// that [`Options::parse_from`] can tell a flag given from a default.
@@ -30,7 +30,10 @@ oneaccess-gateway, oneaccess-sim and pingora-floor beside this one
 pub struct Args {
     /// What to measure; `serve` starts the servers, logs in, prints wrk commands
     /// for each target and waits for Enter (to profile one with perf under a load
-    /// of your own)
+    /// of your own); `soak` holds the gateways at half their peak for
+    /// --soak-minutes with logins, logouts, refreshes, back-channel logouts and
+    /// reloads mixed in, and reports errors, RSS over time and open files (not
+    /// part of `all`)
     #[arg(long, value_name = "MODE", default_value = "all", value_parser = MODES)]
     pub mode: String,
 
@@ -61,6 +64,10 @@ pub struct Args {
     /// Open connections of the capacity mode [default: 1000; --quick: 100]
     #[arg(long, value_name = "N")]
     pub capacity_connections: Option<u32>,
+
+    /// Minutes of the soak mode [default: 10; --quick: 25 s]
+    #[arg(long, value_name = "MIN")]
+    pub soak_minutes: Option<u64>,
 
     /// Pinned mode: each proxy under test (all its processes and threads) on one
     /// CPU, wrk, the upstream app, the simulator and Redis on another. Needs 2 CPUs
@@ -115,6 +122,12 @@ impl Options {
                 100,
                 1000,
             ),
+            soak: Duration::from_secs(quick.pick(
+                "soak_minutes",
+                args.soak_minutes.map(|m| m * 60),
+                25,
+                600,
+            )),
             out: args.out,
             quick: args.quick,
             pin: args.pin,
@@ -126,6 +139,7 @@ impl Options {
             ("--connections", o.connections as usize),
             ("--workers", o.workers as usize),
             ("--sessions", o.sessions),
+            ("--soak-minutes", o.soak.as_secs() as usize),
         ] {
             if count == 0 {
                 return Err(Args::command().error(
@@ -133,6 +147,13 @@ impl Options {
                     format!("invalid value '0' for '{flag} <N>': counts must be at least 1"),
                 ));
             }
+        }
+        // The soak compares no proxies: there is nothing to pin apart.
+        if o.pin && o.mode == "soak" {
+            return Err(Args::command().error(
+                ErrorKind::ArgumentConflict,
+                "--pin measures the proxies side by side; it does not apply to --mode soak",
+            ));
         }
         Ok(o)
     }
@@ -275,6 +296,8 @@ mod tests {
         let o = Options::parse_from(argv(&["--workers", "3", "--pin"])).unwrap();
         assert!(o.pin);
         assert_eq!(o.workers, 3);
+        let err = Options::parse_from(argv(&["--pin", "--mode", "soak"])).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
     }
 
     #[test]
@@ -294,6 +317,26 @@ mod tests {
         assert_eq!(o.rounds, 1);
         let o = Options::parse_from(argv(&["--quick", "--rounds", "2", "--rounds", "6"])).unwrap();
         assert_eq!(o.rounds, 6);
+    }
+
+    #[test]
+    fn the_soak_lasts_its_minutes_or_25_s_when_quick() {
+        let soak = |args: &[&str]| Options::parse_from(argv(args)).unwrap().soak;
+        assert_eq!(soak(&["--mode", "soak"]), Duration::from_secs(600));
+        assert_eq!(
+            soak(&["--mode", "soak", "--soak-minutes", "3"]),
+            Duration::from_secs(180)
+        );
+        assert_eq!(
+            soak(&["--mode", "soak", "--quick"]),
+            Duration::from_secs(25)
+        );
+        assert_eq!(
+            soak(&["--quick", "--mode", "soak", "--soak-minutes", "1"]),
+            Duration::from_secs(60)
+        );
+        let err = Options::parse_from(argv(&["--soak-minutes", "0"])).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
     }
 
     #[test]

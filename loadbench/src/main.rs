@@ -2,8 +2,10 @@
 //! mod_auth_openidc, Apache mod_auth_cas and the engine's floor (`pingora-floor`)
 //! on loopback, under the same load from `wrk`, against the same upstream app, in
 //! interleaved rounds, unpinned or each proxy on a CPU of its own (`--pin`); then
-//! logins per second, then 1,000 connections over 10,000 sessions. Writes a
-//! Markdown report (see README) and its charts in SVG.
+//! logins per second, then 1,000 connections over 10,000 sessions. Apart from
+//! those, a soak (`--mode soak`): the gateways held at half their peak for minutes
+//! with logins, logouts, refreshes and reloads mixed in.
+//! Writes a Markdown report (see README) and its charts in SVG.
 
 mod charts;
 mod cli;
@@ -13,6 +15,7 @@ mod pin;
 mod procs;
 mod report;
 mod rounds;
+mod soak;
 mod targets;
 mod wrk;
 
@@ -31,6 +34,8 @@ pub struct Options {
     pub workers: u32,
     pub sessions: usize,
     pub capacity_connections: u32,
+    /// How long the soak mode runs.
+    pub soak: Duration,
     pub out: PathBuf,
     pub quick: bool,
     /// Each proxy on one CPU, the load generator and the rest on another.
@@ -57,7 +62,13 @@ fn main() -> ExitCode {
         };
     }
     procs::stop_all_on_signal();
-    match rounds::run(&opts) {
+    // The soak starts only the servers it needs: no peer is compared there.
+    let result = if opts.mode == "soak" {
+        soak::run(&opts)
+    } else {
+        rounds::run(&opts)
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
             eprintln!("oneaccess-loadbench: {msg}");

@@ -306,6 +306,20 @@ fn field_kib(path: &Path, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The resident set size (`VmRSS`) of one process now, in KiB; 0 once it is gone.
+pub fn rss_kib(pid: u32) -> u64 {
+    field_kib(&PathBuf::from(format!("/proc/{pid}/status")), "VmRSS:")
+}
+
+/// The open file descriptors of one process now (`/proc/PID/fd`): sockets,
+/// files, pipes, epoll and event fds alike.
+pub fn open_fds(pid: u32) -> Result<usize, String> {
+    let dir = format!("/proc/{pid}/fd");
+    fs::read_dir(&dir)
+        .map(|d| d.count())
+        .map_err(|e| format!("{dir}: {e}"))
+}
+
 /// Samples a server's memory four times a second while a load runs, keeping the
 /// highest proportional set size seen.
 pub struct PeakSampler {
@@ -369,6 +383,17 @@ mod tests {
                       nonvoluntary_ctxt_switches:\t7\n";
         assert_eq!(switches_of_status(status), (120, 7));
         assert_eq!(switches_of_status("Name:\tx\n"), (0, 0));
+    }
+
+    #[test]
+    fn reads_its_own_rss_and_open_files() {
+        let me = std::process::id();
+        assert!(rss_kib(me) > 0);
+        // Other tests open files meanwhile: no exact count.
+        let f = fs::File::open("/proc/self/status").unwrap();
+        assert!(open_fds(me).unwrap() >= 1);
+        drop(f);
+        assert!(open_fds(u32::MAX).is_err());
     }
 
     #[test]

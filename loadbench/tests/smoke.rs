@@ -4,15 +4,17 @@
 //! warm-up, and the report has every table and its charts, the Pingora floor's
 //! row, each gateway row's ratio to it, and every target's CPU split and context
 //! switches. Then the throughput rounds again pinned (`--pin`), and `--pin` on one
-//! CPU refused.
+//! CPU refused; and a short soak (`--mode soak --quick`): no error, every
+//! mixed-in operation done, the RSS table and its chart.
 //! Its figures are not checked: a debug build on a shared machine says nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-/// One run at a time: two would share the CPUs, and pinned runs move processes.
-static RUNS: Mutex<()> = Mutex::new(());
+/// One run at a time: two benchmarks at once would share the CPUs, and pinned
+/// runs move processes.
+static ONE_RUN: Mutex<()> = Mutex::new(());
 
 /// The throughput table's rows, in order.
 const THROUGHPUT_ROWS: [&str; 9] = [
@@ -80,7 +82,7 @@ fn run_harness(prefix: &[&str], args: &[&str], name: &str) -> (Output, PathBuf, 
 
 #[test]
 fn a_quick_run_measures_every_target_and_writes_the_report() {
-    let _one = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let (run, out, report) = run_harness(&[], &["--quick"], "smoke");
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -208,7 +210,7 @@ fn throughput_columns(report: &str) {
 /// refusal instead.
 #[test]
 fn a_pinned_run_puts_each_proxy_on_a_cpu_of_its_own() {
-    let _one = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Shorter than `--quick`: the throughput rounds only, 1 s each.
     let args = [
@@ -272,4 +274,67 @@ fn pin_on_one_cpu_is_a_clear_error() {
     assert!(stderr.contains("--pin needs at least 2 CPUs"), "{stderr}");
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(!stdout.contains("starting the servers"), "{stdout}");
+}
+
+#[test]
+fn a_quick_soak_mixes_every_operation_in_without_an_error() {
+    let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
+    let harness = PathBuf::from(env!("CARGO_BIN_EXE_oneaccess-loadbench"));
+    sibling_binaries(harness.parent().expect("bin dir"));
+    let out = std::env::temp_dir().join(format!("loadbench-soak-{}.md", std::process::id()));
+    let run = Command::new(&harness)
+        .args(["--mode", "soak", "--quick", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run oneaccess-loadbench");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let report = std::fs::read_to_string(&out).unwrap_or_default();
+    let _ = std::fs::remove_file(&out);
+    let chart = out.with_file_name(format!(
+        "{}-soak-rss.svg",
+        out.file_stem().unwrap().to_string_lossy()
+    ));
+    let svg = std::fs::read_to_string(&chart).unwrap_or_default();
+    let _ = std::fs::remove_file(&chart);
+    assert!(
+        run.status.success(),
+        "the soak failed ({}):\n{stdout}\n{stderr}\n{report}",
+        run.status
+    );
+    assert!(report.contains("## Soak"), "{report}");
+    assert!(!report.contains("## Problems"), "{report}");
+    // Each operation was done at least once on each gateway.
+    for op in [
+        "fresh logins",
+        "logins for the load's stretches",
+        "requests past a session's refresh point",
+        "refreshes made by the gateway",
+        "logouts (",
+        "back-channel logouts posted",
+        "back-channel logouts from OneAccess",
+        "ended sessions refused",
+    ] {
+        let row = report
+            .lines()
+            .find(|l| l.starts_with(&format!("| {op}")))
+            .unwrap_or_else(|| panic!("no row {op:?} in {report}"));
+        let counts: Vec<u64> = row
+            .trim_matches('|')
+            .split('|')
+            .skip(1)
+            .map(|c| c.trim().parse().unwrap_or(0))
+            .collect();
+        assert!(counts.len() == 2 && counts.iter().all(|n| *n > 0), "{row}");
+    }
+    let reloads = report
+        .lines()
+        .find(|l| l.starts_with("| reloads"))
+        .expect("a reloads row");
+    assert!(!reloads.contains("| 0 /"), "{reloads}");
+    assert!(
+        svg.starts_with("<svg ") && svg.contains("<polyline"),
+        "{svg:.200}"
+    );
+    assert!(report.contains("-soak-rss.svg)"), "{report}");
 }

@@ -123,6 +123,9 @@ pub(crate) struct SessionFile {
     /// the smallest cookie, for apps that need nothing more.
     #[serde(default)]
     pub minimal: bool,
+    /// How new session records are written: `binary` (the default) or `json`
+    /// (what gateways before the binary record read; for a rolling upgrade).
+    pub(crate) record_format: Option<String>,
 }
 
 /// `redis_sentinel = { master = "mymaster", nodes = ["host:port", …] }`.

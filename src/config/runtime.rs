@@ -141,6 +141,8 @@ pub struct SessionSettings {
     pub(crate) idle_timeout: Option<Duration>,
     /// No tokens and only mapped claims in the session.
     pub minimal: bool,
+    /// How new session records (cookies, store entries) are written; both are read.
+    pub record_format: crate::session::record::RecordFormat,
     pub store: StoreSettings,
 }
 

@@ -256,7 +256,8 @@ async fn tampered_and_foreign_session_cookies_are_no_session() {
         renewed: false,
     };
     let name = g.config.session.cookie_name.clone();
-    let good = crate::session::seal(g.sessions().sealer(), &name, &data).expect("seal");
+    let good = crate::session::seal(g.sessions().sealer(), &name, &data, Default::default())
+        .expect("seal");
     let ok = parts("GET", "/", &[("cookie", &format!("{name}={good}"))]);
     assert_eq!(
         g.sessions()
@@ -292,8 +293,13 @@ async fn tampered_and_foreign_session_cookies_are_no_session() {
         );
     }
     // A value sealed for another cookie name is not a session.
-    let other = crate::session::seal(g.sessions().sealer(), "__Host-oag_session_login_x", &data)
-        .expect("seal");
+    let other = crate::session::seal(
+        g.sessions().sealer(),
+        "__Host-oag_session_login_x",
+        &data,
+        Default::default(),
+    )
+    .expect("seal");
     let p = parts("GET", "/", &[("cookie", &format!("{name}={other}"))]);
     assert_eq!(
         g.sessions()

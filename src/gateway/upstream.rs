@@ -38,18 +38,19 @@ impl Gateway {
 
 impl<'g> Upstream<'g> {
     /// The headers to set upstream for `identity` on `route`, or the 403 that
-    /// refuses the request when a `missing = "reject"` rule finds nothing.
+    /// refuses the request when a `missing = "reject"` rule finds nothing (as
+    /// JSON when `api` says the client is no browser).
     pub(crate) fn upstream_headers(
         &self,
         route: &Route,
         identity: &Identity,
         tokens: Tokens<'_>,
-        api: bool,
+        api: impl FnOnce() -> bool,
         now: u64,
     ) -> Result<Vec<(HeaderName, HeaderValue)>, Reply> {
         let mut out = header_values(&route.spec.headers, identity).map_err(|MissingValue(h)| {
             tracing::info!(route = %route.label, header = %h, user = %identity.sub, "refused: a required identity value is missing");
-            Answer::MissingAttribute.reply(api)
+            Answer::MissingAttribute.reply(api())
         })?;
         if let Some(kind) = route.spec.pass_token {
             let token = match kind {

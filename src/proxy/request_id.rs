@@ -53,9 +53,20 @@ fn fresh() -> HeaderValue {
         }
     });
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let text = format!("{process:016x}{n:016x}");
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
-        .unwrap_or_else(|_| HeaderValue::from_static("-"))
+    HeaderValue::from_bytes(&hex_pair(process, n)).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// `format!("{a:016x}{b:016x}")` without the formatting machinery, which cost
+/// more than the rest of making the id (~1,400 instructions per request).
+fn hex_pair(a: u64, b: u64) -> [u8; 32] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 32];
+    let bytes = a.to_be_bytes().into_iter().chain(b.to_be_bytes());
+    for (pair, byte) in text.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+    }
+    text
 }
 
 #[cfg(test)]
@@ -68,6 +79,22 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 32);
         assert!(a.as_bytes().iter().all(u8::is_ascii_hexdigit));
+    }
+
+    #[test]
+    fn ids_are_the_two_numbers_in_hex() {
+        for (a, b) in [
+            (0, 0),
+            (1, 0xff),
+            (u64::MAX, 0x0123_4567_89ab_cdef),
+            (0xdead_beef, 42),
+        ] {
+            assert_eq!(
+                hex_pair(a, b),
+                format!("{a:016x}{b:016x}").as_bytes(),
+                "{a} {b}"
+            );
+        }
     }
 
     #[test]

@@ -209,7 +209,7 @@ impl Sessions {
         else {
             return Ok(None);
         };
-        match serde_json::from_slice::<SessionData>(&record) {
+        match super::record::decode(&record) {
             Ok(data) if now < data.expires_at && data.id == id => Ok(Some((data, Vec::new()))),
             _ => Ok(None),
         }
@@ -253,7 +253,7 @@ impl Sessions {
             renewed: login.renewed,
         };
         if s.mode == SessionMode::Server {
-            let record = serde_json::to_vec(&data).unwrap_or_default();
+            let record = super::record::encode(&data, s.record_format);
             let ttl = s.idle_timeout.unwrap_or(s.lifetime).min(s.lifetime);
             self.store
                 .save(&format!("ses:{}", data.id), &record, ttl)
@@ -263,11 +263,9 @@ impl Sessions {
         // sessions it ended (and deletes server-mode records); CAS single logout
         // acts only on tickets this gateway issued a session for.
         let member = index_member(&data);
-        for key in self.index_keys(&data) {
-            self.store
-                .index(&format!("idx:{key}"), &member, s.lifetime)
-                .await?;
-        }
+        self.store
+            .index_all(&self.index_keys(&data), &member, s.lifetime)
+            .await?;
         if self.login_name(&data).is_none() {
             tracing::warn!(user = %data.identity.sub, realm = %data.realm, "the session has no login name claim: user events and the admin listener can end it only by sub");
         }
@@ -279,7 +277,9 @@ impl Sessions {
     pub(crate) fn cookie_value(&self, data: &SessionData) -> Result<String, AuthError> {
         let name = &self.settings.cookie_name;
         let sealed = match self.settings.mode {
-            SessionMode::Cookie => super::seal(&self.sealer, name, data),
+            SessionMode::Cookie => {
+                super::seal(&self.sealer, name, data, self.settings.record_format)
+            }
             SessionMode::Server => self.sealer.seal(name, data.id.as_bytes()),
         };
         sealed.map_err(|e| AuthError::Internal(e.to_string()))
@@ -302,10 +302,12 @@ impl Sessions {
             .map(|(n, v)| cookie::set_cookie(n, v, Some(max_age), s.secure))
             .collect();
         let used = pieces.len().saturating_sub(1);
-        for i in used..cookie::MAX_CHUNKS {
-            let stale = cookie::chunk_name(&s.cookie_name, i);
-            if cookie::request_cookie(parts, &stale).is_some() {
-                out.push(cookie::clear_cookie(&stale, s.secure));
+        for i in cookie::chunks_sent(parts, &s.cookie_name) {
+            if i >= used {
+                out.push(cookie::clear_cookie(
+                    &cookie::chunk_name(&s.cookie_name, i),
+                    s.secure,
+                ));
             }
         }
         Ok(out)
@@ -333,7 +335,7 @@ impl Sessions {
         if self.settings.mode != SessionMode::Server {
             return Ok(());
         }
-        let record = serde_json::to_vec(data).unwrap_or_default();
+        let record = super::record::encode(data, self.settings.record_format);
         let left = Duration::from_secs(data.expires_at.saturating_sub(now).max(1));
         let ttl = self.settings.idle_timeout.map_or(left, |i| i.min(left));
         self.store
@@ -355,7 +357,7 @@ impl Sessions {
         }
         let member = index_member(data);
         for key in self.index_keys(data) {
-            self.store.unindex(&format!("idx:{key}"), &member).await?;
+            self.store.unindex(&key, &member).await?;
         }
         Ok(())
     }
@@ -398,10 +400,11 @@ impl Sessions {
 
     /// The index keys a session is found by: its IdP session, its user (OIDC and
     /// OAuth2 carry OneAccess's user id; a CAS `sub` is a login name and stays
-    /// out), its login name (every realm), its CAS ticket.
+    /// out), its login name (every realm), its CAS ticket; as the store keys
+    /// them (`idx:…`).
     fn index_keys(&self, data: &SessionData) -> Vec<String> {
         let mut keys = Vec::with_capacity(4);
-        self.push_index_keys(data, "", &mut keys);
+        self.push_index_keys(data, "idx:", &mut keys);
         keys
     }
 

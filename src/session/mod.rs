@@ -3,6 +3,7 @@
 
 pub mod cookie;
 pub mod lifecycle;
+pub mod record;
 pub mod seal;
 pub mod store;
 
@@ -111,15 +112,18 @@ pub enum SessionError {
     Expired,
 }
 
-/// Seals a session for the cookie `name`.
-pub fn seal(sealer: &Sealer, name: &str, data: &SessionData) -> Result<String, SealError> {
-    // Serializing a struct of strings and integers cannot fail.
-    let plain = serde_json::to_vec(data).unwrap_or_default();
-    sealer.seal(name, &plain)
+/// Seals a session for the cookie `name`, its record written in `format`.
+pub fn seal(
+    sealer: &Sealer,
+    name: &str,
+    data: &SessionData,
+    format: record::RecordFormat,
+) -> Result<String, SealError> {
+    sealer.seal(name, &record::encode(data, format))
 }
 
 /// Opens and checks a session cookie value. Authenticates before parsing: a value
-/// that fails the AEAD tag is never handed to the JSON parser.
+/// that fails the AEAD tag is never handed to the record's reader.
 pub fn open(
     sealer: &Sealer,
     name: &str,
@@ -127,7 +131,7 @@ pub fn open(
     now: u64,
 ) -> Result<SessionData, SessionError> {
     let plain = sealer.open(name, value)?;
-    let data: SessionData = serde_json::from_slice(&plain).map_err(|_| SessionError::Format)?;
+    let data = record::decode(&plain).map_err(|_| SessionError::Format)?;
     if now >= data.expires_at {
         return Err(SessionError::Expired);
     }
@@ -181,7 +185,7 @@ mod tests {
     #[test]
     fn round_trip_and_expiry() {
         let s = Sealer::new(&[Secret::new([7; 32])]);
-        let v = seal(&s, "sess", &data(200)).expect("seal");
+        let v = seal(&s, "sess", &data(200), record::RecordFormat::Binary).expect("seal");
         assert_eq!(open(&s, "sess", &v, 150).expect("open"), data(200));
         assert_eq!(open(&s, "sess", &v, 200), Err(SessionError::Expired));
         assert!(matches!(

@@ -10,6 +10,7 @@ use super::{read_secret, Collector, EnvLookup};
 use crate::config::file::SessionFile;
 use crate::config::runtime::{SessionMode, SessionSettings, StoreSettings};
 use crate::secret::Secret;
+use crate::session::record::RecordFormat;
 
 pub(super) fn session_settings(
     c: &mut Collector,
@@ -98,6 +99,17 @@ pub(super) fn session_settings(
             "must be shorter than lifetime_seconds",
         );
     }
+    let record_format = match f.record_format.as_deref() {
+        None | Some("binary") => RecordFormat::Binary,
+        Some("json") => RecordFormat::Json,
+        Some(other) => {
+            c.add(
+                "session.record_format",
+                format!("`{other}` is not `binary` or `json`"),
+            );
+            RecordFormat::Binary
+        }
+    };
     let store = match f.store.as_deref() {
         None | Some("embedded" | "memory") => {
             super::redis::unused_redis_settings(c, &f);
@@ -122,6 +134,7 @@ pub(super) fn session_settings(
     };
     SessionSettings {
         minimal: f.minimal,
+        record_format,
         mode,
         idle_timeout,
         store,

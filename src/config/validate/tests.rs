@@ -599,6 +599,26 @@ fn the_embedded_store_is_the_default_and_finds_its_directory() {
 }
 
 #[test]
+fn session_records_are_binary_unless_json_is_asked_for() {
+    use crate::session::record::RecordFormat;
+    let with = |v: &str| GOOD.replace("[session]\n", &format!("[session]\nrecord_format = {v}\n"));
+    assert_eq!(parse_ok(GOOD).session.record_format, RecordFormat::Binary);
+    assert_eq!(
+        parse_ok(&with("\"binary\"")).session.record_format,
+        RecordFormat::Binary
+    );
+    assert_eq!(
+        parse_ok(&with("\"json\"")).session.record_format,
+        RecordFormat::Json
+    );
+    let got = problems(&with("\"cbor\"")).join("\n");
+    assert!(
+        got.contains("session.record_format: `cbor` is not `binary` or `json`"),
+        "{got}"
+    );
+}
+
+#[test]
 fn the_event_receiver_is_checked_with_every_problem_listed() {
     let with = |events: &str| GOOD.replacen("[[route]]", &format!("{events}\n\n[[route]]"), 1);
     // Off unless asked for; the login names have their defaults.

@@ -51,6 +51,11 @@ impl Store for Metered {
             .await
     }
 
+    async fn index_all(&self, keys: &[String], member: &str, ttl: Duration) -> Result<()> {
+        self.timed(StoreOp::Index, self.inner.index_all(keys, member, ttl))
+            .await
+    }
+
     async fn take_index(&self, key: &str) -> Result<Vec<String>> {
         self.timed(StoreOp::TakeIndex, self.inner.take_index(key))
             .await

@@ -33,6 +33,19 @@ pub trait Store: Send + Sync {
     async fn remove(&self, key: &str) -> Result<(), StoreError>;
     /// Adds `member` to the set at `key`, kept for `ttl`.
     async fn index(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// `index` at each of `keys` (a new session's indexes): one write where the
+    /// store can make it one, since a login makes several.
+    async fn index_all(
+        &self,
+        keys: &[String],
+        member: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        for key in keys {
+            self.index(key, member, ttl).await?;
+        }
+        Ok(())
+    }
     /// Removes the set at `key` and returns its members.
     async fn take_index(&self, key: &str) -> Result<Vec<String>, StoreError>;
     /// Removes `member` from the set at `key` (a session that ended by itself).
