@@ -135,6 +135,12 @@ fn a_quick_run_measures_every_target_and_writes_the_report() {
     for ratio in [
         "OIDC session rps ≥ 5× Apache + mod_auth_openidc: ",
         "CAS session rps ≥ 5× Apache + mod_auth_cas: ",
+        "OIDC session cookie rps ≥ 1.0× the Pingora floor: ",
+        "Redis session rps ≥ 0.9× the Pingora floor: ",
+        "authenticated CPU per request ≤ 1.10× the public route's: ",
+        "authenticated p99 added at half load ≤ nginx's + 1 ms: ",
+        "gateway CPU per whole login ≤ 250 µs: ",
+        "peak RSS ≤ 64 MiB with ",
     ] {
         assert!(report.contains(ratio), "no {ratio:?} in:\n{report}");
     }
