@@ -87,7 +87,7 @@ pub fn header_values(
 
 /// One rule's value for this user, `None` when a claim it needs is missing.
 /// Borrowed where it can be: most values are one claim with no list in it, and
-/// copying each only to copy it again into the header was a third of the work.
+/// copying each only to copy it again into the header cost an allocation more.
 fn render<'a>(rule: &'a HeaderRule, identity: &'a Identity) -> Option<Cow<'a, str>> {
     let claim = |name: &str| -> Option<Cow<'a, str>> {
         let v = identity.claim(name)?;

@@ -152,8 +152,9 @@ impl Judge<'_> {
         redirect: bool,
         now: u64,
     ) -> Verdict {
-        // Asked only where an answer depends on it: most requests pass, and the
-        // header lookups cost more than the rest of the verdict (callgrind).
+        // Asked only where an answer depends on it: most requests pass, and its
+        // header lookups cost about as much as the rest of the verdict's own work
+        // (callgrind: ~1,300 instructions).
         let api = || is_api_request(parts);
         let access = match self.access(route, parts, now).await {
             Ok(a) => a,
