@@ -317,6 +317,17 @@ fn target(target: RedisTarget) -> RedisSettings {
     }
 }
 
+/// The ACL user's settings for `group`'s master, found through its sentinels.
+fn sentinel_settings(group: &SentinelGroup) -> RedisSettings {
+    as_acl_user(target(RedisTarget::Sentinel {
+        master: redis_nodes::MASTER_NAME.into(),
+        nodes: group.nodes(),
+        db: 0,
+        username: None,
+        password: None,
+    }))
+}
+
 /// `pki`'s CA, and its client certificate when `client` is set.
 fn tls(pki: &RedisPki, client: bool) -> Option<RedisTls> {
     let read = |p: &std::path::Path| std::fs::read(p).expect("PEM");
@@ -364,13 +375,7 @@ async fn redis_cluster_over_tls_passes_the_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_sentinel_store_passes_the_suite() {
     let group = SentinelGroup::start();
-    let settings = as_acl_user(target(RedisTarget::Sentinel {
-        master: redis_nodes::MASTER_NAME.into(),
-        nodes: group.nodes(),
-        db: 0,
-        username: None,
-        password: None,
-    }));
+    let settings = sentinel_settings(&group);
     suite(Arc::new(RedisStore::new(&settings).expect("store"))).await;
 }
 
@@ -380,13 +385,7 @@ async fn redis_sentinel_over_tls_passes_the_suite() {
     let group = SentinelGroup::start_with(Some(&pki));
     let settings = RedisSettings {
         tls: tls(&pki, false),
-        ..as_acl_user(target(RedisTarget::Sentinel {
-            master: redis_nodes::MASTER_NAME.into(),
-            nodes: group.nodes(),
-            db: 0,
-            username: None,
-            password: None,
-        }))
+        ..sentinel_settings(&group)
     };
     suite(Arc::new(RedisStore::new(&settings).expect("store"))).await;
 }
@@ -467,13 +466,7 @@ async fn a_wrong_redis_password_is_refused_with_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_switchover_is_followed_when_the_old_master_answers_readonly() {
     let group = SentinelGroup::start();
-    let settings = as_acl_user(target(RedisTarget::Sentinel {
-        master: redis_nodes::MASTER_NAME.into(),
-        nodes: group.nodes(),
-        db: 0,
-        username: None,
-        password: None,
-    }));
+    let settings = sentinel_settings(&group);
     let store = RedisStore::new(&settings).expect("store");
     store.save("ses:before", b"v", HOUR).await.expect("save");
     group.sync_replica();

@@ -305,6 +305,35 @@ fn colour(chart: &Chart, s: usize, label: &str) -> RGBColor {
     }
 }
 
+/// The legend, centred under the title: for each series a `swatch` (width,
+/// height) in its `colour` and its name, `step` pixels apart.
+fn legend(
+    top: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    series: &[&str],
+    step: i32,
+    swatch: (i32, i32),
+    colour: impl Fn(usize) -> RGBColor,
+) -> Result<(), String> {
+    let (w, h) = swatch;
+    let mut x = (WIDTH as i32 - step * series.len() as i32) / 2;
+    let y = TITLE as i32 + LEGEND as i32 / 2 - 4;
+    for (s, name) in series.iter().enumerate() {
+        top.draw(&Rectangle::new(
+            [(x, y - h / 2), (x + w, y + h / 2)],
+            colour(s).filled(),
+        ))
+        .map_err(draw_error)?;
+        top.draw(&Text::new(
+            name.to_string(),
+            (x + w + 6, y),
+            text_style(LABEL_SIZE, HPos::Left),
+        ))
+        .map_err(draw_error)?;
+        x += step;
+    }
+    Ok(())
+}
+
 fn text_style(size: f64, h: HPos) -> TextStyle<'static> {
     TextStyle::from((FONT, size).into_font())
         .color(&TEXT)
@@ -354,24 +383,9 @@ pub fn svg(chart: &Chart) -> Result<String, String> {
         ))
         .map_err(draw_error)?;
         if series > 1 {
-            // Centred under the title: a swatch and a name per series.
-            let step = 100;
-            let mut x = (WIDTH as i32 - step * series as i32) / 2;
-            let y = TITLE as i32 + LEGEND as i32 / 2 - 4;
-            for (s, name) in chart.series.iter().enumerate() {
-                top.draw(&Rectangle::new(
-                    [(x, y - 7), (x + 14, y + 7)],
-                    SERIES[s % SERIES.len()].filled(),
-                ))
-                .map_err(draw_error)?;
-                top.draw(&Text::new(
-                    name.to_string(),
-                    (x + 20, y),
-                    text_style(LABEL_SIZE, HPos::Left),
-                ))
-                .map_err(draw_error)?;
-                x += step;
-            }
+            legend(&top, &chart.series, 100, (14, 14), |s| {
+                SERIES[s % SERIES.len()]
+            })?;
         }
 
         let mut ctx = ChartBuilder::on(&plot)

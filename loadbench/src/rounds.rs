@@ -11,9 +11,9 @@ use tokio::runtime::Runtime;
 use crate::login::{self, ALICE_ID, ALICE_LOGIN};
 use crate::logins;
 use crate::pin::{self, Pinning};
-use crate::procs::{cpu_ticks, find_binary, tree, usage_of, PeakSampler, Proc, Usage};
+use crate::procs::{cpu_ticks, tree, usage_of, PeakSampler, Proc, Usage};
 use crate::report::{table, Report};
-use crate::targets::{bin_dir, metric, upstream_requests, Gateway, Setup};
+use crate::targets::{metric, upstream_requests, Gateway, Harness};
 use crate::wrk::{Load, Sample, Wrk};
 use crate::Options;
 
@@ -90,22 +90,13 @@ pub fn run(o: &Options) -> Result<(), String> {
     } else {
         None
     };
-    let wrk = find_binary("wrk", &["/usr/bin/wrk"])?;
-    let dir = std::env::temp_dir().join(format!("oneaccess-loadbench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let setup = Setup {
-        dir: dir.clone(),
-        workers: o.workers,
-        bin_dir: bin_dir()?,
-        pin: pinning,
-    };
-    let wrk = Wrk::new(wrk, &dir)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let client = login::client()?;
+    let Harness {
+        dir,
+        setup,
+        wrk,
+        rt,
+        client,
+    } = Harness::start(o, pinning)?;
     report.preamble(match &pinning {
         Some(p) => format!("Mode: {p} (`--pin`)."),
         None => "Mode: not pinned: every process may run on every CPU.".to_string(),

@@ -17,9 +17,9 @@ use reqwest::{Client, Response, StatusCode};
 use tokio::runtime::Runtime;
 
 use crate::login::{self, Jar, ALICE_ID};
-use crate::procs::{find_binary, open_fds, rss_kib};
+use crate::procs::{open_fds, rss_kib};
 use crate::report::{table, Report};
-use crate::targets::{bin_dir, metric, Gateway, Setup};
+use crate::targets::{metric, Gateway, Harness};
 use crate::wrk::{Load, Sample, Wrk};
 use crate::Options;
 
@@ -140,23 +140,14 @@ impl Loaded {
 
 pub fn run(o: &Options) -> Result<(), String> {
     let plan = Plan::new(o);
-    let wrk = find_binary("wrk", &["/usr/bin/wrk"])?;
-    let dir = std::env::temp_dir().join(format!("oneaccess-loadbench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let setup = Setup {
-        dir: dir.clone(),
-        workers: o.workers,
-        bin_dir: bin_dir()?,
-        // `--pin` is refused with `--mode soak` (cli.rs): no peer is compared here.
-        pin: None,
-    };
-    let wrk = Wrk::new(wrk, &dir)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let client = login::client()?;
+    // `--pin` is refused with `--mode soak` (cli.rs): no peer is compared here.
+    let Harness {
+        dir,
+        setup,
+        wrk,
+        rt,
+        client,
+    } = Harness::start(o, None)?;
     let mut report = Report::default();
 
     println!("starting the servers in {}", dir.display());

@@ -10,8 +10,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use reqwest::Client;
+use tokio::runtime::Runtime;
+
+use crate::login;
 use crate::pin::Pinning;
 use crate::procs::{find_binary, free_port, Proc};
+use crate::wrk::Wrk;
+use crate::Options;
 
 /// The cookie key of the benchmark's gateways (a development value).
 const COOKIE_KEY: &str = "bG9hZGJlbmNoLWNvb2tpZS1rZXktbm90LTQtcHJvZCE=";
@@ -575,6 +581,45 @@ pub async fn upstream_requests(client: &reqwest::Client, upstream: u16) -> Resul
         .and_then(|l| l.split_whitespace().nth(2))
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| format!("cannot read the request count from {url}: {text}"))
+}
+
+/// What every mode starts from: the run's scratch directory (named for this
+/// process), the servers' setup, wrk, a runtime and the harness's HTTP client.
+pub struct Harness {
+    pub dir: PathBuf,
+    pub setup: Setup,
+    pub wrk: Wrk,
+    pub rt: Runtime,
+    pub client: Client,
+}
+
+impl Harness {
+    /// `pin`: where the proxies under test run (`--pin`), if anywhere.
+    pub fn start(o: &Options, pin: Option<Pinning>) -> Result<Harness, String> {
+        let wrk = find_binary("wrk", &["/usr/bin/wrk"])?;
+        let dir = std::env::temp_dir().join(format!("oneaccess-loadbench-{}", std::process::id()));
+        fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let setup = Setup {
+            dir: dir.clone(),
+            workers: o.workers,
+            bin_dir: bin_dir()?,
+            pin,
+        };
+        let wrk = Wrk::new(wrk, &dir)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let client = login::client()?;
+        Ok(Harness {
+            dir,
+            setup,
+            wrk,
+            rt,
+            client,
+        })
+    }
 }
 
 /// Where this process's sibling binaries are (`target/release` when run from there).

@@ -10,12 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 
 use super::free_port;
+use super::tls::{new_ca, signed_cert, write};
 
 /// The ACL user every data node here has, and its password.
 pub const ACL_USER: (&str, &str) = ("gateway", "gw-secret-1");
@@ -516,26 +514,23 @@ impl RedisPki {
         let (other_pem, _) = new_ca("a CA nobody used");
         // A cluster node shows its server certificate as a client too, on the
         // cluster bus, where the other node checks it: it needs both uses.
-        let (server_cert, server_key) = leaf(
+        let (server_cert, server_key) = signed_cert(
             &ca,
+            "redis test",
             vec![
                 ExtendedKeyUsagePurpose::ServerAuth,
                 ExtendedKeyUsagePurpose::ClientAuth,
             ],
         );
-        let (client_cert, client_key) = leaf(&ca, vec![ExtendedKeyUsagePurpose::ClientAuth]);
-        let write = |name: &str, pem: &str| {
-            let p = dir.join(name);
-            std::fs::write(&p, pem).expect("write PEM");
-            p
-        };
+        let (client_cert, client_key) =
+            signed_cert(&ca, "redis test", vec![ExtendedKeyUsagePurpose::ClientAuth]);
         RedisPki {
-            ca: write("ca.pem", &ca_pem),
-            other_ca: write("other-ca.pem", &other_pem),
-            server_cert: write("server.pem", &server_cert),
-            server_key: write("server.key", &server_key),
-            client_cert: write("client.pem", &client_cert),
-            client_key: write("client.key", &client_key),
+            ca: write(&dir, "ca.pem", &ca_pem),
+            other_ca: write(&dir, "other-ca.pem", &other_pem),
+            server_cert: write(&dir, "server.pem", &server_cert),
+            server_key: write(&dir, "server.key", &server_key),
+            client_cert: write(&dir, "client.pem", &client_cert),
+            client_key: write(&dir, "client.key", &client_key),
             dir,
         }
     }
@@ -560,34 +555,4 @@ impl Drop for RedisPki {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
-    let key = KeyPair::generate().expect("CA key");
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = params.self_signed(&key).expect("CA certificate");
-    (cert.pem(), Issuer::new(params, key))
-}
-
-/// A certificate for 127.0.0.1 and localhost signed by `ca`: (PEM, key PEM).
-fn leaf(ca: &Issuer<'static, KeyPair>, usage: Vec<ExtendedKeyUsagePurpose>) -> (String, String) {
-    let key = KeyPair::generate().expect("key");
-    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("params");
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "redis test");
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = usage;
-    let cert = params.signed_by(&key, ca).expect("certificate");
-    (cert.pem(), key.serialize_pem())
 }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use oneaccess_sim::echo::Echo;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 
 /// The names every server certificate here is valid for: what tests dial.
@@ -126,7 +126,7 @@ fn loopback() -> SocketAddr {
 }
 
 /// A self-signed CA allowed to sign server certificates: (PEM, issuer).
-fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
+pub fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
     let key = KeyPair::generate().expect("CA key");
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -141,23 +141,34 @@ fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
     (cert.pem(), Issuer::new(params, key))
 }
 
-/// A server certificate for [`SERVER_NAMES`] (an IP string becomes an IP SAN)
-/// signed by `ca`: (certificate PEM, key PEM).
+/// A server certificate for [`SERVER_NAMES`] signed by `ca`: (certificate PEM,
+/// key PEM).
 fn new_server(ca: &Issuer<'static, KeyPair>) -> (String, String) {
-    let key = KeyPair::generate().expect("server key");
+    signed_cert(ca, "localhost", vec![ExtendedKeyUsagePurpose::ServerAuth])
+}
+
+/// A certificate for [`SERVER_NAMES`] (an IP string becomes an IP SAN) named
+/// `common_name`, for `usage`, signed by `ca`: (certificate PEM, key PEM).
+pub fn signed_cert(
+    ca: &Issuer<'static, KeyPair>,
+    common_name: &str,
+    usage: Vec<ExtendedKeyUsagePurpose>,
+) -> (String, String) {
+    let key = KeyPair::generate().expect("key");
     let mut params =
-        CertificateParams::new(SERVER_NAMES.map(str::to_string).to_vec()).expect("server params");
+        CertificateParams::new(SERVER_NAMES.map(str::to_string).to_vec()).expect("params");
     params.distinguished_name = DistinguishedName::new();
     params
         .distinguished_name
-        .push(DnType::CommonName, "localhost");
+        .push(DnType::CommonName, common_name);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params.signed_by(&key, ca).expect("server certificate");
+    params.extended_key_usages = usage;
+    let cert = params.signed_by(&key, ca).expect("certificate");
     (cert.pem(), key.serialize_pem())
 }
 
-fn write(dir: &Path, name: &str, pem: &str) -> PathBuf {
+/// Writes `pem` as `dir/name`.
+pub fn write(dir: &Path, name: &str, pem: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, pem).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     path

@@ -5,8 +5,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::HPos;
 
 use super::{
-    draw_error, number, text_style, Chart, Row, Table, FONT, LABEL_SIZE, SERIES, TEXT, TITLE,
-    TITLE_SIZE, WIDTH,
+    draw_error, legend, number, text_style, Chart, Row, Table, FONT, LABEL_SIZE, LEGEND, SERIES,
+    TEXT, TITLE, TITLE_SIZE, WIDTH,
 };
 
 /// Which line charts a section's table gives.
@@ -34,7 +34,6 @@ const LINE_SPECS: &[LineSpec] = &[LineSpec {
 }];
 
 const HEIGHT: u32 = 420;
-const LEGEND: u32 = 26;
 const X_AXIS: &str = "seconds since the soak's start";
 
 /// The line chart of `table`, if a spec names its section and columns.
@@ -109,23 +108,7 @@ pub(super) fn svg(chart: &Chart) -> Result<String, String> {
             text_style(TITLE_SIZE, HPos::Center),
         ))
         .map_err(draw_error)?;
-        let step = 160;
-        let mut x = (WIDTH as i32 - step * chart.series.len() as i32) / 2;
-        let y = TITLE as i32 + LEGEND as i32 / 2 - 4;
-        for (s, name) in chart.series.iter().enumerate() {
-            top.draw(&Rectangle::new(
-                [(x, y - 2), (x + 20, y + 2)],
-                colour(s).filled(),
-            ))
-            .map_err(draw_error)?;
-            top.draw(&Text::new(
-                name.to_string(),
-                (x + 26, y),
-                text_style(LABEL_SIZE, HPos::Left),
-            ))
-            .map_err(draw_error)?;
-            x += step;
-        }
+        legend(&top, &chart.series, 160, (20, 4), colour)?;
 
         let mut ctx = ChartBuilder::on(&plot)
             .margin_right(24)
