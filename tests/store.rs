@@ -246,6 +246,61 @@ async fn two_embedded_stores_share_one_file_as_an_upgrade_does() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Writes that arrive together share one commit on the writer thread: each
+/// still gets its own answer, and all of them are in the file after a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_writes_at_once_each_get_their_answer_and_all_are_kept() {
+    let dir = fresh_dir("batched");
+    {
+        let store = Arc::new(EmbeddedStore::open(&dir, HOUR).expect("store"));
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                match i % 3 {
+                    // One key for a hundred first uses: one of them wins.
+                    0 => usize::from(s.first_use("use:shared", HOUR).await.expect("use")),
+                    1 => {
+                        s.save(&format!("ses:{i}"), format!("r{i}").as_bytes(), HOUR)
+                            .await
+                            .expect("save");
+                        0
+                    }
+                    _ => {
+                        let keys = [format!("sub:{i}"), format!("sid:{i}")];
+                        s.index_all(&keys, &format!("m{i}"), HOUR)
+                            .await
+                            .expect("index");
+                        0
+                    }
+                }
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            winners += t.await.expect("join");
+        }
+        assert_eq!(winners, 1, "exactly one of the concurrent first uses wins");
+    }
+    let store = EmbeddedStore::open(&dir, HOUR).expect("reopened");
+    for i in (1..300).step_by(3) {
+        assert_eq!(
+            store.load(&format!("ses:{i}"), None).await.expect("load"),
+            Some(format!("r{i}").into_bytes()),
+            "session {i} was not kept"
+        );
+    }
+    for i in (2..300).step_by(3) {
+        assert_eq!(
+            store.take_index(&format!("sid:{i}")).await.expect("take"),
+            vec![format!("m{i}")]
+        );
+        assert!(store.has_index(&format!("sub:{i}")).await.expect("has"));
+    }
+    assert!(!store.first_use("use:shared", HOUR).await.expect("use"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_passes_the_suite() {
     suite(Arc::new(MemoryStore::new(HOUR))).await;
