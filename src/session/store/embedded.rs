@@ -112,7 +112,7 @@ impl EmbeddedStore {
     /// write, and the reads that are not on the request path). Its answer comes
     /// once the batch is committed, so what it wrote is in the file, and seen by
     /// the readers, when the caller goes on.
-    async fn blocking<T: Send + 'static>(
+    async fn on_writer<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection, u64) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -127,7 +127,10 @@ impl EmbeddedStore {
         match rx.await.map_err(|_| stopped())? {
             Ok(v) => Ok(v),
             Err(Failed::Write(e)) => Err(self.inner.failed(e)),
-            Err(Failed::Batch(e)) => Err(e),
+            Err(Failed::Batch(e)) => {
+                self.inner.errors.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
         }
     }
 }
@@ -202,7 +205,8 @@ fn write_batches(inner: Arc<Inner>, writes: std::sync::mpsc::Receiver<Box<dyn Pe
         }
         let committed = {
             let conn = lock(&inner.writer);
-            run_batch(&conn, &mut batch, now_millis()).map_err(|e| inner.failed(e))
+            // Counted by each caller (`on_writer`), as one failed write each.
+            run_batch(&conn, &mut batch, now_millis()).map_err(|e| unavailable(&inner.path, e))
         };
         for w in batch {
             w.answer(committed.clone());
@@ -388,7 +392,7 @@ impl Store for EmbeddedStore {
             let slid = signed(deadline(now, idle));
             if slid - until > ms(idle) / 4 {
                 let key = key.to_string();
-                self.blocking(move |c, _| {
+                self.on_writer(move |c, _| {
                     run(
                         c,
                         "UPDATE records SET until = max(until, ?2) WHERE key = ?1",
@@ -403,7 +407,7 @@ impl Store for EmbeddedStore {
 
     async fn save(&self, key: &str, record: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let (key, record) = (key.to_string(), record.to_vec());
-        self.blocking(move |c, now| {
+        self.on_writer(move |c, now| {
             run(
                 c,
                 "INSERT INTO records (key, value, until) VALUES (?1, ?2, ?3)
@@ -417,7 +421,7 @@ impl Store for EmbeddedStore {
 
     async fn remove(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_string();
-        self.blocking(move |c, _| run(c, "DELETE FROM records WHERE key = ?1", params![key]))
+        self.on_writer(move |c, _| run(c, "DELETE FROM records WHERE key = ?1", params![key]))
             .await
             .map(drop)
     }
@@ -436,7 +440,7 @@ impl Store for EmbeddedStore {
     ) -> Result<(), StoreError> {
         let (keys, member) = (keys.to_vec(), member.to_string());
         // Its savepoint makes the indexes all or none.
-        self.blocking(move |c, now| {
+        self.on_writer(move |c, now| {
             let until = signed(deadline(now, ttl));
             for key in &keys {
                 run(
@@ -453,7 +457,7 @@ impl Store for EmbeddedStore {
 
     async fn take_index(&self, key: &str) -> Result<Vec<String>, StoreError> {
         let key = key.to_string();
-        self.blocking(move |c, now| {
+        self.on_writer(move |c, now| {
             let members = {
                 let mut s =
                     c.prepare_cached("SELECT member FROM members WHERE key = ?1 AND until > ?2")?;
@@ -468,7 +472,7 @@ impl Store for EmbeddedStore {
 
     async fn unindex(&self, key: &str, member: &str) -> Result<(), StoreError> {
         let (key, member) = (key.to_string(), member.to_string());
-        self.blocking(move |c, _| {
+        self.on_writer(move |c, _| {
             run(
                 c,
                 "DELETE FROM members WHERE key = ?1 AND member = ?2",
@@ -481,7 +485,7 @@ impl Store for EmbeddedStore {
 
     async fn has_index(&self, key: &str) -> Result<bool, StoreError> {
         let key = key.to_string();
-        self.blocking(move |c, now| {
+        self.on_writer(move |c, now| {
             c.prepare_cached("SELECT EXISTS (SELECT 1 FROM members WHERE key = ?1 AND until > ?2)")?
                 .query_row(params![key, signed(now)], |r| r.get::<_, bool>(0))
         })
@@ -494,7 +498,7 @@ impl Store for EmbeddedStore {
         self.inner.mirror.mirror_revocation(key, at, ttl);
         // A new `seq` each time: the other process's follower picks it up.
         let key = key.to_string();
-        self.blocking(move |c, now| {
+        self.on_writer(move |c, now| {
             run(
                 c,
                 "INSERT INTO revoked (key, at, until, seq)
@@ -518,7 +522,7 @@ impl Store for EmbeddedStore {
 
     async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         let key = key.to_string();
-        self.blocking(move |c, now| {
+        self.on_writer(move |c, now| {
             // A mark that has expired is taken over; a live one is not.
             let changed = run(
                 c,
@@ -533,7 +537,7 @@ impl Store for EmbeddedStore {
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_string();
-        self.blocking(move |c, _| run(c, "DELETE FROM used WHERE key = ?1", params![key]))
+        self.on_writer(move |c, _| run(c, "DELETE FROM used WHERE key = ?1", params![key]))
             .await
             .map(drop)
     }
