@@ -699,6 +699,13 @@ async fn two_gateway_processes_share_sessions_and_logouts_through_redis() {
             302,
             "{mode}: B honoured no back-channel logout sent to A"
         );
+        // Every revocation above reached the other gateway through its copy in
+        // memory: no request asked Redis for the revocation keys.
+        assert_eq!(
+            redis_calls(redis.port, "mget"),
+            0,
+            "{mode}: requests checked revocations in Redis"
+        );
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::redis_nodes::{self, Cluster, RedisPki, SentinelGroup, ACL_USER};
-use common::RedisServer;
+use common::{redis_calls, RedisServer};
 use oneaccess_gateway::config::{RedisSettings, RedisTarget, RedisTls};
 use oneaccess_gateway::secret::Secret;
 use oneaccess_gateway::session::store::{EmbeddedStore, MemoryStore, RedisStore, Store};
@@ -309,7 +309,8 @@ async fn memory_store_passes_the_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_passes_the_suite() {
     let redis = RedisServer::start();
-    let store = RedisStore::new(&RedisSettings::single(&redis.url(), "test:")).expect("store");
+    let store =
+        RedisStore::new(&RedisSettings::single(&redis.url(), "test:"), HOUR).expect("store");
     suite(Arc::new(store)).await;
 }
 
@@ -317,7 +318,8 @@ async fn redis_store_passes_the_suite() {
 async fn a_redis_outage_fails_fast_and_recovers() {
     let mut redis = RedisServer::start();
     let port = redis.port;
-    let store = RedisStore::new(&RedisSettings::single(&redis.url(), "test:")).expect("store");
+    let store =
+        RedisStore::new(&RedisSettings::single(&redis.url(), "test:"), HOUR).expect("store");
     store.save("ses:k", b"v", HOUR).await.expect("save");
     redis.stop();
     let started = Instant::now();
@@ -345,11 +347,95 @@ async fn a_redis_outage_fails_fast_and_recovers() {
     );
 }
 
+/// Polls `check` every 10 ms until it holds, for at most `limit`; how long it took.
+async fn until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < limit, "timed out after {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_revocations_reach_every_gateway_s_copy_and_checks_ask_no_network() {
+    let mut redis = RedisServer::start();
+    let port = redis.port;
+    let settings = RedisSettings::single(&redis.url(), "test:");
+    let a = RedisStore::new(&settings, HOUR).expect("store");
+    let b = RedisStore::new(&settings, HOUR).expect("store");
+    // Both copies catch up with the (empty) stream: nothing to check then.
+    until(
+        "b's copy is up to date",
+        Duration::from_secs(5),
+        async || b.revocations_in_memory().is_some(),
+    )
+    .await;
+    assert!(!b.may_have_revocations(), "nothing revoked yet");
+
+    // A revocation made on A reaches B without B asking for it.
+    a.revoke("sub:u1", T + 100, HOUR).await.expect("revoke");
+    assert!(a.is_revoked(&["sub:u1"], T + 100).await.expect("check"));
+    let took = until(
+        "b sees a's revocation",
+        Duration::from_secs(2),
+        async || b.is_revoked(&["sub:u1"], T + 100).await.expect("check"),
+    )
+    .await;
+    eprintln!("a revocation made on one store reached the other's copy {took:?} after the call that made it returned");
+    assert!(b.may_have_revocations());
+    assert!(!b.is_revoked(&["sub:u1"], T + 101).await.expect("check"));
+
+    // The per-request check asks Redis nothing while the copy is fresh.
+    let mgets = redis_calls(port, "mget");
+    for i in 0..200 {
+        let key = format!("sub:u{i}");
+        let revoked = b.is_revoked(&[&key, "sid:s"], T + 50).await.expect("check");
+        assert_eq!(revoked, i == 1, "{key}");
+    }
+    assert_eq!(redis_calls(port, "mget"), mgets, "the checks went to Redis");
+
+    // A gateway that starts later reads what was revoked before, from the
+    // stream: the key itself gone, its copy still refuses.
+    redis::cmd("DEL")
+        .arg("test:rev:sub:u1")
+        .exec(&mut redis_nodes::admin(port))
+        .expect("DEL");
+    let c = RedisStore::new(&settings, HOUR).expect("store");
+    until(
+        "c's copy is up to date",
+        Duration::from_secs(5),
+        async || c.revocations_in_memory().is_some(),
+    )
+    .await;
+    assert!(c.is_revoked(&["sub:u1"], T + 100).await.expect("check"));
+    assert!(!c.is_revoked(&["sub:u1"], T + 101).await.expect("check"));
+    assert_eq!(redis_calls(port, "mget"), mgets, "c's check went to Redis");
+
+    // Cut off from Redis, a copy stops answering within its freshness (1.5 s),
+    // then every check fails (503), as without the copy.
+    redis.stop();
+    let took = until("b's check fails", Duration::from_secs(5), async || {
+        b.is_revoked(&["sub:u1"], T + 100).await.is_err()
+    })
+    .await;
+    eprintln!("with Redis down, the copy stopped answering after {took:?}");
+    // Back (empty, no persistence): the copy is fresh again and answers, with
+    // what it knew (the key and the entry are gone from this Redis).
+    let _redis = RedisServer::start_on(port);
+    until(
+        "b's copy is fresh again",
+        Duration::from_secs(10),
+        async || b.is_revoked(&["sub:u1"], T + 100).await.unwrap_or(false),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_prefixed_so_deployments_can_share_a_redis() {
     let redis = RedisServer::start();
-    let a = RedisStore::new(&RedisSettings::single(&redis.url(), "a:")).expect("store");
-    let b = RedisStore::new(&RedisSettings::single(&redis.url(), "b:")).expect("store");
+    let a = RedisStore::new(&RedisSettings::single(&redis.url(), "a:"), HOUR).expect("store");
+    let b = RedisStore::new(&RedisSettings::single(&redis.url(), "b:"), HOUR).expect("store");
     a.save("ses:x", b"from-a", HOUR).await.expect("save");
     assert_eq!(b.load("ses:x", None).await.expect("load"), None);
     assert!(a.first_use("use:j", HOUR).await.expect("use"));
@@ -398,7 +484,7 @@ async fn redis_cluster_store_passes_the_suite_with_keys_on_every_node() {
     let settings = as_acl_user(target(RedisTarget::Cluster {
         nodes: cluster.node_list(),
     }));
-    let store = Arc::new(RedisStore::new(&settings).expect("store"));
+    let store = Arc::new(RedisStore::new(&settings, HOUR).expect("store"));
     suite(store.clone()).await;
     // Sharded for real: 40 records land on all three masters (each misses
     // them all with a chance of (2/3)^40, about 1e-7).
@@ -424,14 +510,14 @@ async fn redis_cluster_over_tls_passes_the_suite() {
             nodes: cluster.node_list(),
         }))
     };
-    suite(Arc::new(RedisStore::new(&settings).expect("store"))).await;
+    suite(Arc::new(RedisStore::new(&settings, HOUR).expect("store"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_sentinel_store_passes_the_suite() {
     let group = SentinelGroup::start();
     let settings = sentinel_settings(&group);
-    suite(Arc::new(RedisStore::new(&settings).expect("store"))).await;
+    suite(Arc::new(RedisStore::new(&settings, HOUR).expect("store"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -442,7 +528,7 @@ async fn redis_sentinel_over_tls_passes_the_suite() {
         tls: tls(&pki, false),
         ..sentinel_settings(&group)
     };
-    suite(Arc::new(RedisStore::new(&settings).expect("store"))).await;
+    suite(Arc::new(RedisStore::new(&settings, HOUR).expect("store"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,7 +540,7 @@ async fn redis_over_tls_with_a_client_certificate_passes_the_suite() {
         tls: tls(&pki, true),
         ..as_acl_user(RedisSettings::single(&url, "test:"))
     };
-    suite(Arc::new(RedisStore::new(&settings).expect("store"))).await;
+    suite(Arc::new(RedisStore::new(&settings, HOUR).expect("store"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -470,7 +556,7 @@ async fn redis_tls_refuses_an_unknown_ca_and_a_missing_client_certificate() {
         }),
         ..as_acl_user(RedisSettings::single(&url, "test:"))
     };
-    let store = RedisStore::new(&other_ca).expect("store");
+    let store = RedisStore::new(&other_ca, HOUR).expect("store");
     let err = store
         .ping()
         .await
@@ -480,7 +566,7 @@ async fn redis_tls_refuses_an_unknown_ca_and_a_missing_client_certificate() {
         tls: tls(&pki, false),
         ..as_acl_user(RedisSettings::single(&url, "test:"))
     };
-    let store = RedisStore::new(&no_client_cert).expect("store");
+    let store = RedisStore::new(&no_client_cert, HOUR).expect("store");
     store
         .ping()
         .await
@@ -496,7 +582,7 @@ async fn a_wrong_redis_password_is_refused_with_a_clear_error() {
         tls: tls(&pki, false),
         ..as_acl_user(RedisSettings::single(&url, "test:"))
     };
-    RedisStore::new(&good)
+    RedisStore::new(&good, HOUR)
         .expect("store")
         .ping()
         .await
@@ -505,7 +591,7 @@ async fn a_wrong_redis_password_is_refused_with_a_clear_error() {
         password: Some(Secret::new("not-the-password".into())),
         ..good.clone()
     };
-    let err = RedisStore::new(&wrong)
+    let err = RedisStore::new(&wrong, HOUR)
         .expect("store")
         .ping()
         .await
@@ -522,7 +608,7 @@ async fn a_wrong_redis_password_is_refused_with_a_clear_error() {
 async fn a_sentinel_switchover_is_followed_when_the_old_master_answers_readonly() {
     let group = SentinelGroup::start();
     let settings = sentinel_settings(&group);
-    let store = RedisStore::new(&settings).expect("store");
+    let store = RedisStore::new(&settings, HOUR).expect("store");
     store.save("ses:before", b"v", HOUR).await.expect("save");
     group.sync_replica();
     // A switchover: the old master stays up, demoted to a replica of the new

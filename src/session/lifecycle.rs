@@ -221,9 +221,25 @@ impl Sessions {
         if !self.store.may_have_revocations() {
             return Ok(false);
         }
-        let keys = self.revocation_keys(data);
+        let issued = data.issued_millis();
+        if let Some(memory) = self.store.revocations_in_memory() {
+            // Every store but Redis with its copy behind: each key built in
+            // one buffer and looked up in place.
+            let now = super::store::now_millis();
+            let mut revoked = false;
+            self.visit_revocation_keys(data, &mut |key| {
+                revoked = memory.revokes(key, issued, now);
+                !revoked
+            });
+            return Ok(revoked);
+        }
+        let mut keys = Vec::with_capacity(5);
+        self.visit_revocation_keys(data, &mut |key| {
+            keys.push(key.to_string());
+            true
+        });
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        self.store.is_revoked(&keys, data.issued_millis()).await
+        self.store.is_revoked(&keys, issued).await
     }
 
     /// Makes a session (in the store too, in server mode), indexes it for
@@ -404,33 +420,56 @@ impl Sessions {
     /// them (`idx:…`).
     fn index_keys(&self, data: &SessionData) -> Vec<String> {
         let mut keys = Vec::with_capacity(4);
-        self.push_index_keys(data, "idx:", &mut keys);
+        self.visit_keys(data, "idx:", &mut String::new(), &mut |key| {
+            keys.push(key.to_string());
+            true
+        });
         keys
     }
 
-    /// The revocation keys that can end a cookie-mode session: its own id (a
-    /// logout), and its index keys (back-channel and single logout, user events).
-    /// Per request once anything was revoked: one allocation per key.
-    fn revocation_keys(&self, data: &SessionData) -> Vec<String> {
-        let mut keys = Vec::with_capacity(5);
-        keys.push(format!("rev:ses:{}", data.id));
-        self.push_index_keys(data, "rev:", &mut keys);
-        keys
+    /// The revocation keys that can end a cookie-mode session, each given to
+    /// `f` until it answers `false`: its own id (a logout), and its index keys
+    /// with `rev:` (back-channel and single logout, user events). Built in one
+    /// buffer: the check runs on every request once anything was revoked.
+    fn visit_revocation_keys(&self, data: &SessionData, f: &mut dyn FnMut(&str) -> bool) {
+        let mut key = String::with_capacity(96);
+        key.push_str("rev:ses:");
+        key.push_str(&data.id);
+        if f(&key) {
+            self.visit_keys(data, "rev:", &mut key, f);
+        }
     }
 
-    fn push_index_keys(&self, data: &SessionData, prefix: &str, keys: &mut Vec<String>) {
-        if let Some(sid) = &data.sid {
-            keys.push(format!("{prefix}sid:{sid}"));
+    /// The keys of `index_keys` with `prefix`, each written into `key` and given
+    /// to `f` until it answers `false`; whether all were given.
+    fn visit_keys(
+        &self,
+        data: &SessionData,
+        prefix: &str,
+        key: &mut String,
+        f: &mut dyn FnMut(&str) -> bool,
+    ) -> bool {
+        let realm_has_user_id = data.realm != crate::config::Realm::Cas;
+        let parts = [
+            ("sid:", data.sid.as_deref()),
+            (
+                "sub:",
+                realm_has_user_id.then_some(data.identity.sub.as_str()),
+            ),
+            ("name:", self.login_name(data)),
+            ("st:", data.ticket_hash.as_deref()),
+        ];
+        for (kind, value) in parts {
+            let Some(value) = value else { continue };
+            key.clear();
+            key.push_str(prefix);
+            key.push_str(kind);
+            key.push_str(value);
+            if !f(key) {
+                return false;
+            }
         }
-        if data.realm != crate::config::Realm::Cas {
-            keys.push(format!("{prefix}sub:{}", data.identity.sub));
-        }
-        if let Some(name) = self.login_name(data) {
-            keys.push(format!("{prefix}name:{name}"));
-        }
-        if let Some(h) = &data.ticket_hash {
-            keys.push(format!("{prefix}st:{h}"));
-        }
+        true
     }
 
     /// Renews `s` once for its token generation, however many requests ask at

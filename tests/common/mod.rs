@@ -601,6 +601,21 @@ impl Drop for RedisServer {
     }
 }
 
+/// How many times the Redis server on `port` ran `command` (its `INFO
+/// commandstats`), e.g. `mget`.
+pub fn redis_calls(port: u16, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut redis_nodes::admin(port))
+        .expect("INFO");
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A real nginx (the Debian package's `/usr/sbin/nginx`) on a loopback port, as one
 /// process (`daemon off; master_process off;`) whose pid file, logs and temp
 /// directories all live in its own directory: it needs no privileges, and tests

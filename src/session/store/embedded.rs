@@ -520,6 +520,10 @@ impl Store for EmbeddedStore {
         self.inner.mirror.may_have_revocations()
     }
 
+    fn revocations_in_memory(&self) -> Option<&MemoryStore> {
+        Some(&self.inner.mirror)
+    }
+
     async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         let key = key.to_string();
         self.on_writer(move |c, now| {

@@ -20,7 +20,7 @@ struct Timed<T> {
     until: u64,
 }
 
-pub(super) fn now_millis() -> u64 {
+pub(crate) fn now_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -54,6 +54,12 @@ impl MemoryStore {
 }
 
 impl MemoryStore {
+    /// Whether the revocation at `key`, if one stands at `now` (unix
+    /// milliseconds), covers a session issued at `issued_at`.
+    pub(crate) fn revokes(&self, key: &str, issued_at: u64, now: u64) -> bool {
+        live(&self.revoked, key, now).is_some_and(|at| issued_at <= super::revoked_until(at))
+    }
+
     /// Records a revocation (the embedded store mirrors its file's here).
     pub(super) fn mirror_revocation(&self, key: &str, at: u64, ttl: Duration) {
         let until = deadline(now_millis(), ttl);
@@ -186,9 +192,11 @@ impl Store for MemoryStore {
 
     async fn is_revoked(&self, keys: &[&str], issued_at: u64) -> Result<bool, StoreError> {
         let now = now_millis();
-        Ok(keys.iter().any(|k| {
-            live(&self.revoked, k, now).is_some_and(|at| issued_at <= super::revoked_until(at))
-        }))
+        Ok(keys.iter().any(|k| self.revokes(k, issued_at, now)))
+    }
+
+    fn revocations_in_memory(&self) -> Option<&MemoryStore> {
+        Some(self)
     }
 
     fn active_sessions(&self) -> Option<u64> {

@@ -94,6 +94,10 @@ impl Store for Metered {
         self.inner.may_have_revocations()
     }
 
+    fn revocations_in_memory(&self) -> Option<&super::MemoryStore> {
+        self.inner.revocations_in_memory()
+    }
+
     async fn ping(&self) -> Result<()> {
         self.timed(StoreOp::Ping, self.inner.ping()).await
     }

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 
 pub use self::redis::RedisStore;
 pub use embedded::EmbeddedStore;
+pub(crate) use memory::now_millis;
 pub use memory::MemoryStore;
 pub(crate) use metered::Metered;
 
@@ -70,6 +71,13 @@ pub trait Store: Send + Sync {
     fn may_have_revocations(&self) -> bool {
         true
     }
+    /// The revocations, when this store holds every one of them in memory (the
+    /// memory and embedded stores; Redis while its copy is up to date): the
+    /// per-request check then reads them there, with no future to box and no
+    /// key to allocate, and is not timed as a store command.
+    fn revocations_in_memory(&self) -> Option<&MemoryStore> {
+        None
+    }
     /// Answers when the store is reachable (the admin listener's `/readyz`).
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
@@ -102,6 +110,6 @@ pub fn build(settings: &StoreSettings, max_ttl: Duration) -> Result<Arc<dyn Stor
     Ok(match settings {
         StoreSettings::Embedded { dir } => Arc::new(EmbeddedStore::open(dir, max_ttl)?),
         StoreSettings::Memory => Arc::new(MemoryStore::new(max_ttl)),
-        StoreSettings::Redis(redis) => Arc::new(RedisStore::new(redis)?),
+        StoreSettings::Redis(redis) => Arc::new(RedisStore::new(redis, max_ttl)?),
     })
 }
