@@ -143,30 +143,50 @@ impl HttpClient for Offline {
     }
 }
 
+/// reqwest, one client (so one connection pool) per thread. A pooled
+/// connection's task runs on the runtime that opened it, so a shared pool made
+/// a worker thread's token request wake the other worker, whose runtime drove
+/// that connection, and be woken back: each worker keeping its own connections
+/// to the IdP keeps a login's outbound calls on its thread, as its requests are.
 pub(crate) struct ReqwestClient {
-    client: reqwest::Client,
+    timeout: Duration,
+    clients: thread_local::ThreadLocal<reqwest::Client>,
 }
 
 impl ReqwestClient {
+    /// Builds the first client now, so that a setting reqwest refuses stops
+    /// start-up; the other threads' are built alike on their first call.
     pub(crate) fn new(timeout: Duration) -> Result<ReqwestClient, String> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            // The token endpoint answering with a redirect is an error, not a hop.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("oneaccess-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(ReqwestClient { client })
+        let c = ReqwestClient {
+            timeout,
+            clients: thread_local::ThreadLocal::new(),
+        };
+        c.client()?;
+        Ok(c)
+    }
+
+    /// This thread's client.
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        self.clients.get_or_try(|| {
+            reqwest::Client::builder()
+                .timeout(self.timeout)
+                .connect_timeout(self.timeout)
+                // The token endpoint answering with a redirect is an error, not a hop.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("oneaccess-gateway/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
 #[async_trait]
 impl HttpClient for ReqwestClient {
     async fn send(&self, req: OutboundRequest) -> Result<OutboundResponse, String> {
+        let client = self.client()?;
         let mut rb = match req.method {
-            Method::Get => self.client.get(&req.url),
-            Method::Post => self.client.post(&req.url),
+            Method::Get => client.get(&req.url),
+            Method::Post => client.post(&req.url),
         };
         for (k, v) in &req.headers {
             rb = rb.header(*k, v);
@@ -248,5 +268,15 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} not in {text}");
         }
+    }
+
+    #[test]
+    fn each_thread_calls_out_through_a_client_of_its_own() {
+        let c = ReqwestClient::new(Duration::from_secs(1)).expect("client");
+        let here = |c: &ReqwestClient| c.client().expect("client") as *const _ as usize;
+        let first = here(&c);
+        assert_eq!(here(&c), first, "one client per thread, kept");
+        let other = std::thread::scope(|s| s.spawn(|| here(&c)).join().expect("thread"));
+        assert_ne!(other, first, "another thread shares this one's pool");
     }
 }
