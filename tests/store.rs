@@ -302,6 +302,41 @@ async fn many_writes_at_once_each_get_their_answer_and_all_are_kept() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_of_a_failed_batch_counts_one_store_error() {
+    let dir = fresh_dir("locked");
+    let store = Arc::new(EmbeddedStore::open(&dir, HOUR).expect("store"));
+    let before = store.errors();
+    // Another process holds the file's write lock: the writer's BEGIN
+    // IMMEDIATE waits out its busy timeout (5 s), then fails the whole batch.
+    let other = rusqlite::Connection::open(dir.join("oneaccess-gateway.db")).expect("open");
+    other.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let save = |i: usize| {
+        let s = store.clone();
+        tokio::spawn(async move { s.save(&format!("ses:w{i}"), b"r", HOUR).await })
+    };
+    // The first write waits alone in its batch; the next three arrive while
+    // it waits, and the writer takes them together as the next batch.
+    let first = save(0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rest: Vec<_> = (1..=3).map(save).collect();
+    assert!(first.await.expect("join").is_err());
+    for t in rest {
+        assert!(t.await.expect("join").is_err());
+    }
+    assert_eq!(
+        store.errors() - before,
+        4,
+        "one error per failed write, whichever batch it was in"
+    );
+    other.execute_batch("ROLLBACK").expect("unlock");
+    store
+        .save("ses:after", b"r", HOUR)
+        .await
+        .expect("the store writes again");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_passes_the_suite() {
     suite(Arc::new(MemoryStore::new(HOUR))).await;
 }

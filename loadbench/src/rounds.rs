@@ -217,6 +217,16 @@ pub fn run(o: &Options) -> Result<(), String> {
         }
         Ok::<(), String>(())
     })();
+    // `serve` measures nothing: the last report stays where it is.
+    if o.mode == "serve" {
+        return match result {
+            Ok(()) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Ok(())
+            }
+            Err(e) => Err(format!("{e}; the servers' logs are in {}", dir.display())),
+        };
+    }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     if let Err(e) = &result {
         report.problem(format!("the run stopped: {e}"));

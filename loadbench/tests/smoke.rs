@@ -81,6 +81,44 @@ fn run_harness(prefix: &[&str], args: &[&str], name: &str) -> (Output, PathBuf, 
 }
 
 #[test]
+fn serve_mode_prints_a_load_for_each_target_and_leaves_the_last_report_alone() {
+    let harness = PathBuf::from(env!("CARGO_BIN_EXE_oneaccess-loadbench"));
+    sibling_binaries(harness.parent().expect("bin dir"));
+    let out = std::env::temp_dir().join(format!("loadbench-serve-{}.md", std::process::id()));
+    std::fs::write(&out, "an earlier report\n").expect("write");
+    // Standard input is closed: the Enter that stops the servers comes at once.
+    let run = Command::new(&harness)
+        .args(["--mode", "serve", "--quick", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run oneaccess-loadbench");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for target in [
+        "# nginx proxy_pass, no auth",
+        "# Pingora floor",
+        "# gateway, OIDC session cookie, 3 headers",
+        "# gateway, Redis session, 3 headers",
+    ] {
+        assert!(stdout.contains(target), "{target} missing:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("wrk -t2 -c64 -d10s -H \"Cookie: $(cat "),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("report"),
+        "an earlier report\n",
+        "serve wrote over the report"
+    );
+    let _ = std::fs::remove_file(&out);
+}
+
+#[test]
 fn a_quick_run_measures_every_target_and_writes_the_report() {
     let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let (run, out, report) = run_harness(&[], &["--quick"], "smoke");
