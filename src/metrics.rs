@@ -345,6 +345,9 @@ pub struct Metrics {
 pub(crate) struct Gauges {
     pub(crate) store_errors: u64,
     pub(crate) active_sessions: Option<u64>,
+    /// Whether the per-request revocation check reads memory (always, but with
+    /// Redis while its copy is up to date), not the store.
+    pub(crate) revocations_in_memory: bool,
     pub ready: bool,
     /// Whether the identity provider answers, as its last calls said; `None`
     /// without a provider.
@@ -576,6 +579,17 @@ impl Metrics {
         }
         family(
             &mut out,
+            "oneaccess_gateway_revocations_in_memory",
+            "gauge",
+            "1 when requests check revocations in memory; 0 when each asks the store (Redis, its copy not up to date).",
+        );
+        let _ = writeln!(
+            out,
+            "oneaccess_gateway_revocations_in_memory {}",
+            u8::from(gauges.revocations_in_memory)
+        );
+        family(
+            &mut out,
             "oneaccess_gateway_ready",
             "gauge",
             "1 when the gateway is ready to serve logins (see /readyz).",
@@ -737,6 +751,7 @@ mod tests {
         let text = m.render(&Gauges {
             store_errors: 2,
             active_sessions: Some(5),
+            revocations_in_memory: false,
             ready: true,
             idp_reachable: Some(false),
         });
@@ -751,6 +766,7 @@ mod tests {
             "oneaccess_gateway_logins_failed_total{protocol=\"oidc\",reason=\"invalid_id_token\"} 1",
             "oneaccess_gateway_session_store_errors_total 2",
             "oneaccess_gateway_active_sessions 5",
+            "oneaccess_gateway_revocations_in_memory 0",
             "oneaccess_gateway_ready 1",
             "oneaccess_gateway_idp_reachable 0",
             "oneaccess_gateway_idp_request_duration_seconds_sum{endpoint=\"token endpoint\"} 20.03",
@@ -778,6 +794,7 @@ mod tests {
         let text = m.render(&Gauges {
             store_errors: 0,
             active_sessions: None,
+            revocations_in_memory: true,
             ready: false,
             idp_reachable: None,
         });

@@ -148,6 +148,7 @@ async fn promtool_accepts_the_metrics_and_the_dashboard_matches_them() {
         "oneaccess_gateway_requests_total{route=\"/bob-only\",status=\"403\",outcome=\"denied\"} 1",
         "oneaccess_gateway_requests_total{route=\"none\",status=\"302\",outcome=\"logout\"} 1",
         "oneaccess_gateway_idp_reachable 1",
+        "oneaccess_gateway_revocations_in_memory 1",
         "oneaccess_gateway_build_info{version=\"0.1.0\"} 1",
     ];
     let body = metrics_with(admin, &wanted).await;

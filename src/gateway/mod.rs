@@ -216,6 +216,7 @@ impl Gateway {
         self.metrics.render(&Gauges {
             store_errors: self.sessions.store().errors(),
             active_sessions: self.sessions.store().active_sessions(),
+            revocations_in_memory: self.sessions.store().revocations_in_memory().is_some(),
             ready: self.idp.is_ready(),
             idp_reachable: self.idp.reachable(),
         })
