@@ -441,14 +441,14 @@ impl Sessions {
     }
 
     /// The keys of `index_keys` with `prefix`, each written into `key` and given
-    /// to `f` until it answers `false`; whether all were given.
+    /// to `f` until it answers `false`.
     fn visit_keys(
         &self,
         data: &SessionData,
         prefix: &str,
         key: &mut String,
         f: &mut dyn FnMut(&str) -> bool,
-    ) -> bool {
+    ) {
         let realm_has_user_id = data.realm != crate::config::Realm::Cas;
         let parts = [
             ("sid:", data.sid.as_deref()),
@@ -466,10 +466,9 @@ impl Sessions {
             key.push_str(kind);
             key.push_str(value);
             if !f(key) {
-                return false;
+                return;
             }
         }
-        true
     }
 
     /// Renews `s` once for its token generation, however many requests ask at
