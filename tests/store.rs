@@ -392,20 +392,26 @@ async fn until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool
     start.elapsed()
 }
 
+/// A Redis store whose copy of the revocations has caught up with the stream.
+async fn up_to_date(settings: &RedisSettings) -> RedisStore {
+    let store = RedisStore::new(settings, HOUR).expect("store");
+    until(
+        "the store's copy is up to date",
+        Duration::from_secs(5),
+        async || store.revocations_in_memory().is_some(),
+    )
+    .await;
+    store
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_revocations_reach_every_gateway_s_copy_and_checks_ask_no_network() {
     let mut redis = RedisServer::start();
     let port = redis.port;
     let settings = RedisSettings::single(&redis.url(), "test:");
     let a = RedisStore::new(&settings, HOUR).expect("store");
-    let b = RedisStore::new(&settings, HOUR).expect("store");
-    // Both copies catch up with the (empty) stream: nothing to check then.
-    until(
-        "b's copy is up to date",
-        Duration::from_secs(5),
-        async || b.revocations_in_memory().is_some(),
-    )
-    .await;
+    // B's copy catches up with the (empty) stream: nothing to check then.
+    let b = up_to_date(&settings).await;
     assert!(!b.may_have_revocations(), "nothing revoked yet");
 
     // A revocation made on A reaches B without B asking for it.
@@ -436,13 +442,7 @@ async fn redis_revocations_reach_every_gateway_s_copy_and_checks_ask_no_network(
         .arg("test:rev:sub:u1")
         .exec(&mut redis_nodes::admin(port))
         .expect("DEL");
-    let c = RedisStore::new(&settings, HOUR).expect("store");
-    until(
-        "c's copy is up to date",
-        Duration::from_secs(5),
-        async || c.revocations_in_memory().is_some(),
-    )
-    .await;
+    let c = up_to_date(&settings).await;
     assert!(c.is_revoked(&["sub:u1"], T + 100).await.expect("check"));
     assert!(!c.is_revoked(&["sub:u1"], T + 101).await.expect("check"));
     assert_eq!(redis_calls(port, "mget"), mgets, "c's check went to Redis");

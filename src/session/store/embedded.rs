@@ -317,9 +317,11 @@ impl Inner {
             .map_err(|e| self.failed(e))?;
         for row in rows {
             let (key, at, until, seq) = row.map_err(|e| self.failed(e))?;
-            let left = Duration::from_millis(u64::try_from(until).unwrap_or(0).saturating_sub(now));
-            self.mirror
-                .mirror_revocation(&key, u64::try_from(at).unwrap_or(0), left);
+            self.mirror.mirror_revocation(
+                &key,
+                u64::try_from(at).unwrap_or(0),
+                u64::try_from(until).unwrap_or(0),
+            );
             self.seen.fetch_max(seq, Ordering::AcqRel);
         }
         Ok(())
@@ -495,7 +497,9 @@ impl Store for EmbeddedStore {
     async fn revoke(&self, key: &str, at: u64, ttl: Duration) -> Result<(), StoreError> {
         // In memory first: this process refuses the session at once, whatever the
         // disk does.
-        self.inner.mirror.mirror_revocation(key, at, ttl);
+        self.inner
+            .mirror
+            .mirror_revocation(key, at, deadline(now_millis(), ttl));
         // A new `seq` each time: the other process's follower picks it up.
         let key = key.to_string();
         self.on_writer(move |c, now| {

@@ -60,9 +60,9 @@ impl MemoryStore {
         live(&self.revoked, key, now).is_some_and(|at| issued_at <= super::revoked_until(at))
     }
 
-    /// Records a revocation (the embedded store mirrors its file's here).
-    pub(super) fn mirror_revocation(&self, key: &str, at: u64, ttl: Duration) {
-        let until = deadline(now_millis(), ttl);
+    /// Records a revocation standing until `until` (unix milliseconds): the
+    /// embedded store mirrors its file's here, the Redis store its stream's.
+    pub(super) fn mirror_revocation(&self, key: &str, at: u64, until: u64) {
         self.any_revoked.store(true, Ordering::Release);
         self.revoked.entry(key.to_string()).and_upsert_with(|old| {
             match old.map(|e| e.into_value()) {
@@ -186,7 +186,7 @@ impl Store for MemoryStore {
     }
 
     async fn revoke(&self, key: &str, at: u64, ttl: Duration) -> Result<(), StoreError> {
-        self.mirror_revocation(key, at, ttl);
+        self.mirror_revocation(key, at, deadline(now_millis(), ttl));
         Ok(())
     }
 

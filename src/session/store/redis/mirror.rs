@@ -80,10 +80,8 @@ impl Mirror {
     /// A revocation this gateway just appended: its own next request must see
     /// it, whenever the reader does.
     pub(super) fn add(&self, key: &str, at: u64, until: u64) {
-        let now = now_millis();
-        if until > now {
-            self.revoked
-                .mirror_revocation(key, at, Duration::from_millis(until - now));
+        if until > now_millis() {
+            self.revoked.mirror_revocation(key, at, until);
         }
     }
 
