@@ -206,7 +206,7 @@ async fn the_embedded_store_keeps_everything_across_a_reopen() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The schema of files made before the login-path tables went WITHOUT ROWID.
+/// The schema earlier gateways made (2026-11 to 2026-12-01), and open.
 const SCHEMA_BEFORE: &str = "
 CREATE TABLE records (key TEXT PRIMARY KEY, value BLOB NOT NULL, until INTEGER NOT NULL);
 CREATE TABLE members (key TEXT NOT NULL, member TEXT NOT NULL, until INTEGER NOT NULL, PRIMARY KEY (key, member));
@@ -215,71 +215,44 @@ CREATE INDEX revoked_seq ON revoked (seq);
 CREATE TABLE used (key TEXT PRIMARY KEY, until INTEGER NOT NULL);
 ";
 
-fn table_sql(conn: &rusqlite::Connection, table: &str) -> String {
-    conn.query_row(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        [table],
-        |r| r.get(0),
-    )
-    .expect("table")
+fn schema(conn: &rusqlite::Connection) -> Vec<(String, String)> {
+    conn.prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+        .expect("select")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("schema")
 }
 
+/// A rollback: an earlier gateway must start on the file this one made. Its
+/// start-up sweeps expired entries by rowid, so a table without one (tried
+/// for speed on 2026-12-01) made it refuse to start: "no such column: rowid".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_embedded_file_from_before_keeps_its_marks_and_indexes_in_tables_without_rowid() {
-    let dir = fresh_dir("before");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join("oneaccess-gateway.db");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
-    {
-        let old = rusqlite::Connection::open(&file).expect("old file");
-        old.execute_batch(SCHEMA_BEFORE).expect("old schema");
-        let (live, past) = (now + 3_600_000, now - 1_000);
-        for (key, until) in [("use:live", live), ("use:spent", past)] {
-            old.execute(
-                "INSERT INTO used VALUES (?1, ?2)",
-                rusqlite::params![key, until],
-            )
-            .expect("mark");
-        }
-        for (member, until) in [("m-live", live), ("m-spent", past)] {
-            old.execute(
-                "INSERT INTO members VALUES ('idx:sub:u', ?1, ?2)",
-                rusqlite::params![member, until],
-            )
-            .expect("member");
-        }
-    }
-    for _ in 0..2 {
-        // Opened twice: the second finds the tables already rebuilt.
-        let store = EmbeddedStore::open(&dir, HOUR).expect("store");
-        let raw = rusqlite::Connection::open(&file).expect("raw");
-        for table in ["members", "used"] {
-            assert!(table_sql(&raw, table).contains("WITHOUT ROWID"), "{table}");
-        }
-        // Swept at open: the expired entries are gone, the live ones kept.
-        let rows: Vec<(String, String)> = raw
-            .prepare(
-                "SELECT key, member FROM members UNION ALL SELECT key, '' FROM used ORDER BY 1, 2",
-            )
-            .expect("select")
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("rows");
-        let rows: Vec<(&str, &str)> = rows.iter().map(|(k, m)| (k.as_str(), m.as_str())).collect();
-        assert_eq!(rows, [("idx:sub:u", "m-live"), ("use:live", "")]);
-        assert!(!store.first_use("use:live", HOUR).await.expect("use"));
-        assert!(store.has_index("idx:sub:u").await.expect("has"));
-    }
+async fn a_new_file_keeps_the_tables_earlier_gateways_open() {
+    let dir = fresh_dir("rollback");
     let store = EmbeddedStore::open(&dir, HOUR).expect("store");
-    assert_eq!(
-        store.take_index("idx:sub:u").await.expect("take"),
-        ["m-live"]
-    );
-    assert!(store.first_use("use:new", HOUR).await.expect("use"));
+    assert!(store.first_use("use:s", HOUR).await.expect("use"));
+    store.index("idx:sub:u", "m", HOUR).await.expect("index");
+    drop(store);
+    let made = rusqlite::Connection::open(dir.join("oneaccess-gateway.db")).expect("file");
+    let before = rusqlite::Connection::open_in_memory().expect("memory");
+    before.execute_batch(SCHEMA_BEFORE).expect("earlier schema");
+    let strip = |v: Vec<(String, String)>| -> Vec<(String, String)> {
+        v.into_iter()
+            .map(|(n, sql)| (n, sql.replace(" IF NOT EXISTS", "")))
+            .collect()
+    };
+    assert_eq!(strip(schema(&made)), strip(schema(&before)));
+    // What an earlier gateway's sweep runs, on every table.
+    for table in ["records", "members", "revoked", "used"] {
+        made.execute(
+            &format!(
+                "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE until <= ?1 LIMIT ?2)"
+            ),
+            rusqlite::params![0, 1000],
+        )
+        .unwrap_or_else(|e| panic!("{table}: {e}"));
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

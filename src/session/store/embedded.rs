@@ -38,28 +38,11 @@ const READERS: usize = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value BLOB NOT NULL, until INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS members (key TEXT NOT NULL, member TEXT NOT NULL, until INTEGER NOT NULL, PRIMARY KEY (key, member));
 CREATE TABLE IF NOT EXISTS revoked (key TEXT PRIMARY KEY, at INTEGER NOT NULL, until INTEGER NOT NULL, seq INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS revoked_seq ON revoked (seq);
+CREATE TABLE IF NOT EXISTS used (key TEXT PRIMARY KEY, until INTEGER NOT NULL);
 ";
-
-/// The tables every login writes to (its state's single-use mark, its session's
-/// index entries), WITHOUT ROWID: the primary key is the table, so an insert
-/// changes one B-tree, not a table and its key's index. A login's two commits
-/// wrote about half the pages they did (bench `store`: 166 → 130 µs). Files
-/// made before have them with a rowid; `open` rebuilds those once
-/// (`rebuild_with_keys`).
-const KEYED: [(&str, &str, &str); 2] = [
-    (
-        "members",
-        "key, member, until",
-        "(key TEXT NOT NULL, member TEXT NOT NULL, until INTEGER NOT NULL, PRIMARY KEY (key, member)) WITHOUT ROWID",
-    ),
-    (
-        "used",
-        "key, until",
-        "(key TEXT PRIMARY KEY, until INTEGER NOT NULL) WITHOUT ROWID",
-    ),
-];
 
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
@@ -92,7 +75,6 @@ impl EmbeddedStore {
         let writer = connect(&path)?;
         writer
             .execute_batch(SCHEMA)
-            .and_then(|()| rebuild_with_keys(&writer))
             .map_err(|e| unavailable(&path, e))?;
         let readers = (0..READERS)
             .map(|_| connect(&path).map(Mutex::new))
@@ -265,38 +247,6 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Pending>], now: u64) -> rus
     }
 }
 
-/// Creates the `KEYED` tables, or rebuilds them WITHOUT ROWID in a file made
-/// before they were. Each in a write transaction that looks again once it holds
-/// the lock: the other process of an upgrade may have just rebuilt it.
-fn rebuild_with_keys(conn: &Connection) -> rusqlite::Result<()> {
-    for (table, columns, definition) in KEYED {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        let done = conn
-            .query_row(
-                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                [table],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()
-            .and_then(|sql| match sql {
-                None => conn.execute_batch(&format!("CREATE TABLE {table} {definition}")),
-                Some(sql) if sql.contains("WITHOUT ROWID") => Ok(()),
-                Some(_) => conn.execute_batch(&format!(
-                    "CREATE TABLE {table}_keyed {definition};
-                     INSERT INTO {table}_keyed ({columns}) SELECT {columns} FROM {table};
-                     DROP TABLE {table};
-                     ALTER TABLE {table}_keyed RENAME TO {table};"
-                )),
-            })
-            .and_then(|()| conn.execute_batch("COMMIT"));
-        if let Err(e) = done {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(e);
-        }
-    }
-    Ok(())
-}
-
 /// One connection to the file: WAL, so readers never wait for the writer and
 /// two processes share it; `synchronous = NORMAL`, durable when the process
 /// dies (a power loss may take the last transactions); a wait, not an error,
@@ -393,16 +343,9 @@ impl Inner {
     fn sweep(&self) -> rusqlite::Result<()> {
         let now = signed(now_millis());
         let conn = lock(&self.writer);
-        // By primary key, not rowid: `members` and `used` have none (WITHOUT
-        // ROWID) in files made since; older files' tables have both.
-        for (table, key) in [
-            ("records", "key"),
-            ("members", "key, member"),
-            ("revoked", "key"),
-            ("used", "key"),
-        ] {
+        for table in ["records", "members", "revoked", "used"] {
             let sql = format!(
-                "DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE until <= ?1 LIMIT ?2)"
+                "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE until <= ?1 LIMIT ?2)"
             );
             while conn.execute(&sql, params![now, SWEEP_BATCH as i64])? == SWEEP_BATCH {}
         }
