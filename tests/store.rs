@@ -3,8 +3,8 @@
 //! over TLS with a client certificate, a master with a replica behind three
 //! sentinels and a three-master cluster (each plain, and over TLS), each logged
 //! in to as an ACL user. Then what only each has to show: the embedded store keeps
-//! everything across a reopen and shares its file with a second process's
-//! store; Redis fails fast when down and recovers when it is back; a wrong
+//! everything across a reopen, shares its file with a second process's store,
+//! and makes the tables earlier gateways open (a rollback); Redis fails fast when down and recovers when it is back; a wrong
 //! password or an unknown CA is refused with a clear error.
 
 mod common;
@@ -206,7 +206,7 @@ async fn the_embedded_store_keeps_everything_across_a_reopen() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The schema earlier gateways made (2026-11 to 2026-12-01), and open.
+/// The schema earlier gateways made, and open.
 const SCHEMA_BEFORE: &str = "
 CREATE TABLE records (key TEXT PRIMARY KEY, value BLOB NOT NULL, until INTEGER NOT NULL);
 CREATE TABLE members (key TEXT NOT NULL, member TEXT NOT NULL, until INTEGER NOT NULL, PRIMARY KEY (key, member));
