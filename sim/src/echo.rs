@@ -108,6 +108,12 @@ impl Echo {
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
+
+    /// How many connections it has accepted (a proxy's keep-alive reuse shows
+    /// as requests without new connections).
+    pub fn connections(&self) -> u64 {
+        self.server.connections()
+    }
 }
 
 async fn echo(State(counter): State<Arc<AtomicU64>>, req: Request) -> Response {

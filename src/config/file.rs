@@ -66,6 +66,8 @@ pub(crate) struct UpstreamDefaultsFile {
     pub(crate) connect_timeout_seconds: Option<u64>,
     pub read_timeout_seconds: Option<u64>,
     pub(crate) idle_timeout_seconds: Option<u64>,
+    /// Idle upstream connections each worker keeps for reuse.
+    pub(crate) max_idle_connections: Option<usize>,
     /// How long an upgraded connection (WebSocket) may stay silent both ways.
     pub(crate) websocket_idle_timeout_seconds: Option<u64>,
     /// PEM CA certificates that https upstreams are checked against, instead of

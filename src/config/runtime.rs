@@ -74,6 +74,9 @@ pub struct UpstreamDefaults {
     pub(crate) read_timeout: Duration,
     /// How long an idle connection stays in the keep-alive pool.
     pub(crate) idle_timeout: Duration,
+    /// Idle connections each worker keeps (all upstreams together); one put
+    /// back into a full pool is closed, and a later request connects again.
+    pub(crate) max_idle_connections: usize,
     /// Silence allowed on an upgraded connection (WebSocket), each way.
     pub(crate) websocket_idle_timeout: Duration,
     /// DER certificates https upstreams are checked against; `None`: the system's.

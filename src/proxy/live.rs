@@ -139,6 +139,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if o.limits.max_connections != n.limits.max_connections {
         changed.push("server.limits.max_connections");
     }
+    if o.upstream.max_idle_connections != n.upstream.max_idle_connections {
+        changed.push("server.upstream.max_idle_connections");
+    }
     if old.log.format != new.log.format || old.log.level != new.log.level {
         changed.push("log");
     }
@@ -153,5 +156,46 @@ pub struct Certificate(ArcSwap<CertifiedKey>);
 impl ResolvesServerCert for Certificate {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.0.load_full())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::needs_restart;
+    use crate::config::{parse, Config};
+
+    fn config(server: &str) -> Config {
+        let text = format!(
+            r#"
+[server]
+public_url = "http://localhost:8080"
+{server}
+[session]
+keys = [{{ value = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=", dev = true }}]
+[[route]]
+upstream = "http://127.0.0.1:9"
+protocol = "public"
+"#
+        );
+        parse(&text, Path::new("."), &|_| None).expect("config")
+    }
+
+    #[test]
+    fn a_reload_names_what_only_a_restart_changes() {
+        let old = config("");
+        assert!(needs_restart(&old, &config("")).is_empty());
+        let new = config(
+            "[server.limits]\nmax_connections = 5\n[server.upstream]\nmax_idle_connections = 64\nread_timeout_seconds = 5",
+        );
+        // The read timeout applies at once; the pool's size was fixed at start.
+        assert_eq!(
+            needs_restart(&old, &new),
+            [
+                "server.limits.max_connections",
+                "server.upstream.max_idle_connections"
+            ]
+        );
     }
 }

@@ -65,6 +65,8 @@ fn build(
         graceful_shutdown_timeout_seconds: Some(s.shutdown_timeout.as_secs()),
         upgrade_sock: s.upgrade_socket.clone(),
         work_stealing: runtimes == Runtimes::Stealing,
+        // Pingora gives each proxy (here: each worker) this many times `threads`.
+        upstream_keepalive_pool_size: s.upstream.max_idle_connections.div_ceil(s.threads.max(1)),
         ..ServerConf::default()
     };
     let opt = Opt {

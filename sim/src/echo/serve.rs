@@ -89,6 +89,11 @@ impl Listener {
         self.shared.addr
     }
 
+    /// How many connections it has accepted.
+    pub(super) fn connections(&self) -> u64 {
+        self.shared.lock().next_conn
+    }
+
     /// Closes the listener and every open connection, WebSockets included. Once
     /// this returns, new connections are refused.
     pub(super) fn stop(&self) {
