@@ -397,8 +397,9 @@ async fn not_ready_while_the_session_store_is_unreachable() {
 /// Requests in flight together each hold an upstream connection. When they end,
 /// the worker keeps them all (up to `server.upstream.max_idle_connections`) for
 /// the next wave, instead of closing all but Pingora's default 128 and making the
-/// next requests connect again: at 1,000 clients that was a fifth of the requests
-/// paying a new connection, and half the throughput (README, "How fast").
+/// next requests connect again: a pinned worker at 1,000 clients connected anew
+/// ~1,500 times a second, and served cookie sessions at 8,250–8,429 requests/s
+/// against 12,223–14,080 with the pool sized (README, "How fast").
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wave_of_concurrent_requests_reuses_the_last_wave_s_upstream_connections() {
     const WAVE: usize = 200;

@@ -4,8 +4,9 @@
 //! sentinels and a three-master cluster (each plain, and over TLS), each logged
 //! in to as an ACL user. Then what only each has to show: the embedded store keeps
 //! everything across a reopen, shares its file with a second process's store,
-//! and makes the tables earlier gateways open (a rollback); Redis fails fast when down and recovers when it is back; a wrong
-//! password or an unknown CA is refused with a clear error.
+//! and makes the tables earlier gateways open (a rollback); Redis fails fast
+//! when down and recovers when it is back; a wrong password or an unknown CA is
+//! refused with a clear error.
 
 mod common;
 
