@@ -169,6 +169,11 @@ fn fresh_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// The embedded store's file in `dir`.
+fn store_file(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("oneaccess-gateway.db")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_store_passes_the_suite() {
     let dir = fresh_dir("suite");
@@ -235,7 +240,7 @@ async fn a_new_file_keeps_the_tables_earlier_gateways_open() {
     assert!(store.first_use("use:s", HOUR).await.expect("use"));
     store.index("idx:sub:u", "m", HOUR).await.expect("index");
     drop(store);
-    let made = rusqlite::Connection::open(dir.join("oneaccess-gateway.db")).expect("file");
+    let made = rusqlite::Connection::open(store_file(&dir)).expect("file");
     let before = rusqlite::Connection::open_in_memory().expect("memory");
     before.execute_batch(SCHEMA_BEFORE).expect("earlier schema");
     let strip = |v: Vec<(String, String)>| -> Vec<(String, String)> {
@@ -359,7 +364,7 @@ async fn the_store_s_file_is_not_mapped_into_the_gateway_s_memory() {
             .await
             .expect("has"));
     }
-    let file = dir.join("oneaccess-gateway.db");
+    let file = store_file(&dir);
     let size = std::fs::metadata(&file).expect("file").len();
     assert!(
         size > 4 << 20,
@@ -436,7 +441,7 @@ async fn every_write_of_a_failed_batch_counts_one_store_error() {
     let before = store.errors();
     // Another process holds the file's write lock: the writer's BEGIN
     // IMMEDIATE waits out its busy timeout (5 s), then fails the whole batch.
-    let other = rusqlite::Connection::open(dir.join("oneaccess-gateway.db")).expect("open");
+    let other = rusqlite::Connection::open(store_file(&dir)).expect("open");
     other.execute_batch("BEGIN IMMEDIATE").expect("lock");
     let save = |i: usize| {
         let s = store.clone();
