@@ -425,7 +425,19 @@ async fn a_redis_outage_gives_503_not_a_login_loop() {
     let env = start_sessions(&lines).await;
     let (b, _) = logged_in(&env).await;
     redis.stop();
-    let r = b.get(&env.url("/check")).await;
+    // A worker's copy of the session may answer while the gateway's copy of the
+    // revocations still counts as current (1.5 s after its last read of Redis);
+    // then every request gets 503. Never a login.
+    let stopped = Instant::now();
+    let r = loop {
+        let r = b.get(&env.url("/check")).await;
+        match r.status {
+            200 if stopped.elapsed() < Duration::from_secs(3) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            _ => break r,
+        }
+    };
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.body.contains("session store"), "{}", r.body);
     let r = b
@@ -706,6 +718,52 @@ async fn two_gateway_processes_share_sessions_and_logouts_through_redis() {
             0,
             "{mode}: requests checked revocations in Redis"
         );
+    }
+}
+
+/// Server mode: a gateway's worker answers a user's next requests from its copy
+/// of the session, so they do not each read Redis; and a logout on another
+/// gateway still ends the session there at once, copy or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_sessions_are_read_from_redis_once_per_worker_and_still_end_everywhere() {
+    let redis = RedisServer::start();
+    let env = start().await;
+    let (pa, pb) = (free_port(), free_port());
+    let session = process::redis_session_lines(&redis.url(), "server");
+    let _a = process::behind_one_origin(&env, pa, &session, "", "").await;
+    let _b = process::behind_one_origin(&env, pb, &session, "", "").await;
+    let at = |port: u16, path: &str| format!("http://localhost:{port}{path}");
+    let reads = || redis_calls(redis.port, "get") + redis_calls(redis.port, "getex");
+
+    let browser = Browser::new();
+    process::login_through(&browser, &env, pa, "/x").await;
+    let before = reads();
+    for i in 0..20 {
+        let r = browser.get(&at(pb, &format!("/n{i}"))).await;
+        assert_eq!(r.status, 200, "request {i} on B");
+        assert_eq!(r.upstream_header("x-forwarded-user"), [ALICE_ID]);
+    }
+    // B runs two worker threads: each reads the record once at most.
+    let read = reads() - before;
+    assert!(
+        (1..=2).contains(&read),
+        "B read the session {read} times for 20 requests"
+    );
+
+    // Logout on A, then the same cookie again on B, on the connection (so the
+    // worker) that holds the copy: refused from the first request on.
+    let cookie = browser.cookie("localhost", "oag_session").expect("cookie");
+    let out = browser
+        .get_with(
+            &at(pa, "/_sso/logout"),
+            &[("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert_eq!(out.status, 302);
+    browser.set_cookie("localhost", "oag_session", &cookie);
+    for i in 0..4 {
+        let r = browser.get(&at(pb, &format!("/after{i}"))).await;
+        assert_eq!(r.status, 302, "request {i} on B after the logout on A");
     }
 }
 

@@ -128,6 +128,9 @@ pub(crate) struct SessionFile {
     /// How new session records are written: `binary` (the default) or `json`
     /// (what gateways before the binary record read; for a rolling upgrade).
     pub(crate) record_format: Option<String>,
+    /// Server mode: how many sessions each worker thread keeps a copy of, so
+    /// that their next requests skip the store; 0: none.
+    pub(crate) cache_entries: Option<usize>,
 }
 
 /// `redis_sentinel = { master = "mymaster", nodes = ["host:port", …] }`.

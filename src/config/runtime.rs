@@ -146,6 +146,8 @@ pub struct SessionSettings {
     pub minimal: bool,
     /// How new session records (cookies, store entries) are written; both are read.
     pub record_format: crate::session::record::RecordFormat,
+    /// Server mode: sessions each worker thread keeps a copy of (0: none).
+    pub(crate) cache_entries: usize,
     pub store: StoreSettings,
 }
 

@@ -184,6 +184,10 @@ impl Gateway {
                     .as_ref()
                     .map(|p| p.login_name_claims.clone())
                     .unwrap_or_default(),
+                config
+                    .provider
+                    .as_ref()
+                    .map_or(60, |p| p.refresh_margin.as_secs()),
             ),
             router,
             managed,

@@ -20,8 +20,6 @@ use crate::session::{Renewal, SessionData, Sessions};
 /// Refreshing a session's tokens, and what it may touch.
 #[derive(Clone, Copy)]
 pub(super) struct Refresher<'g> {
-    /// How long before the access token's end it is refreshed (seconds).
-    margin: u64,
     keep: &'g Keep,
     sessions: &'g Sessions,
     metrics: &'g Metrics,
@@ -30,11 +28,6 @@ pub(super) struct Refresher<'g> {
 impl Gateway {
     pub(super) fn refresher(&self) -> Refresher<'_> {
         Refresher {
-            margin: self
-                .config
-                .provider
-                .as_ref()
-                .map_or(60, |p| p.refresh_margin.as_secs()),
             keep: &self.keep,
             sessions: &self.sessions,
             metrics: &self.metrics,
@@ -44,7 +37,7 @@ impl Gateway {
 
 impl Refresher<'_> {
     pub(super) fn needs_refresh(&self, s: &SessionData, now: u64) -> bool {
-        s.refresh_token.is_some() && s.access_expires.is_some_and(|x| now + self.margin >= x)
+        s.refresh_due(now, self.sessions.refresh_margin())
     }
 
     /// Refreshes a session's tokens before proxying, once for all its concurrent

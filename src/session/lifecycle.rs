@@ -11,6 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::request::Parts;
 
+use super::cache::{Kept, SessionCache};
 use super::store::{Store, StoreError};
 use super::{cookie, Sealer, SessionData};
 use crate::config::{LoginNameClaims, SessionMode, SessionSettings};
@@ -22,6 +23,12 @@ use crate::secret::Secret;
 /// gateway renewing) stands before a request tries again: a down IdP gets one
 /// attempt per session this often, not one per request.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// The longest a worker answers from its copy of a server-mode session without
+/// reading the store again (seconds). Every way the gateway ends or changes a
+/// session reaches the copies sooner (see `server_session`); this bounds what
+/// it cannot see, such as an operator deleting a record in Redis by hand.
+const MAX_COPY_AGE: u64 = 30;
 
 /// What a finished login brings to a new session.
 pub struct NewSession {
@@ -83,6 +90,11 @@ pub struct Sessions {
     /// Which claim holds the user's login name, per realm: the `name:` index that
     /// user events and the admin listener end a user's sessions by.
     login_names: LoginNameClaims,
+    /// How long before the access token's end a session's tokens are refreshed
+    /// (seconds).
+    refresh_margin: u64,
+    /// Each worker's copies of the server-mode sessions it read lately.
+    copies: SessionCache,
 }
 
 impl Sessions {
@@ -90,8 +102,15 @@ impl Sessions {
         settings: SessionSettings,
         store: Arc<dyn Store>,
         login_names: LoginNameClaims,
+        refresh_margin: u64,
     ) -> Sessions {
+        let copies = match settings.mode {
+            SessionMode::Server => settings.cache_entries,
+            SessionMode::Cookie => 0,
+        };
         Sessions {
+            copies: SessionCache::new(copies),
+            refresh_margin,
             sealer: Sealer::new(&settings.keys),
             settings,
             store,
@@ -107,6 +126,12 @@ impl Sessions {
     /// cookies and values (pending logins, the end-session state): one key ring.
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
+    }
+
+    /// How long before the access token's end a session's tokens are refreshed
+    /// (seconds).
+    pub(crate) fn refresh_margin(&self) -> u64 {
+        self.refresh_margin
     }
 
     /// The store the sessions live in (also the gateway's single-use marks).
@@ -202,17 +227,56 @@ impl Sessions {
             tracing::debug!("session cookie refused");
             return Ok(None);
         };
+        if let Some(kept) = self.copies.get(&id) {
+            if self.copy_answers(&kept, now) {
+                if self.is_revoked(&kept.data).await? {
+                    tracing::debug!(user = %kept.data.identity.sub, "session revoked");
+                    self.copies.forget(&id);
+                    return Ok(None);
+                }
+                return Ok(Some((kept.data, Vec::new())));
+            }
+        }
         let Some(record) = self
             .store
             .load(&format!("ses:{id}"), self.settings.idle_timeout)
             .await?
         else {
+            self.copies.forget(&id);
             return Ok(None);
         };
         match super::record::decode(&record) {
-            Ok(data) if now < data.expires_at && data.id == id => Ok(Some((data, Vec::new()))),
-            _ => Ok(None),
+            Ok(data) if now < data.expires_at && data.id == id => {
+                self.copies.put(&data, now);
+                Ok(Some((data, Vec::new())))
+            }
+            _ => {
+                self.copies.forget(&id);
+                Ok(None)
+            }
         }
+    }
+
+    /// Whether this worker's copy of a server-mode session may answer instead of
+    /// the store, revocations aside (the caller checks those next, in memory).
+    /// Only while nothing could have changed the record unseen:
+    /// - the revocations are all in memory (Redis: its copy is up to date), for
+    ///   every end of a session on any gateway is a revocation there: a logout
+    ///   (`end`), a back-channel or single logout, a user event, `/sessions/revoke`
+    ///   (`end_all`);
+    /// - no refresh is due: only a refresh rewrites a record, and it comes only
+    ///   when due, so a copy older than a refresh elsewhere goes to the store;
+    /// - the store slid the idle expiry less than a quarter of the idle timeout
+    ///   ago (a read slides it; an active user's record must not expire);
+    /// - it is younger than `MAX_COPY_AGE`, and the session has not ended.
+    fn copy_answers(&self, kept: &Kept, now: u64) -> bool {
+        let d = &kept.data;
+        let slide = self.settings.idle_timeout.map(|i| (i.as_secs() / 4).max(1));
+        now < d.expires_at
+            && now < kept.read_at.saturating_add(MAX_COPY_AGE)
+            && slide.is_none_or(|s| now < kept.read_at.saturating_add(s))
+            && !d.refresh_due(now, self.refresh_margin)
+            && self.store.revocations_in_memory().is_some()
     }
 
     /// Whether a logout, back-channel or CAS single logout revoked this session
@@ -274,6 +338,7 @@ impl Sessions {
             self.store
                 .save(&format!("ses:{}", data.id), &record, ttl)
                 .await?;
+            self.copies.put(&data, now);
         }
         // In both modes: a back-channel, single logout or user event tells how many
         // sessions it ended (and deletes server-mode records); CAS single logout
@@ -356,20 +421,27 @@ impl Sessions {
         let ttl = self.settings.idle_timeout.map_or(left, |i| i.min(left));
         self.store
             .save(&format!("ses:{}", data.id), &record, ttl)
-            .await
+            .await?;
+        self.copies.put(data, now);
+        Ok(())
     }
 
     /// Ends one session server-side: deleted in server mode, revoked in cookie mode,
     /// so a copy of its cookie dies with it; and no longer counted in its indexes.
     pub async fn end(&self, data: &SessionData, now: u64) -> Result<(), StoreError> {
-        match self.settings.mode {
-            SessionMode::Server => self.store.remove(&format!("ses:{}", data.id)).await?,
-            SessionMode::Cookie => {
-                let at = super::millis_of(now, true);
-                self.store
-                    .revoke(&format!("rev:ses:{}", data.id), at, self.settings.lifetime)
-                    .await?
-            }
+        let server = self.settings.mode == SessionMode::Server;
+        // In server mode too while workers keep copies: the revocation is what
+        // reaches the copies of other workers and gateways. First, so that
+        // should the delete fail, those copies are refused all the same.
+        if !server || self.copies.enabled() {
+            let at = super::millis_of(now, true);
+            self.store
+                .revoke(&format!("rev:ses:{}", data.id), at, self.settings.lifetime)
+                .await?;
+        }
+        if server {
+            self.copies.forget(&data.id);
+            self.store.remove(&format!("ses:{}", data.id)).await?;
         }
         let member = index_member(data);
         for key in self.index_keys(data) {

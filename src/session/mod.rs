@@ -1,6 +1,7 @@
 //! The session: who the user is and until when, sealed into a cookie. Knows no
 //! protocol; `auth` hands it an `Identity`.
 
+mod cache;
 pub mod cookie;
 pub mod lifecycle;
 pub mod record;
@@ -80,6 +81,12 @@ fn is_zero_u16(n: &u16) -> bool {
 }
 
 impl SessionData {
+    /// Whether its tokens are due for refresh: it has a refresh token, and the
+    /// access token ends within `margin` seconds of `now`.
+    pub(crate) fn refresh_due(&self, now: u64, margin: u64) -> bool {
+        self.refresh_token.is_some() && self.access_expires.is_some_and(|x| now + margin >= x)
+    }
+
     /// When it was issued, in unix milliseconds.
     pub(crate) fn issued_millis(&self) -> u64 {
         self.issued_at

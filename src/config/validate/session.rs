@@ -12,6 +12,12 @@ use crate::config::runtime::{SessionMode, SessionSettings, StoreSettings};
 use crate::secret::Secret;
 use crate::session::record::RecordFormat;
 
+/// Server-mode sessions each worker thread keeps a copy of, by default: the
+/// users active within half a minute on one worker of a busy gateway, at a few
+/// hundred bytes to a few KiB each (the tokens make the most of it).
+const DEFAULT_CACHE_ENTRIES: usize = 1024;
+const MAX_CACHE_ENTRIES: usize = 1_000_000;
+
 pub(super) fn session_settings(
     c: &mut Collector,
     f: SessionFile,
@@ -110,6 +116,19 @@ pub(super) fn session_settings(
             RecordFormat::Binary
         }
     };
+    let cache_entries = f.cache_entries.unwrap_or(DEFAULT_CACHE_ENTRIES);
+    if cache_entries > MAX_CACHE_ENTRIES {
+        c.add(
+            "session.cache_entries",
+            format!("must be between 0 and {MAX_CACHE_ENTRIES}"),
+        );
+    }
+    if f.cache_entries.is_some() && mode != SessionMode::Server {
+        c.add(
+            "session.cache_entries",
+            "is for mode = \"server\" only (a cookie-mode session is read from its cookie)",
+        );
+    }
     let store = match f.store.as_deref() {
         None | Some("embedded" | "memory") => {
             super::redis::unused_redis_settings(c, &f);
@@ -135,6 +154,7 @@ pub(super) fn session_settings(
     SessionSettings {
         minimal: f.minimal,
         record_format,
+        cache_entries,
         mode,
         idle_timeout,
         store,

@@ -619,6 +619,35 @@ fn session_records_are_binary_unless_json_is_asked_for() {
 }
 
 #[test]
+fn workers_keep_copies_of_server_sessions_unless_told_not_to() {
+    let with = |lines: &str| GOOD.replace("[session]\n", &format!("[session]\n{lines}\n"));
+    let server = |lines: &str| with(&format!("mode = \"server\"\n{lines}"));
+    assert_eq!(parse_ok(&server("")).session.cache_entries, 1024);
+    assert_eq!(
+        parse_ok(&server("cache_entries = 0")).session.cache_entries,
+        0
+    );
+    assert_eq!(
+        parse_ok(&server("cache_entries = 50000"))
+            .session
+            .cache_entries,
+        50000
+    );
+    // Every problem, with its path: too many, and a cookie-mode gateway (it
+    // reads each session from its cookie; the setting would do nothing).
+    let got = problems(&server("cache_entries = 1000001")).join("\n");
+    assert!(
+        got.contains("session.cache_entries: must be between 0 and 1000000"),
+        "{got}"
+    );
+    let got = problems(&with("cache_entries = 10")).join("\n");
+    assert!(
+        got.contains("session.cache_entries: is for mode = \"server\" only"),
+        "{got}"
+    );
+}
+
+#[test]
 fn the_event_receiver_is_checked_with_every_problem_listed() {
     let with = |events: &str| GOOD.replacen("[[route]]", &format!("{events}\n\n[[route]]"), 1);
     // Off unless asked for; the login names have their defaults.

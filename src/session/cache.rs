@@ -1,0 +1,130 @@
+//! Each worker thread's copy of the server-mode sessions it opened lately, so
+//! that a user's next requests skip the store's round trip (Redis, or the
+//! embedded file).
+//!
+//! A copy is only an answer while nothing could have changed it unseen; the
+//! rules are `Sessions::server_session`'s, which asks here first. This type only
+//! keeps the copies: bounded per thread (least recently used go first), and
+//! lock-free, since each thread has its own map (`ThreadLocal`) and no borrow
+//! is held across an `.await`.
+
+use std::cell::RefCell;
+use std::num::NonZeroUsize;
+
+use lru::LruCache;
+use thread_local::ThreadLocal;
+
+use super::SessionData;
+
+/// A copy, and when the store gave it.
+#[derive(Clone)]
+pub(crate) struct Kept {
+    pub(crate) data: SessionData,
+    /// When the store last read it (unix seconds), which also slid its idle
+    /// expiry to then.
+    pub(crate) read_at: u64,
+}
+
+pub(crate) struct SessionCache {
+    /// Copies per thread; 0: none kept.
+    entries: Option<NonZeroUsize>,
+    per_thread: ThreadLocal<RefCell<LruCache<String, Kept>>>,
+}
+
+impl SessionCache {
+    pub(crate) fn new(entries: usize) -> SessionCache {
+        SessionCache {
+            entries: NonZeroUsize::new(entries),
+            per_thread: ThreadLocal::new(),
+        }
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        self.entries.is_some()
+    }
+
+    /// This thread's copy of session `id`, if it has one.
+    pub(crate) fn get(&self, id: &str) -> Option<Kept> {
+        self.per_thread.get()?.borrow_mut().get(id).cloned()
+    }
+
+    /// Keeps a copy of `data`, read from the store at `read_at`.
+    pub(crate) fn put(&self, data: &SessionData, read_at: u64) {
+        let Some(entries) = self.entries else { return };
+        let map = self
+            .per_thread
+            .get_or(|| RefCell::new(LruCache::new(entries)));
+        map.borrow_mut().put(
+            data.id.clone(),
+            Kept {
+                data: data.clone(),
+                read_at,
+            },
+        );
+    }
+
+    /// Drops this thread's copy of session `id` (it changed or ended here; other
+    /// threads and gateways learn it from the revocation).
+    pub(crate) fn forget(&self, id: &str) {
+        if let Some(map) = self.per_thread.get() {
+            map.borrow_mut().pop(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+
+    fn data(id: &str) -> SessionData {
+        SessionData {
+            identity: Identity {
+                sub: "u1".into(),
+                claims: Vec::new(),
+            },
+            issued_at: 100,
+            issued_ms: 0,
+            expires_at: 10_000,
+            realm: crate::config::Realm::Oidc("c".into()),
+            id_token: None,
+            id: id.into(),
+            sid: None,
+            ticket_hash: None,
+            last_seen: 100,
+            access_expires: None,
+            refresh_token: None,
+            access_token: None,
+            generation: 0,
+            renewed: false,
+        }
+    }
+
+    #[test]
+    fn keeps_at_most_its_bound_per_thread_and_drops_the_least_recently_used() {
+        let cache = SessionCache::new(2);
+        cache.put(&data("a"), 1);
+        cache.put(&data("b"), 2);
+        assert!(cache.get("a").is_some(), "a is now the most recent");
+        cache.put(&data("c"), 3);
+        assert!(cache.get("b").is_none(), "b was the least recently used");
+        assert_eq!(cache.get("a").map(|c| c.read_at), Some(1));
+        assert_eq!(cache.get("c").map(|c| c.data.id), Some("c".into()));
+        cache.forget("c");
+        assert!(cache.get("c").is_none());
+        // Another thread has its own copies.
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(cache.get("a").is_none()))
+                .join()
+                .expect("thread");
+        });
+    }
+
+    #[test]
+    fn a_cache_of_no_entries_keeps_nothing() {
+        let cache = SessionCache::new(0);
+        assert!(!cache.enabled());
+        cache.put(&data("a"), 1);
+        assert!(cache.get("a").is_none());
+    }
+}
