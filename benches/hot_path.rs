@@ -227,7 +227,13 @@ fn hot_path(c: &mut Criterion) {
         let lines = format!(
             "mode = \"server\"\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:{port}/0\""
         );
+        // The worker's copy answers (after the first read), and without copies:
+        // a Redis round trip per request.
         modes.push(("server/redis", gateway(&lines)));
+        modes.push((
+            "server/redis, cache_entries = 0",
+            gateway(&format!("{lines}\ncache_entries = 0")),
+        ));
         let lines = format!("store = \"redis\"\nredis_url = \"redis://127.0.0.1:{port}/0\"");
         modes.push(("cookie + revocation check in redis", gateway(&lines)));
     } else {
