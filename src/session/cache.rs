@@ -1,4 +1,4 @@
-//! Each worker thread's copy of the server-mode sessions it opened lately, so
+//! Each worker thread's copies of the server-mode sessions it opened lately, so
 //! that a user's next requests skip the store's round trip (Redis, or the
 //! embedded file).
 //!
@@ -75,29 +75,9 @@ impl SessionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Identity;
 
     fn data(id: &str) -> SessionData {
-        SessionData {
-            identity: Identity {
-                sub: "u1".into(),
-                claims: Vec::new(),
-            },
-            issued_at: 100,
-            issued_ms: 0,
-            expires_at: 10_000,
-            realm: crate::config::Realm::Oidc("c".into()),
-            id_token: None,
-            id: id.into(),
-            sid: None,
-            ticket_hash: None,
-            last_seen: 100,
-            access_expires: None,
-            refresh_token: None,
-            access_token: None,
-            generation: 0,
-            renewed: false,
-        }
+        super::super::test_session(id, 10_000)
     }
 
     #[test]

@@ -142,7 +142,7 @@ impl Sessions {
     /// The session, if the request carries a valid one, and a refreshed cookie when
     /// the idle timeout needs its last-seen time moved. The hot path: cookie mode
     /// with nothing revoked does no I/O and takes no lock; server mode costs one
-    /// store lookup.
+    /// store lookup, or none while the worker's copy answers.
     pub async fn of(
         &self,
         parts: &Parts,

@@ -161,32 +161,39 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// A small session for unit tests: user `u1` with an e-mail claim, issued at
+/// 100, with the id `id`, ending at `expires_at`.
+#[cfg(test)]
+pub(crate) fn test_session(id: &str, expires_at: u64) -> SessionData {
+    SessionData {
+        identity: Identity {
+            sub: "u1".into(),
+            claims: vec![("email".into(), "a@example.com".into())],
+        },
+        issued_at: 100,
+        issued_ms: 0,
+        expires_at,
+        realm: crate::config::Realm::Oidc("c".into()),
+        id_token: None,
+        id: id.into(),
+        sid: None,
+        ticket_hash: None,
+        last_seen: 100,
+        access_expires: None,
+        refresh_token: None,
+        access_token: None,
+        generation: 0,
+        renewed: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::secret::Secret;
 
     fn data(exp: u64) -> SessionData {
-        SessionData {
-            identity: Identity {
-                sub: "u1".into(),
-                claims: vec![("email".into(), "a@example.com".into())],
-            },
-            issued_at: 100,
-            issued_ms: 0,
-            expires_at: exp,
-            realm: crate::config::Realm::Oidc("c".into()),
-            id_token: None,
-            id: "k1".into(),
-            sid: None,
-            ticket_hash: None,
-            last_seen: 100,
-            access_expires: None,
-            refresh_token: None,
-            access_token: None,
-            generation: 0,
-            renewed: false,
-        }
+        test_session("k1", exp)
     }
 
     #[test]
