@@ -9,7 +9,9 @@
 //!   a short window of 503s, never a login loop, and afterwards the session,
 //!   the revocations and the single-use marks are all still there;
 //! - two gateway processes sharing Redis, where what happens on one holds on the
-//!   other.
+//!   other;
+//! - server mode's per-worker copies of sessions: Redis read once per worker,
+//!   and a logout or a refresh on another gateway still reaching the copy.
 
 mod common;
 
@@ -765,6 +767,54 @@ async fn server_sessions_are_read_from_redis_once_per_worker_and_still_end_every
         let r = browser.get(&at(pb, &format!("/after{i}"))).await;
         assert_eq!(r.status, 302, "request {i} on B after the logout on A");
     }
+}
+
+/// Server mode across two gateways: a refresh on one rewrites the record, and
+/// the other's copy, older than the refresh, gives way to it: the app behind
+/// the second gets the new access token, and nobody refreshes twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_on_one_gateway_reaches_the_other_s_copy() {
+    let redis = RedisServer::start();
+    // Tokens of 62 s refreshed in their last 60: due 2 s after login.
+    let env = start_full(
+        oneaccess_sim::SimConfig {
+            access_token_ttl: Duration::from_secs(62),
+            ..oneaccess_sim::SimConfig::default()
+        },
+        "",
+        "",
+        "",
+    )
+    .await;
+    let (pa, pb) = (free_port(), free_port());
+    let session = process::redis_session_lines(&redis.url(), "server");
+    let margin = "refresh_margin_seconds = 60";
+    let token_route = "[[route]]\npath = \"/token\"\nupstream = \"{upstream}\"\nprotocol = \"oidc\"\npass_token = \"access\"";
+    let _a = process::behind_one_origin(&env, pa, &session, margin, token_route).await;
+    let _b = process::behind_one_origin(&env, pb, &session, margin, token_route).await;
+    let at = |port: u16, path: &str| format!("http://localhost:{port}{path}");
+    let token_at = |r: &Resp| r.upstream_header("authorization").concat();
+
+    let browser = Browser::new();
+    process::login_through(&browser, &env, pa, "/token/x").await;
+    let first = browser.get(&at(pb, "/token/b1")).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let old = token_at(&first);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    // Due now: A refreshes and rewrites the record.
+    let tokens = env.sim.counters().token;
+    let on_a = browser.get(&at(pa, "/token/a1")).await;
+    assert_eq!(on_a.status, 200, "{}", on_a.body);
+    let new = token_at(&on_a);
+    assert_ne!(new, old, "A did not refresh");
+    assert_eq!(env.sim.counters().token - tokens, 1);
+
+    // B held a copy from before: the app behind B gets the refreshed token.
+    let on_b = browser.get(&at(pb, "/token/b2")).await;
+    assert_eq!(on_b.status, 200, "{}", on_b.body);
+    assert_eq!(token_at(&on_b), new, "B passed its copy's old access token");
+    assert_eq!(env.sim.counters().token - tokens, 1, "B refreshed again");
 }
 
 /// The first byte of the session record behind a session cookie: `{` for JSON,
