@@ -348,6 +348,9 @@ pub(crate) struct Gauges {
     /// Whether the per-request revocation check reads memory (always, but with
     /// Redis while its copy is up to date), not the store.
     pub(crate) revocations_in_memory: bool,
+    /// Server-mode session reads answered by a worker's copy, and reads that
+    /// went to the store; `None` without copies.
+    pub(crate) session_copies: Option<(u64, u64)>,
     pub ready: bool,
     /// Whether the identity provider answers, as its last calls said; `None`
     /// without a provider.
@@ -568,6 +571,20 @@ impl Metrics {
             "oneaccess_gateway_session_store_errors_total {}",
             gauges.store_errors
         );
+        if let Some((hits, misses)) = gauges.session_copies {
+            family(
+                &mut out,
+                "oneaccess_gateway_session_copies_total",
+                "counter",
+                "Server-mode session reads answered by a worker's copy (hit) or by the store (miss).",
+            );
+            for (result, n) in [("hit", hits), ("miss", misses)] {
+                let _ = writeln!(
+                    out,
+                    "oneaccess_gateway_session_copies_total{{result=\"{result}\"}} {n}"
+                );
+            }
+        }
         if let Some(n) = gauges.active_sessions {
             family(
                 &mut out,
@@ -752,6 +769,7 @@ mod tests {
             store_errors: 2,
             active_sessions: Some(5),
             revocations_in_memory: false,
+            session_copies: Some((7, 3)),
             ready: true,
             idp_reachable: Some(false),
         });
@@ -767,6 +785,8 @@ mod tests {
             "oneaccess_gateway_session_store_errors_total 2",
             "oneaccess_gateway_active_sessions 5",
             "oneaccess_gateway_revocations_in_memory 0",
+            "oneaccess_gateway_session_copies_total{result=\"hit\"} 7",
+            "oneaccess_gateway_session_copies_total{result=\"miss\"} 3",
             "oneaccess_gateway_ready 1",
             "oneaccess_gateway_idp_reachable 0",
             "oneaccess_gateway_idp_request_duration_seconds_sum{endpoint=\"token endpoint\"} 20.03",
@@ -795,11 +815,13 @@ mod tests {
             store_errors: 0,
             active_sessions: None,
             revocations_in_memory: true,
+            session_copies: None,
             ready: false,
             idp_reachable: None,
         });
         assert!(text.contains("route=\"/app\",status=\"200\",outcome=\"public\"} 2"));
         assert!(!text.contains("oneaccess_gateway_active_sessions"));
+        assert!(!text.contains("oneaccess_gateway_session_copies_total"));
         assert!(!text.contains("oneaccess_gateway_idp_reachable"));
         // No store command yet: no store samples, only the family.
         assert!(!text.contains("oneaccess_gateway_session_store_duration_seconds_count"));

@@ -170,6 +170,17 @@ async fn promtool_accepts_the_metrics_and_the_dashboard_matches_them() {
     assert!(
         count("oneaccess_gateway_session_store_duration_seconds_count{operation=\"load\"}") >= 1.0
     );
+    // Server mode keeps copies: every session read here went to the store,
+    // each token being due for refresh (a copy never answers one).
+    assert!(
+        count("oneaccess_gateway_session_copies_total{result=\"miss\"}") >= 1.0,
+        "{body}"
+    );
+    assert!(
+        body.lines()
+            .any(|l| l == "oneaccess_gateway_session_copies_total{result=\"hit\"} 0"),
+        "{body}"
+    );
 
     // promtool reads it as Prometheus would, and lints it.
     let mut child = Command::new("promtool")

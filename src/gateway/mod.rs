@@ -221,6 +221,7 @@ impl Gateway {
             store_errors: self.sessions.store().errors(),
             active_sessions: self.sessions.store().active_sessions(),
             revocations_in_memory: self.sessions.store().revocations_in_memory().is_some(),
+            session_copies: self.sessions.copy_counts(),
             ready: self.idp.is_ready(),
             idp_reachable: self.idp.reachable(),
         })

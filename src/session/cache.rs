@@ -10,6 +10,7 @@
 
 use std::cell::RefCell;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use lru::LruCache;
 use thread_local::ThreadLocal;
@@ -29,6 +30,9 @@ pub(crate) struct SessionCache {
     /// Copies per thread; 0: none kept.
     entries: Option<NonZeroUsize>,
     per_thread: ThreadLocal<RefCell<LruCache<String, Kept>>>,
+    /// Reads answered by a copy and reads that went to the store, per thread,
+    /// so that counting shares no cache line between workers.
+    counts: ThreadLocal<[AtomicU64; 2]>,
 }
 
 impl SessionCache {
@@ -36,7 +40,25 @@ impl SessionCache {
         SessionCache {
             entries: NonZeroUsize::new(entries),
             per_thread: ThreadLocal::new(),
+            counts: ThreadLocal::new(),
         }
+    }
+
+    /// Counts a read of a session: answered by this thread's copy, or by the
+    /// store.
+    pub(crate) fn count(&self, answered: bool) {
+        if self.entries.is_some() {
+            self.counts.get_or_default()[usize::from(!answered)].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Reads answered by copies and reads that went to the store, over every
+    /// thread; `None` when no copies are kept.
+    pub(crate) fn counts(&self) -> Option<(u64, u64)> {
+        self.entries?;
+        Some(self.counts.iter().fold((0, 0), |(a, s), c| {
+            (a + c[0].load(Relaxed), s + c[1].load(Relaxed))
+        }))
     }
 
     pub(crate) fn enabled(&self) -> bool {
@@ -92,6 +114,10 @@ mod tests {
         assert_eq!(cache.get("c").map(|c| c.data.id), Some("c".into()));
         cache.forget("c");
         assert!(cache.get("c").is_none());
+        cache.count(true);
+        cache.count(true);
+        cache.count(false);
+        assert_eq!(cache.counts(), Some((2, 1)));
         // Another thread has its own copies.
         std::thread::scope(|s| {
             s.spawn(|| assert!(cache.get("a").is_none()))
@@ -106,5 +132,7 @@ mod tests {
         assert!(!cache.enabled());
         cache.put(&data("a"), 1);
         assert!(cache.get("a").is_none());
+        cache.count(true);
+        assert_eq!(cache.counts(), None);
     }
 }

@@ -134,6 +134,12 @@ impl Sessions {
         self.refresh_margin
     }
 
+    /// Server-mode session reads answered by a worker's copy, and reads that
+    /// went to the store; `None` when no copies are kept.
+    pub(crate) fn copy_counts(&self) -> Option<(u64, u64)> {
+        self.copies.counts()
+    }
+
     /// The store the sessions live in (also the gateway's single-use marks).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
@@ -229,6 +235,7 @@ impl Sessions {
         };
         if let Some(kept) = self.copies.get(&id) {
             if self.copy_answers(&kept, now) {
+                self.copies.count(true);
                 if self.is_revoked(&kept.data).await? {
                     tracing::debug!(user = %kept.data.identity.sub, "session revoked");
                     self.copies.forget(&id);
@@ -237,6 +244,7 @@ impl Sessions {
                 return Ok(Some((kept.data, Vec::new())));
             }
         }
+        self.copies.count(false);
         let Some(record) = self
             .store
             .load(&format!("ses:{id}"), self.settings.idle_timeout)
