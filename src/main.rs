@@ -17,9 +17,10 @@ use oneaccess_gateway::telemetry;
 
 /// mimalloc instead of glibc's malloc: Pingora allocates and frees buffers on
 /// every request, and with mimalloc the gateway spent 14% less CPU per request
-/// (README, "How fast").
+/// (README, "How fast"); asked as malloc is (`alloc/`), not always through its
+/// aligned path.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: oneaccess_alloc::Mimalloc = oneaccess_alloc::Mimalloc;
 
 #[derive(Parser)]
 #[command(

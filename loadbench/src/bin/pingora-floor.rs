@@ -15,9 +15,9 @@ use async_trait::async_trait;
 use pingora::prelude::*;
 use pingora::server::configuration::{Opt, ServerConf};
 
-/// The same allocator as the gateway's (src/main.rs).
+/// The same allocator as the gateway's (src/main.rs, `alloc/`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: oneaccess_alloc::Mimalloc = oneaccess_alloc::Mimalloc;
 
 /// The proxy: every request to the one upstream, over Pingora's pooled
 /// keep-alive connections, unchanged.
