@@ -199,6 +199,19 @@ async fn ambiguous_requests_get_400_and_a_closed_connection() {
     );
 }
 
+/// The harness gives each gateway a port the kernel never hands out by itself
+/// (below its ephemeral range) and never the same one twice: a port the kernel
+/// picked could go, before the gateway bound it, to another test's simulator,
+/// and this file's tests once talked to that simulator instead.
+#[test]
+fn the_harness_gives_gateways_ports_no_one_else_is_handed() {
+    let (low, high) = below_ephemeral_ports();
+    let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+    assert!(ports.iter().all(|p| (low..high).contains(p)), "{ports:?}");
+    let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+    assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_on_a_kept_alive_connection_comes_after_the_answers_before_it() {
     let env = start().await;

@@ -42,11 +42,47 @@ impl Env {
     }
 }
 
+/// A port for a gateway (or another server a test starts by port) to listen
+/// on: free now, below the kernel's ephemeral range, and never handed out twice
+/// by this test process.
+///
+/// Why not a port the kernel picks (`bind` to port 0): it is released before
+/// the gateway binds it, and the kernel may hand it meanwhile to any socket
+/// bound to port 0 or connecting out, such as another test's simulator; the
+/// gateway then waited for the port while the test talked to that simulator
+/// (`tests/http1.rs` once got the simulator's 404 so). Below the ephemeral
+/// range the kernel hands out nothing by itself.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = below_ephemeral_ports();
+    let span = u32::from(high - low);
+    // Each test process starts at its own place in the range, so that test
+    // binaries run one after another do not wait on each other's lingering
+    // sockets.
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = low + ((start + n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {low} and {high}");
+}
+
+/// The ports below the kernel's ephemeral range (`ip_local_port_range`), from
+/// 10000 up.
+pub fn below_ephemeral_ports() -> (u16, u16) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    assert!(
+        ephemeral_low > 11_000,
+        "the ephemeral range starts at {ephemeral_low}: no room below it for test ports"
+    );
+    (10_000, ephemeral_low)
 }
 
 /// The `[server]` and `[session]` tables every test gateway on `port` starts
