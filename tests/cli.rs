@@ -2,6 +2,8 @@
 //! problem with its TOML path and exits non-zero; `run` serves, and stops promptly
 //! on SIGTERM (not after Pingora's default 300 s grace period).
 
+mod common;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -74,10 +76,7 @@ fn check_accepts_the_shipped_demo_config() {
 
 #[test]
 fn run_serves_and_stops_promptly_on_sigterm() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = common::free_port();
     // The IdP is unreachable (port 9 on loopback): start-up must go on, because
     // logged-in users do not need it.
     let path = write_config(
