@@ -598,3 +598,53 @@ impl crate::auth::http::HttpClient for NoHttp {
 fn x_path() -> crate::front_door::RequestPath<'static> {
     crate::front_door::canonical(b"/x").expect("a path")
 }
+
+/// A callback reads the clock when it begins and makes the session after the
+/// code exchange, which can end in the next second. Such a session still comes
+/// after every revocation made before the callback began (a user disabled,
+/// enabled again and logged in within one second is served), and before every
+/// revocation of that second's last millisecond or later.
+#[tokio::test]
+async fn a_session_made_in_the_next_second_comes_after_that_second_s_revocations() {
+    let g = gateway("");
+    let begun = crate::session::now_secs() - 1;
+    async fn revoke(g: &Gateway, sub: &str, at: u64) {
+        let ttl = std::time::Duration::from_secs(3600);
+        let key = format!("rev:sub:{sub}");
+        g.sessions()
+            .store()
+            .revoke(&key, at, ttl)
+            .await
+            .expect("revoke");
+    }
+    async fn issue(g: &Gateway, sub: &str, now: u64) -> String {
+        let identity = crate::identity::Identity {
+            sub: sub.into(),
+            claims: vec![],
+        };
+        let realm = Realm::Oidc("app".into());
+        let s = g.sessions();
+        s.issue(NewSession::of(identity), &realm, now)
+            .await
+            .expect("session")
+    }
+    async fn served(g: &Gateway, value: &str, now: u64) -> bool {
+        let cookie = format!("{}={value}", g.config.session.cookie_name);
+        let p = parts("GET", "/", &[("cookie", &cookie)]);
+        g.sessions().of(&p, now).await.expect("store").is_some()
+    }
+
+    revoke(&g, "before", begun * 1000 + 500).await;
+    let value = issue(&g, "before", begun).await;
+    assert!(
+        served(&g, &value, begun).await,
+        "refused by an earlier revocation"
+    );
+
+    let value = issue(&g, "after", begun).await;
+    revoke(&g, "after", begun * 1000 + 999).await;
+    assert!(
+        !served(&g, &value, begun).await,
+        "served after its revocation"
+    );
+}

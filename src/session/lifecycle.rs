@@ -326,7 +326,7 @@ impl Sessions {
         let data = SessionData {
             identity: login.identity,
             issued_at: now,
-            issued_ms: (super::millis_of(now, false) % 1000) as u16,
+            issued_ms: (super::millis_of(now) % 1000) as u16,
             expires_at: now + s.lifetime.as_secs(),
             realm: realm.clone(),
             id_token: login.id_token,
@@ -442,7 +442,7 @@ impl Sessions {
         // reaches the copies of other workers and gateways. First, so that
         // should the delete fail, those copies are refused all the same.
         if !server || self.copies.enabled() {
-            let at = super::millis_of(now, true);
+            let at = super::millis_of(now);
             self.store
                 .revoke(&format!("rev:ses:{}", data.id), at, self.settings.lifetime)
                 .await?;
@@ -464,7 +464,7 @@ impl Sessions {
     /// also marked ended by its own id, so that ending them again by another key
     /// (the user's id after their login name) does not count them twice.
     pub(crate) async fn end_all(&self, key: &str, now: u64) -> Result<usize, StoreError> {
-        let at = super::millis_of(now, true);
+        let at = super::millis_of(now);
         // The key first: a session made after this moment is not affected, and
         // one made before is refused from now on, whatever follows.
         self.store

@@ -95,17 +95,19 @@ impl SessionData {
     }
 }
 
-/// `now` (unix seconds, as the request path reads the clock) in milliseconds:
-/// the clock's own when it is still in that second, else the second's end (a
-/// revocation then covers all of it; a session its start).
-pub(crate) fn millis_of(now: u64, end_of_second: bool) -> u64 {
+/// `now` (unix seconds, as the request path read the clock) in milliseconds:
+/// the clock's own while it is still in that second, else the second's end.
+/// A revocation then covers all of that second. A session made after its
+/// request's second ended (a callback's code exchange can outlast it) comes
+/// after every revocation made before the request began; stamping it with the
+/// second's start instead put it before them, and refused a user who logged in
+/// again within the second of a revocation.
+pub(crate) fn millis_of(now: u64) -> u64 {
     let ms = now_millis();
     if ms / 1000 == now {
         ms
-    } else if end_of_second {
-        now.saturating_mul(1000).saturating_add(999)
     } else {
-        now.saturating_mul(1000)
+        now.saturating_mul(1000).saturating_add(999)
     }
 }
 
