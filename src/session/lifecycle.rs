@@ -233,16 +233,14 @@ impl Sessions {
             tracing::debug!("session cookie refused");
             return Ok(None);
         };
-        if let Some(kept) = self.copies.get(&id) {
-            if self.copy_answers(&kept, now) {
-                self.copies.count(true);
-                if self.is_revoked(&kept.data).await? {
-                    tracing::debug!(user = %kept.data.identity.sub, "session revoked");
-                    self.copies.forget(&id);
-                    return Ok(None);
-                }
-                return Ok(Some((kept.data, Vec::new())));
+        if let Some(data) = self.copies.get(&id, |kept| self.copy_answers(kept, now)) {
+            self.copies.count(true);
+            if self.is_revoked(&data).await? {
+                tracing::debug!(user = %data.identity.sub, "session revoked");
+                self.copies.forget(&id);
+                return Ok(None);
             }
+            return Ok(Some((data, Vec::new())));
         }
         self.copies.count(false);
         let Some(record) = self
