@@ -653,9 +653,7 @@ async fn an_operator_revokes_a_user_on_the_admin_listener() {
         assert_eq!(a3.login(&url("/x"), USER).await.status, 200);
         assert_eq!(bob.login(&url("/cas/x"), BOB).await.status, 200);
         // One of hers ended by logging out is not counted again.
-        let out = a3
-            .get_with(&url("/_sso/logout"), &[("sec-fetch-site", "same-origin")])
-            .await;
+        let out = a3.log_out(&url("/_sso/logout")).await;
         assert_eq!(out.status, 302);
 
         // Refused: not JSON (a form from another site cannot send JSON), two

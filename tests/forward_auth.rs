@@ -579,9 +579,7 @@ async fn logout_through_nginx_ends_the_session() {
     let b = alice(&s).await;
     let copied = b.cookie("localhost", "oag_session").expect("session");
 
-    let out = b
-        .get_with(&s.url("/_sso/logout"), &[("sec-fetch-site", "same-origin")])
-        .await;
+    let out = b.log_out(&s.url("/_sso/logout")).await;
     assert_eq!(out.status, 302, "{}", out.body);
     let to = out.location().expect("location");
     assert!(

@@ -150,12 +150,7 @@ async fn rp_initiated_logout_ends_the_provider_session_and_returns_to_rd() {
     let s = stack(3600, r#"logout = "end_session""#).await;
     let b = Browser::new();
     login(&s, &b, "/x").await;
-    let out = b
-        .get_with(
-            &s.url("/_sso/logout?rd=/public/bye"),
-            &[("sec-fetch-site", "same-origin")],
-        )
-        .await;
+    let out = b.log_out(&s.url("/_sso/logout?rd=/public/bye")).await;
     assert_eq!(out.status, 302);
     // The provider takes the registered post-logout URI and asks to confirm.
     let hops = b.follow(out).await;

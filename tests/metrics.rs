@@ -135,9 +135,7 @@ async fn promtool_accepts_the_metrics_and_the_dashboard_matches_them() {
         .await;
     assert_eq!(hostile.status, 401);
     // The logout.
-    let out = b
-        .get_with(&url("/_sso/logout"), &[("sec-fetch-site", "same-origin")])
-        .await;
+    let out = b.log_out(&url("/_sso/logout")).await;
     assert_eq!(out.status, 302);
 
     let wanted = [

@@ -71,12 +71,7 @@ async fn full_login_lands_on_the_asked_url_with_identity_then_global_logout() {
     );
 
     // 4. Logout clears the cookie and ends the OneAccess session (global logout).
-    let out = b
-        .get_with(
-            &env.url("/_sso/logout"),
-            &[("sec-fetch-site", "same-origin")],
-        )
-        .await;
+    let out = b.log_out(&env.url("/_sso/logout")).await;
     assert_eq!(out.status, 302);
     let to = out.location().expect("location");
     assert!(
@@ -369,12 +364,7 @@ async fn a_hostile_request_target_never_becomes_the_return_url() {
     let page = b.login(&env.url("//evil.com/x"), USER).await;
     assert_eq!(page.url, env.url("/"));
     // And logout's `rd` is held to the same rule.
-    let r = b
-        .get_with(
-            &env.url("/_sso/logout?rd=%2F%2Fevil.com"),
-            &[("sec-fetch-site", "same-origin")],
-        )
-        .await;
+    let r = b.log_out(&env.url("/_sso/logout?rd=%2F%2Fevil.com")).await;
     assert_eq!(
         query(&r.location().expect("location"), "redirect_url"),
         Some(env.url("/"))

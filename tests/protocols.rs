@@ -86,12 +86,7 @@ async fn full_flow(path: &str, user: &str, idp_logout: &str) -> (Env, Browser) {
     );
 
     // Logout ends the IdP session by this protocol's way.
-    let out = b
-        .get_with(
-            &env.url("/_sso/logout"),
-            &[("sec-fetch-site", "same-origin")],
-        )
-        .await;
+    let out = b.log_out(&env.url("/_sso/logout")).await;
     assert_eq!(out.status, 302, "{path}");
     let to = out.location().expect("location");
     assert!(
@@ -499,12 +494,7 @@ async fn end_session_logout_sends_the_id_token_hint() {
         "the session with its ID token is {} bytes: over the browser limit",
         cookie.len()
     );
-    let out = b
-        .get_with(
-            &env.url("/_sso/logout?rd=/bye"),
-            &[("sec-fetch-site", "same-origin")],
-        )
-        .await;
+    let out = b.log_out(&env.url("/_sso/logout?rd=/bye")).await;
     let to = out.location().expect("location");
     let end_session = format!("{}/api/v1/logout?", env.sim.base_url());
     assert!(to.starts_with(&end_session), "{to}");
@@ -537,12 +527,7 @@ async fn end_session_logout_ends_the_provider_session_and_comes_back_to_rd() {
         .register_post_logout_redirect_uri(&env.url("/_sso/logged-out"));
     let b = Browser::new();
     assert_eq!(b.login(&env.url("/x"), USER).await.status, 200);
-    let out = b
-        .get_with(
-            &env.url("/_sso/logout?rd=/public/bye?a=1"),
-            &[("sec-fetch-site", "same-origin")],
-        )
-        .await;
+    let out = b.log_out(&env.url("/_sso/logout?rd=/public/bye?a=1")).await;
     let hops = b.follow(out).await;
     let statuses: Vec<u16> = hops.iter().map(|h| h.status).collect();
     // The provider took the registered URI, and the gateway went on to `rd`.

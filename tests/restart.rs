@@ -34,12 +34,7 @@ fn copy_of(from: &Browser) -> Browser {
 
 /// The user clicks "Sign out" in an app.
 async fn log_out(b: &Browser, env: &Env) {
-    let out = b
-        .get_with(
-            &env.url("/_sso/logout"),
-            &[("sec-fetch-site", "same-origin")],
-        )
-        .await;
+    let out = b.log_out(&env.url("/_sso/logout")).await;
     assert_eq!(out.status, 302);
 }
 

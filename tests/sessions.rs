@@ -65,12 +65,7 @@ async fn logout_also_kills_a_copied_cookie_in_both_modes() {
         let copy = Browser::new();
         copy.set_cookie("localhost", "oag_session", &cookie);
         assert!(is_logged_in(&copy, &env).await, "{mode}");
-        let out = b
-            .get_with(
-                &env.url("/_sso/logout"),
-                &[("sec-fetch-site", "same-origin")],
-            )
-            .await;
+        let out = b.log_out(&env.url("/_sso/logout")).await;
         assert_eq!(out.status, 302);
         assert!(
             !is_logged_in(&copy, &env).await,
@@ -473,11 +468,7 @@ async fn a_sentinel_failover_keeps_sessions_revocations_and_single_use_marks() {
     let logout = |b: &Browser| {
         let b = b.clone();
         let url = at("/_sso/logout");
-        async move {
-            b.get_with(&url, &[("sec-fetch-site", "same-origin")])
-                .await
-                .status
-        }
+        async move { b.log_out(&url).await.status }
     };
     let copy_of = |b: &Browser| {
         let copy = Browser::new();
@@ -675,12 +666,7 @@ async fn two_gateway_processes_share_sessions_and_logouts_through_redis() {
             &browser.cookie("localhost", "oag_session").expect("cookie"),
         );
         assert_eq!(copy.get(&at(pa, "/y")).await.status, 200);
-        let out = browser
-            .get_with(
-                &at(pb, "/_sso/logout"),
-                &[("sec-fetch-site", "same-origin")],
-            )
-            .await;
+        let out = browser.log_out(&at(pb, "/_sso/logout")).await;
         assert_eq!(out.status, 302);
         assert_eq!(
             copy.get(&at(pa, "/y")).await.status,
@@ -755,12 +741,7 @@ async fn server_sessions_are_read_from_redis_once_per_worker_and_still_end_every
     // Logout on A, then the same cookie again on B, on the connection (so the
     // worker) that holds the copy: refused from the first request on.
     let cookie = browser.cookie("localhost", "oag_session").expect("cookie");
-    let out = browser
-        .get_with(
-            &at(pa, "/_sso/logout"),
-            &[("sec-fetch-site", "same-origin")],
-        )
-        .await;
+    let out = browser.log_out(&at(pa, "/_sso/logout")).await;
     assert_eq!(out.status, 302);
     browser.set_cookie("localhost", "oag_session", &cookie);
     for i in 0..4 {
@@ -915,12 +896,7 @@ async fn a_large_session_is_chunked_and_broken_chunks_mean_no_session() {
 
     // The session shrinks: the stale chunks are cleared.
     env.sim.set_token_hook(None);
-    let out = b
-        .get_with(
-            &env.url("/_sso/logout"),
-            &[("sec-fetch-site", "same-origin")],
-        )
-        .await;
+    let out = b.log_out(&env.url("/_sso/logout")).await;
     assert!(
         !b.cookies("localhost")
             .keys()
@@ -972,12 +948,7 @@ async fn minimal_sessions_keep_no_tokens() {
         r.upstream_header("x-forwarded-email"),
         ["alice@example.com"]
     );
-    let out = b
-        .get_with(
-            &minimal.url("/_sso/logout"),
-            &[("sec-fetch-site", "same-origin")],
-        )
-        .await;
+    let out = b.log_out(&minimal.url("/_sso/logout")).await;
     assert!(!out.location().expect("location").contains("id_token_hint"));
 }
 

@@ -474,6 +474,14 @@ impl Browser {
         self.request(reqwest::Method::GET, url, headers, None).await
     }
 
+    /// The user clicks "Sign out" on the site: a same-origin navigation to the
+    /// gateway's logout `url` (a browser says so in `Sec-Fetch-Site`; without it
+    /// the gateway asks to confirm).
+    pub async fn log_out(&self, url: &str) -> Resp {
+        self.get_with(url, &[("sec-fetch-site", "same-origin")])
+            .await
+    }
+
     pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Resp {
         self.request(reqwest::Method::POST, url, &[], Some(form))
             .await
