@@ -108,7 +108,23 @@ async fn a_disabled_user_loses_every_session_on_every_gateway_sharing_redis() {
         assert!(d.ok, "{mode}: {d:?}");
         assert_eq!(d.attempts, [200], "{mode}");
         // The revocation is in the shared store before the event is answered:
-        // the very next request, on either gateway, is refused.
+        // the very next request on A is refused, on B as soon as the revocation
+        // reaches it through Redis's stream; then every one.
+        assert_eq!(answers(&alice_oidc, &at(pa, "/x")).await, REFUSED, "{mode}");
+        assert_eq!(
+            answers(&alice_cas, &at(pa, "/cas/x")).await,
+            REFUSED,
+            "{mode}"
+        );
+        for (b, path) in [(&alice_oidc, "/x"), (&alice_cas, "/cas/x")] {
+            assert!(
+                process::holds_within(process::PROPAGATION, || async {
+                    b.get(&at(pb, path)).await.status == 302
+                })
+                .await,
+                "{mode}: B served {path} after the event"
+            );
+        }
         for port in [pa, pb] {
             assert_eq!(
                 answers(&alice_oidc, &at(port, "/x")).await,

@@ -648,3 +648,67 @@ async fn a_session_made_in_the_next_second_comes_after_that_second_s_revocations
         "served after its revocation"
     );
 }
+
+/// A server-mode session whose record outlived its end (the store took the
+/// revocation, then failed to delete the record) is refused from its first
+/// request on, whether a worker keeps copies or not: the store's record is
+/// checked against the revocations as a copy is.
+#[tokio::test]
+async fn a_revoked_server_session_is_refused_though_its_record_remains() {
+    for entries in [0, 1024] {
+        let text = format!(
+            r#"
+[server]
+public_url = "https://app.example.com"
+[session]
+store = "memory"
+mode = "server"
+cache_entries = {entries}
+keys = [{{ value = "{KEY}", dev = true }}]
+[provider]
+domain = "tenant.example.com"
+client_id = "app"
+client_secret = {{ value = "s", dev = true }}
+[[route]]
+upstream = "http://127.0.0.1:3000"
+protocol = "oidc"
+"#
+        );
+        let cfg = crate::config::parse(&text, Path::new("."), &|_| None).expect("config");
+        let g = Gateway::with_http(cfg, std::sync::Arc::new(crate::auth::http::Offline))
+            .expect("gateway");
+        let identity = crate::identity::Identity {
+            sub: "u".into(),
+            claims: vec![],
+        };
+        let now = crate::session::now_secs();
+        let realm = Realm::Oidc("app".into());
+        let s = g.sessions();
+        let value = s
+            .issue(NewSession::of(identity), &realm, now)
+            .await
+            .expect("session");
+        let cookie = format!("{}={value}", g.config.session.cookie_name);
+        let req = parts("GET", "/", &[("cookie", &cookie)]);
+        let (data, _) = s.of(&req, now).await.expect("store").expect("served");
+        // The revocation `end` writes first, without the delete after it.
+        let ttl = std::time::Duration::from_secs(3600);
+        let key = format!("rev:ses:{}", data.id);
+        s.store()
+            .revoke(&key, crate::session::now_millis(), ttl)
+            .await
+            .expect("revoke");
+        assert!(
+            s.store()
+                .load(&format!("ses:{}", data.id), None)
+                .await
+                .expect("store")
+                .is_some(),
+            "the record remains"
+        );
+        assert!(
+            s.of(&req, now).await.expect("store").is_none(),
+            "cache_entries = {entries}: served a revoked session"
+        );
+    }
+}

@@ -61,10 +61,6 @@ impl SessionCache {
         }))
     }
 
-    pub(crate) fn enabled(&self) -> bool {
-        self.entries.is_some()
-    }
-
     /// This thread's copy of session `id`, when it has one and `answers` says
     /// the copy may stand in for the store; cloned only then.
     pub(crate) fn get(&self, id: &str, answers: impl FnOnce(&Kept) -> bool) -> Option<SessionData> {
@@ -140,7 +136,6 @@ mod tests {
     #[test]
     fn a_cache_of_no_entries_keeps_nothing() {
         let cache = SessionCache::new(0);
-        assert!(!cache.enabled());
         cache.put(&data("a"), 1);
         assert!(cache.get("a", |_| true).is_none());
         cache.count(true);

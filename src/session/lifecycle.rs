@@ -233,34 +233,38 @@ impl Sessions {
             tracing::debug!("session cookie refused");
             return Ok(None);
         };
-        if let Some(data) = self.copies.get(&id, |kept| self.copy_answers(kept, now)) {
-            self.copies.count(true);
-            if self.is_revoked(&data).await? {
-                tracing::debug!(user = %data.identity.sub, "session revoked");
-                self.copies.forget(&id);
-                return Ok(None);
+        let copy = self.copies.get(&id, |kept| self.copy_answers(kept, now));
+        self.copies.count(copy.is_some());
+        let read = copy.is_none();
+        let data = match copy {
+            Some(data) => data,
+            None => {
+                let record = self
+                    .store
+                    .load(&format!("ses:{id}"), self.settings.idle_timeout)
+                    .await?;
+                match record.map(|r| super::record::decode(&r)) {
+                    Some(Ok(data)) if now < data.expires_at && data.id == id => data,
+                    _ => {
+                        self.copies.forget(&id);
+                        return Ok(None);
+                    }
+                }
             }
-            return Ok(Some((data, Vec::new())));
-        }
-        self.copies.count(false);
-        let Some(record) = self
-            .store
-            .load(&format!("ses:{id}"), self.settings.idle_timeout)
-            .await?
-        else {
+        };
+        // Checked on both paths, as a cookie-mode session is: every end of a
+        // session writes a revocation before it deletes the record (`end`,
+        // `end_all`), so a record that outlived its delete (the store failed
+        // between the two) is refused too, not only once a copy of it is taken.
+        if self.is_revoked(&data).await? {
+            tracing::debug!(user = %data.identity.sub, "session revoked");
             self.copies.forget(&id);
             return Ok(None);
-        };
-        match super::record::decode(&record) {
-            Ok(data) if now < data.expires_at && data.id == id => {
-                self.copies.put(&data, now);
-                Ok(Some((data, Vec::new())))
-            }
-            _ => {
-                self.copies.forget(&id);
-                Ok(None)
-            }
         }
+        if read {
+            self.copies.put(&data, now);
+        }
+        Ok(Some((data, Vec::new())))
     }
 
     /// Whether this worker's copy of a server-mode session may answer instead of
@@ -432,20 +436,18 @@ impl Sessions {
         Ok(())
     }
 
-    /// Ends one session server-side: deleted in server mode, revoked in cookie mode,
-    /// so a copy of its cookie dies with it; and no longer counted in its indexes.
+    /// Ends one session server-side: revoked in both modes and deleted in server
+    /// mode, so a copy of its cookie dies with it; and no longer counted in its
+    /// indexes.
     pub async fn end(&self, data: &SessionData, now: u64) -> Result<(), StoreError> {
-        let server = self.settings.mode == SessionMode::Server;
-        // In server mode too while workers keep copies: the revocation is what
-        // reaches the copies of other workers and gateways. First, so that
-        // should the delete fail, those copies are refused all the same.
-        if !server || self.copies.enabled() {
-            let at = super::millis_of(now);
-            self.store
-                .revoke(&format!("rev:ses:{}", data.id), at, self.settings.lifetime)
-                .await?;
-        }
-        if server {
+        // In server mode too: the revocation is what reaches the copies of other
+        // workers and gateways. First, so that should the delete fail, the
+        // record is refused all the same.
+        let at = super::millis_of(now);
+        self.store
+            .revoke(&format!("rev:ses:{}", data.id), at, self.settings.lifetime)
+            .await?;
+        if self.settings.mode == SessionMode::Server {
             self.copies.forget(&data.id);
             self.store.remove(&format!("ses:{}", data.id)).await?;
         }

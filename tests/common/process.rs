@@ -73,6 +73,32 @@ where
     }
 }
 
+/// How long the tests give a revocation made on one gateway to reach another
+/// through Redis's stream (milliseconds in practice; a copy of a session, the
+/// alternative, would answer for 30 s).
+pub const PROPAGATION: Duration = Duration::from_secs(1);
+
+/// Whether `check` holds within `within`, asked every 5 ms. For what reaches a
+/// gateway through Redis's revocation stream when another gateway made it: in
+/// milliseconds (README), but not necessarily before the answer to the request
+/// that made it is back.
+pub async fn holds_within<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// A gateway process that can be upgraded: `text` (a test config for `port`)
 /// with a short grace period and an upgrade socket, written to `dir`, started,
 /// and waited for. Returns the config's path (a new process started with
