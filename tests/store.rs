@@ -795,9 +795,12 @@ async fn a_sentinel_switchover_is_followed_when_the_old_master_answers_readonly(
         "the old master to be a replica",
         Duration::from_secs(30),
         || {
-            let role: Vec<redis::Value> = redis::cmd("ROLE")
-                .query(&mut redis_nodes::admin(old))
-                .unwrap_or_default();
+            // It drops its clients as it turns into a replica: a connection
+            // refused or reset then is "not yet".
+            let Ok(mut c) = redis_nodes::try_admin(old, None) else {
+                return false;
+            };
+            let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).unwrap_or_default();
             matches!(role.first(), Some(redis::Value::BulkString(r)) if r.as_slice() == b"slave")
         },
     );

@@ -74,8 +74,9 @@ where
 }
 
 /// How long the tests give a revocation made on one gateway to reach another
-/// through Redis's stream (milliseconds in practice; a copy of a session, the
-/// alternative, would answer for 30 s).
+/// through Redis's stream: milliseconds in practice, and far below what a
+/// missed revocation shows (a server-mode copy answers for 30 s, a cookie for
+/// the session's lifetime).
 pub const PROPAGATION: Duration = Duration::from_secs(1);
 
 /// Whether `check` holds within `within`, asked every 5 ms. For what reaches a

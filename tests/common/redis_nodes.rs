@@ -141,8 +141,9 @@ pub fn admin(port: u16) -> redis::Connection {
     try_admin(port, None).expect("admin connection")
 }
 
-/// As `admin`, over TLS when given the CA (PEM), and without panicking.
-fn try_admin(port: u16, ca: Option<&[u8]>) -> redis::RedisResult<redis::Connection> {
+/// As `admin`, over TLS when given the CA (PEM), and without panicking: for
+/// checks polled while a node may drop its clients (a failover).
+pub fn try_admin(port: u16, ca: Option<&[u8]>) -> redis::RedisResult<redis::Connection> {
     let client = match ca {
         None => redis::Client::open(format!("redis://127.0.0.1:{port}/"))?,
         Some(ca) => {
