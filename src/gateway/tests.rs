@@ -14,6 +14,11 @@ use crate::session::SessionData;
 const KEY: &str = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
 
 fn gateway(extra_server: &str) -> Gateway {
+    gateway_with(extra_server, "")
+}
+
+/// `gateway`, with more `[session]` lines.
+fn gateway_with(extra_server: &str, extra_session: &str) -> Gateway {
     let text = format!(
         r#"
 [server]
@@ -24,6 +29,7 @@ allowed_redirect_hosts = ["portal.example.com"]
 store = "memory"
 keys = [{{ value = "{KEY}", dev = true }}]
 max_pending_logins = 2
+{extra_session}
 [provider]
 domain = "tenant.example.com"
 client_id = "app"
@@ -56,6 +62,25 @@ fn header<'r>(r: &'r Reply, name: &str) -> Vec<&'r str> {
         .filter(|(n, _)| *n == name)
         .map(|(_, v)| v.as_str())
         .collect()
+}
+
+/// A new OIDC session of user `sub` made at `now`: its cookie's value.
+async fn issue(g: &Gateway, sub: &str, now: u64) -> String {
+    let identity = crate::identity::Identity {
+        sub: sub.into(),
+        claims: vec![],
+    };
+    let realm = Realm::Oidc("app".into());
+    g.sessions()
+        .issue(NewSession::of(identity), &realm, now)
+        .await
+        .expect("session")
+}
+
+/// A request carrying session cookie `value`.
+fn with_session(g: &Gateway, value: &str) -> Parts {
+    let cookie = format!("{}={value}", g.config.session.cookie_name);
+    parts("GET", "/", &[("cookie", &cookie)])
 }
 
 #[test]
@@ -418,44 +443,10 @@ async fn cross_site_logout_needs_a_confirmation_with_a_token() {
 
 #[tokio::test]
 async fn cookie_sessions_idle_out_and_active_ones_slide() {
-    let text = format!(
-        r#"
-[server]
-public_url = "https://app.example.com"
-[session]
-store = "memory"
-keys = [{{ value = "{KEY}", dev = true }}]
-lifetime_seconds = 36000
-idle_timeout_seconds = 600
-[provider]
-domain = "tenant.example.com"
-client_id = "app"
-client_secret = {{ value = "s", dev = true }}
-[[route]]
-upstream = "http://127.0.0.1:3000"
-protocol = "oidc"
-"#
-    );
-    let cfg = crate::config::parse(&text, Path::new("."), &|_| None).expect("config");
-    let g =
-        Gateway::with_http(cfg, std::sync::Arc::new(crate::auth::http::Offline)).expect("gateway");
-    let identity = crate::identity::Identity {
-        sub: "u".into(),
-        claims: vec![],
-    };
+    let g = gateway_with("", "lifetime_seconds = 36000\nidle_timeout_seconds = 600");
     let t0 = 1_000_000;
-    let value = g
-        .sessions()
-        .issue(NewSession::of(identity), &Realm::Oidc("app".into()), t0)
-        .await
-        .expect("session");
-    let req = |v: &str| {
-        parts(
-            "GET",
-            "/",
-            &[("cookie", &format!("__Host-oag_session={v}"))],
-        )
-    };
+    let value = issue(&g, "u", t0).await;
+    let req = |v: &str| with_session(&g, v);
 
     // Used within a quarter of the idle timeout: valid, no new cookie.
     let (_, refresh) = g
@@ -617,20 +608,8 @@ async fn a_session_made_in_the_next_second_comes_after_that_second_s_revocations
             .await
             .expect("revoke");
     }
-    async fn issue(g: &Gateway, sub: &str, now: u64) -> String {
-        let identity = crate::identity::Identity {
-            sub: sub.into(),
-            claims: vec![],
-        };
-        let realm = Realm::Oidc("app".into());
-        let s = g.sessions();
-        s.issue(NewSession::of(identity), &realm, now)
-            .await
-            .expect("session")
-    }
     async fn served(g: &Gateway, value: &str, now: u64) -> bool {
-        let cookie = format!("{}={value}", g.config.session.cookie_name);
-        let p = parts("GET", "/", &[("cookie", &cookie)]);
+        let p = with_session(g, value);
         g.sessions().of(&p, now).await.expect("store").is_some()
     }
 
@@ -656,40 +635,10 @@ async fn a_session_made_in_the_next_second_comes_after_that_second_s_revocations
 #[tokio::test]
 async fn a_revoked_server_session_is_refused_though_its_record_remains() {
     for entries in [0, 1024] {
-        let text = format!(
-            r#"
-[server]
-public_url = "https://app.example.com"
-[session]
-store = "memory"
-mode = "server"
-cache_entries = {entries}
-keys = [{{ value = "{KEY}", dev = true }}]
-[provider]
-domain = "tenant.example.com"
-client_id = "app"
-client_secret = {{ value = "s", dev = true }}
-[[route]]
-upstream = "http://127.0.0.1:3000"
-protocol = "oidc"
-"#
-        );
-        let cfg = crate::config::parse(&text, Path::new("."), &|_| None).expect("config");
-        let g = Gateway::with_http(cfg, std::sync::Arc::new(crate::auth::http::Offline))
-            .expect("gateway");
-        let identity = crate::identity::Identity {
-            sub: "u".into(),
-            claims: vec![],
-        };
+        let g = gateway_with("", &format!("mode = \"server\"\ncache_entries = {entries}"));
         let now = crate::session::now_secs();
-        let realm = Realm::Oidc("app".into());
+        let req = with_session(&g, &issue(&g, "u", now).await);
         let s = g.sessions();
-        let value = s
-            .issue(NewSession::of(identity), &realm, now)
-            .await
-            .expect("session");
-        let cookie = format!("{}={value}", g.config.session.cookie_name);
-        let req = parts("GET", "/", &[("cookie", &cookie)]);
         let (data, _) = s.of(&req, now).await.expect("store").expect("served");
         // The revocation `end` writes first, without the delete after it.
         let ttl = std::time::Duration::from_secs(3600);
