@@ -716,7 +716,8 @@ async fn two_gateway_processes_share_sessions_and_logouts_through_redis() {
 
 /// Server mode: a gateway's worker answers a user's next requests from its copy
 /// of the session, so they do not each read Redis; and a logout on another
-/// gateway still ends the session there at once, copy or not.
+/// gateway still ends the session there, copy or not, as soon as the
+/// revocation reaches it through Redis's stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_sessions_are_read_from_redis_once_per_worker_and_still_end_everywhere() {
     let redis = RedisServer::start();

@@ -18,7 +18,6 @@ use thread_local::ThreadLocal;
 use super::SessionData;
 
 /// A copy, and when the store gave it.
-#[derive(Clone)]
 pub(crate) struct Kept {
     pub(crate) data: SessionData,
     /// When the store last read it (unix seconds), which also slid its idle

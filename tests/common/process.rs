@@ -61,16 +61,16 @@ pub fn write(path: &Path, text: &str) {
         .expect("write config");
 }
 
-pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+pub async fn wait_until<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let within = Duration::from_secs(20);
+    assert!(
+        polls_true(within, Duration::from_millis(100), check).await,
+        "timed out waiting for {what}"
+    );
 }
 
 /// How long the tests give a revocation made on one gateway to reach another
@@ -83,7 +83,16 @@ pub const PROPAGATION: Duration = Duration::from_secs(1);
 /// gateway through Redis's revocation stream when another gateway made it: in
 /// milliseconds (README), but not necessarily before the answer to the request
 /// that made it is back.
-pub async fn holds_within<F, Fut>(within: Duration, mut check: F) -> bool
+pub async fn holds_within<F, Fut>(within: Duration, check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    polls_true(within, Duration::from_millis(5), check).await
+}
+
+/// Whether `check` holds within `within`, asked every `every`.
+async fn polls_true<F, Fut>(within: Duration, every: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -96,7 +105,7 @@ where
         if Instant::now() >= deadline {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
